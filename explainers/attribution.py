@@ -1,0 +1,41 @@
+"""The result of one attribution method for one (image, region, target) question."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Attribution:
+    """An attribution map at image resolution, RAW (not normalised; signed where the method is).
+
+    Attributes:
+        method: registry name of the method that made it.
+        heatmap: (H, W) float32 map; for CAM methods, the map of `layer`.
+        score: S(x), the adapted model's score on the explained image.
+        seconds: wall time of the computation.
+        params: the method parameters actually used (defaults filled in).
+        per_layer: CAM methods only: {conv layer name: (H, W) map} for every conv layer, from one backward pass.
+        layer: CAM methods only: the layer `heatmap` comes from (the last conv layer).
+        baseline_score: additive methods only: sum(heatmap) ~= score - baseline_score.
+    """
+
+    method: str
+    heatmap: np.ndarray
+    score: float
+    seconds: float
+    params: dict[str, Any] = field(default_factory=dict)
+    per_layer: dict[str, np.ndarray] | None = None
+    layer: str | None = None
+    baseline_score: float | None = None
+
+    def for_layer(self, layer: str) -> np.ndarray:
+        """The map of one conv layer (CAM methods), or the heatmap for methods without layers."""
+        if self.per_layer is None:
+            return self.heatmap
+        if layer not in self.per_layer:
+            raise KeyError(f"{self.method} has no map for layer {layer!r}; layers: {list(self.per_layer)}")
+        return self.per_layer[layer]

@@ -1,0 +1,84 @@
+"""The explainer base class: one pipeline that every attribution method plugs into.
+
+Following pytorch-grad-cam's BaseCAM and xplique's single `explain` interface, the *target* (the adapted region
+score, see `explainers.adapter`) is separate from the *method*: a method only says how to turn the adapted model into
+a map, and the base class handles parameters, timing and the `Attribution` it returns.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+
+from explainers.adapter import SegmentationAdapter
+from explainers.attribution import Attribution
+
+Progress = Callable[[float, str], None]
+
+
+def no_progress(fraction: float, message: str) -> None:
+    """A progress callback that ignores its reports."""
+
+
+class Explainer:
+    """Base of every attribution method.
+
+    Subclasses set the class attributes and implement `compute`, returning the fields of an `Attribution` other than
+    method, seconds and params (at least `heatmap` and `score`).
+    """
+
+    name: ClassVar[str]
+    label: ClassVar[str]
+    family: ClassVar[str]  # "cam" | "gradient" | "shap"
+    paper: ClassVar[str] = ""
+    slow: ClassVar[bool] = False  # True: too slow for a request; the app runs it as a background job
+    signed: ClassVar[bool] = True  # False: maps are non-negative (ReLU'd CAMs)
+    additive: ClassVar[bool] = False  # True: sum(heatmap) ~= score - baseline_score
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    @property
+    def is_cam(self) -> bool:
+        """True for methods that give one map per conv layer."""
+        return self.family == "cam"
+
+    def resolve_params(self, params: dict[str, Any] | None) -> dict[str, Any]:
+        """The defaults updated with `params`; unknown names raise ValueError."""
+        params = dict(params or {})
+        unknown = set(params) - set(self.defaults)
+        if unknown:
+            raise ValueError(f"{self.name} has no parameter(s) {sorted(unknown)}; it takes {sorted(self.defaults)}.")
+        return {**self.defaults, **params}
+
+    def explain(
+        self,
+        adapter: SegmentationAdapter,
+        image: np.ndarray,
+        region: np.ndarray,
+        target: int,
+        params: dict[str, Any] | None = None,
+        progress: Progress | None = None,
+    ) -> Attribution:
+        """Attribute S_target(image; region) to the image's pixels (or, for CAMs, to every conv layer)."""
+        resolved = self.resolve_params(params)
+        image = adapter.validate_image(image)
+        region = adapter.validate_region(region, image.shape[:2])
+        target = adapter.validate_target(target)
+        start = time.perf_counter()
+        fields = self.compute(adapter, image, region, target, resolved, progress or no_progress)
+        seconds = time.perf_counter() - start
+        heatmap = np.asarray(fields.pop("heatmap"), dtype=np.float32)
+        return Attribution(method=self.name, heatmap=heatmap, seconds=seconds, params=resolved, **fields)
+
+    def compute(
+        self,
+        adapter: SegmentationAdapter,
+        image: np.ndarray,
+        region: np.ndarray,
+        target: int,
+        params: dict[str, Any],
+        progress: Progress,
+    ) -> dict[str, Any]:
+        """Return {"heatmap": (H, W), "score": float, ...other Attribution fields}. Inputs are already validated."""
+        raise NotImplementedError
