@@ -21,8 +21,9 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import keras
 import numpy as np
@@ -129,7 +130,9 @@ class SegmentationAdapter:
             (int(input_shape[1]), int(input_shape[2])) if input_shape[1] and input_shape[2] else None
         )
         logits_op, self.logits_source = _detect_logits(model, logits_layer)
-        self.conv_layers: list[str] = [info.name for info in leaf_layers(model) if isinstance(info.layer, CONV_LAYER_TYPES)]
+        self.conv_layers: list[str] = [
+            info.name for info in leaf_layers(model) if isinstance(info.layer, CONV_LAYER_TYPES)
+        ]
 
         self._features = self._build_feature_model(logits_op)
         logits_shape = tuple(self._features.outputs[0].shape)
@@ -139,14 +142,18 @@ class SegmentationAdapter:
             )
         self.num_classes = int(logits_shape[-1])
         self.layer_shapes: dict[str, tuple[int | None, int | None, int]] = {
-            name: tuple(t.shape[1:]) for name, t in zip(self.conv_layers, self._features.outputs[1:])
+            name: tuple(t.shape[1:]) for name, t in zip(self.conv_layers, self._features.outputs[1:], strict=True)
         }
         if class_names is None:
             class_names = (
-                ["background", "foreground"] if self.logits_source.binary else [f"class {i}" for i in range(self.num_classes)]
+                ["background", "foreground"]
+                if self.logits_source.binary
+                else [f"class {i}" for i in range(self.num_classes)]
             )
         if len(class_names) != self.num_classes:
-            raise ValueError(f"class_names has {len(class_names)} names but the model predicts {self.num_classes} classes.")
+            raise ValueError(
+                f"class_names has {len(class_names)} names but the model predicts {self.num_classes} classes."
+            )
         self.class_names: list[str] = [str(name) for name in class_names]
         self._score_fn = tf.function(self._score_and_input_gradient, reduce_retracing=True)
         self._forward_fn = tf.function(self._forward_scores, reduce_retracing=True)
@@ -210,7 +217,9 @@ class SegmentationAdapter:
         logits = self._features(x, training=False)[0]
         return _mean_logit(logits, region[None], onehot[None])
 
-    def _score_and_input_gradient(self, x: tf.Tensor, region: tf.Tensor, onehot: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def _score_and_input_gradient(
+        self, x: tf.Tensor, region: tf.Tensor, onehot: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         with tf.GradientTape() as tape:
             tape.watch(x)
             scores = self._forward_scores(x, region, onehot)
@@ -317,7 +326,9 @@ class SegmentationAdapter:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Scores (N,) and dS/d(model input) (N, H, W, 3) for a batch of *model inputs* (already preprocessed)."""
         inputs = np.asarray(inputs, dtype=np.float32)
-        region_out = resample_region(self.validate_region(region, inputs.shape[1:3]), self.output_shape_for(inputs.shape[1:3]))
+        region_out = resample_region(
+            self.validate_region(region, inputs.shape[1:3]), self.output_shape_for(inputs.shape[1:3])
+        )
         onehot = tf.one_hot(self.validate_target(target), self.num_classes, dtype=tf.float32)
         region_t = tf.convert_to_tensor(region_out, dtype=tf.float32)
         scores, grads = [], []
@@ -336,17 +347,19 @@ class SegmentationAdapter:
         share one forward+backward pass.
         """
         image = self.validate_image(image)
-        key = (_digest(image), _digest(np.asarray(region, dtype=bool)), int(target) if not isinstance(target, bool) else target)
+        key = (
+            _digest(image),
+            _digest(np.asarray(region, dtype=bool)),
+            int(target) if not isinstance(target, bool) else target,
+        )
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
         x, region_out, onehot = self.prepare(image[None], region, target)
         scores, activations, grads = self._cam_fn(x, region_out, onehot)
-        result = (
-            float(scores.numpy()[0]),
-            {name: (a.numpy()[0], g.numpy()[0]) for name, a, g in zip(self.conv_layers, activations, grads)},
-        )
+        pairs = zip(self.conv_layers, activations, grads, strict=True)
+        result = (float(scores.numpy()[0]), {name: (a.numpy()[0], g.numpy()[0]) for name, a, g in pairs})
         with self._lock:
             self._cache[key] = result
             while len(self._cache) > 4:
@@ -363,4 +376,6 @@ def _mean_logit(logits: Any, region: Any, onehot: Any) -> Any:
 
 
 def _digest(array: np.ndarray) -> str:
-    return hashlib.blake2b(np.ascontiguousarray(array).tobytes() + str(array.shape).encode(), digest_size=16).hexdigest()
+    return hashlib.blake2b(
+        np.ascontiguousarray(array).tobytes() + str(array.shape).encode(), digest_size=16
+    ).hexdigest()

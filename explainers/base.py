@@ -8,7 +8,8 @@ a map, and the base class handles parameters, timing and the `Attribution` it re
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import numpy as np
 

@@ -35,8 +35,15 @@ class Saliency(GradientExplainer):
     label = "Saliency"
     paper = "Simonyan et al., 2014"
 
-    def compute(self, adapter: SegmentationAdapter, image: np.ndarray, region: np.ndarray, target: int,
-                params: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    def compute(
+        self,
+        adapter: SegmentationAdapter,
+        image: np.ndarray,
+        region: np.ndarray,
+        target: int,
+        params: dict[str, Any],
+        progress: Progress,
+    ) -> dict[str, Any]:
         scores, grads = adapter.input_gradients(adapter.model_input(image[None]), region, target)
         return {"heatmap": grads[0].sum(axis=-1), "score": float(scores[0])}
 
@@ -47,8 +54,15 @@ class GradientXInput(GradientExplainer):
     label = "Gradient x Input"
     paper = "Shrikumar et al., 2016"
 
-    def compute(self, adapter: SegmentationAdapter, image: np.ndarray, region: np.ndarray, target: int,
-                params: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    def compute(
+        self,
+        adapter: SegmentationAdapter,
+        image: np.ndarray,
+        region: np.ndarray,
+        target: int,
+        params: dict[str, Any],
+        progress: Progress,
+    ) -> dict[str, Any]:
         x = adapter.model_input(image[None])
         scores, grads = adapter.input_gradients(x, region, target)
         return {"heatmap": (grads[0] * x[0]).sum(axis=-1), "score": float(scores[0])}
@@ -62,8 +76,15 @@ class SmoothGrad(GradientExplainer):
     slow = True
     defaults: dict[str, Any] = {"samples": 32, "noise": 0.15, "seed": 0, "batch_size": 16}
 
-    def compute(self, adapter: SegmentationAdapter, image: np.ndarray, region: np.ndarray, target: int,
-                params: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    def compute(
+        self,
+        adapter: SegmentationAdapter,
+        image: np.ndarray,
+        region: np.ndarray,
+        target: int,
+        params: dict[str, Any],
+        progress: Progress,
+    ) -> dict[str, Any]:
         samples, batch_size = int(params["samples"]), int(params["batch_size"])
         if samples < 1:
             raise ValueError("SmoothGrad needs samples >= 1.")
@@ -92,8 +113,15 @@ class IntegratedGradients(GradientExplainer):
     additive = True
     defaults: dict[str, Any] = {"steps": 64, "baseline": "black", "batch_size": 32}
 
-    def compute(self, adapter: SegmentationAdapter, image: np.ndarray, region: np.ndarray, target: int,
-                params: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    def compute(
+        self,
+        adapter: SegmentationAdapter,
+        image: np.ndarray,
+        region: np.ndarray,
+        target: int,
+        params: dict[str, Any],
+        progress: Progress,
+    ) -> dict[str, Any]:
         steps, batch_size = int(params["steps"]), int(params["batch_size"])
         if steps < 1:
             raise ValueError("Integrated Gradients needs steps >= 1.")
@@ -110,7 +138,10 @@ class IntegratedGradients(GradientExplainer):
             batch_scores, grads = adapter.input_gradients(points, region, target, batch_size=batch_size)
             path_sum += np.tensordot(weights[start : start + len(a)], grads, axes=1)
             scores[start : start + len(a)] = batch_scores
-            progress(min(start + len(a), steps + 1) / (steps + 1), f"Integrated Gradients: {start + len(a)}/{steps + 1} points")
+            progress(
+                min(start + len(a), steps + 1) / (steps + 1),
+                f"Integrated Gradients: {start + len(a)}/{steps + 1} points",
+            )
         return {
             "heatmap": ((x - x0) * path_sum).sum(axis=-1),
             "score": float(scores[-1]),

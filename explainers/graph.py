@@ -11,8 +11,9 @@ flat multi-output model, which sidesteps Keras 3's "Output ... is not connected 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import keras
 

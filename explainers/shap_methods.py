@@ -21,7 +21,6 @@ from explainers.baselines import baseline_image
 from explainers.registry import register
 
 
-
 @register
 class PartitionShap(Explainer):
     name = "shap"
@@ -32,8 +31,15 @@ class PartitionShap(Explainer):
     additive = True
     defaults: dict[str, Any] = {"max_evals": 500, "batch_size": 50, "blur_kernel": None, "fixed_context": 1}
 
-    def compute(self, adapter: SegmentationAdapter, image: np.ndarray, region: np.ndarray, target: int,
-                params: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    def compute(
+        self,
+        adapter: SegmentationAdapter,
+        image: np.ndarray,
+        region: np.ndarray,
+        target: int,
+        params: dict[str, Any],
+        progress: Progress,
+    ) -> dict[str, Any]:
         import shap
 
         max_evals = int(params["max_evals"])
@@ -44,7 +50,9 @@ class PartitionShap(Explainer):
 
         def region_score(batch: np.ndarray) -> np.ndarray:
             nonlocal evaluated
-            scores = adapter.score(np.asarray(batch, dtype=np.float32), region, target, batch_size=int(params["batch_size"]))
+            scores = adapter.score(
+                np.asarray(batch, dtype=np.float32), region, target, batch_size=int(params["batch_size"])
+            )
             evaluated += len(batch)
             progress(min(evaluated / max_evals, 1.0), f"SHAP: {evaluated}/{max_evals} evaluations")
             return scores
@@ -74,8 +82,15 @@ class DeepShap(Explainer):
     additive = True
     defaults: dict[str, Any] = {"background": ("black", "blur")}
 
-    def compute(self, adapter: SegmentationAdapter, image: np.ndarray, region: np.ndarray, target: int,
-                params: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    def compute(
+        self,
+        adapter: SegmentationAdapter,
+        image: np.ndarray,
+        region: np.ndarray,
+        target: int,
+        params: dict[str, Any],
+        progress: Progress,
+    ) -> dict[str, Any]:
         import shap
 
         kinds = params["background"]
