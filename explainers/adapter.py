@@ -29,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from explainers.graph import CONV_LAYER_TYPES, LinearCopy, leaf_layers, output_layer, trace_model
+from explainers.graph import CONV_LAYER_TYPES, LinearCopy, graph_of, leaf_layers, output_layer, trace_model
 
 Preprocess = Callable[[np.ndarray], np.ndarray]
 
@@ -123,7 +123,12 @@ class SegmentationAdapter:
         self._cache: OrderedDict[tuple, Any] = OrderedDict()
         self._output_shapes: dict[tuple[int, int], tuple[int, int]] = {}
 
-        input_shape = tuple(model.inputs[0].shape) if model.inputs else None
+        if not isinstance(model, keras.Model):
+            raise ValueError(f"Unsupported model: expected a Keras 3 model, got {type(model).__name__}.")
+        inputs = graph_of(model).inputs
+        if len(inputs) != 1:
+            raise ValueError(f"Unsupported model: it has {len(inputs)} inputs; a segmentation model takes one image.")
+        input_shape = tuple(inputs[0].shape)
         if input_shape is None or len(input_shape) != 4 or input_shape[-1] not in (3, None):
             raise ValueError(f"Unsupported model: expected an image input (N, H, W, 3), got {input_shape}.")
         self.input_size: tuple[int, int] | None = (
@@ -182,7 +187,7 @@ class SegmentationAdapter:
                 recorded["__logits__"] = outputs
             return outputs
 
-        inputs = keras.Input(shape=tuple(self.model.inputs[0].shape[1:]), dtype="float32", name="image")
+        inputs = keras.Input(shape=tuple(graph_of(self.model).inputs[0].shape[1:]), dtype="float32", name="image")
         trace_model(self.model, inputs, intercept)
         if "__logits__" not in recorded:
             raise ValueError(f"Unsupported model: the logits layer {source.layer!r} is not reached from the input.")

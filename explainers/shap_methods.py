@@ -72,6 +72,24 @@ class PartitionShap(Explainer):
         return {"heatmap": heatmap, "score": score, "baseline_score": base}
 
 
+# shap 0.51's DeepExplainer has no rule for these TF ops, which U-Nets use (Conv2DTranspose, UpSampling2D, depthwise
+# convs). Each is linear in its data input (index given), for which DeepLIFT's rule is exact: multipliers pass through
+# unchanged, which is what shap's own `linearity_1d` handler does for Conv2D, AvgPool and Reshape.
+LINEAR_TF_OPS = {
+    "Conv2DBackpropInput": 2,
+    "ResizeNearestNeighbor": 0,
+    "ResizeBilinear": 0,
+    "DepthwiseConv2dNative": 0,
+}
+
+
+def _add_linear_op_rules() -> None:
+    from shap.explainers._deep import deep_tf
+
+    for op_type, data_input in LINEAR_TF_OPS.items():
+        deep_tf.op_handlers.setdefault(op_type, deep_tf.linearity_1d(data_input))
+
+
 @register
 class DeepShap(Explainer):
     name = "deep_shap"
@@ -93,6 +111,7 @@ class DeepShap(Explainer):
     ) -> dict[str, Any]:
         import shap
 
+        _add_linear_op_rules()
         kinds = params["background"]
         kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
         if not kinds:

@@ -1,0 +1,66 @@
+"""One contract every registered attribution method must meet, on a tiny U-Net."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from explainers import SegmentationAdapter, registry
+from explainers.attribution import Attribution
+from tests.explainers.tiny_models import tiny_unet
+
+# Cheap parameters so the contract runs fast; the defaults are exercised by the property tests.
+FAST = {
+    "smoothgrad": {"samples": 8},
+    "integrated_gradients": {"steps": 16},
+    "shap": {"max_evals": 200},
+}
+# Grad-CAM++'s closed-form alpha is not homogeneous in the gradient, so scaling the logits does not scale its map.
+NOT_HOMOGENEOUS = {"gradcam++"}
+
+
+def run(adapter: SegmentationAdapter, name: str, image, region, target: int = 1) -> Attribution:
+    return registry.get(name).explain(adapter, image, region, target, params=FAST.get(name))
+
+
+@pytest.mark.parametrize("name", registry.available())
+def test_shape_dtype_and_finite(adapter, image, region, name):
+    result = run(adapter, name, image, region)
+    assert result.method == name
+    assert result.heatmap.shape == image.shape[:2]
+    assert result.heatmap.dtype == np.float32
+    assert np.isfinite(result.heatmap).all()
+    assert result.seconds > 0
+    np.testing.assert_allclose(result.score, adapter.score(image[None], region, 1)[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", registry.available())
+def test_deterministic(adapter, image, region, name):
+    first = run(adapter, name, image, region).heatmap
+    second = run(adapter, name, image, region).heatmap
+    np.testing.assert_array_equal(first, second)
+
+
+@pytest.mark.parametrize("name", sorted(set(registry.available()) - NOT_HOMOGENEOUS))
+def test_maps_are_raw_not_normalised(image, region, name):
+    """Scaling the logits by 3 scales every raw map by 3; a normalised map would not change."""
+    base = SegmentationAdapter(tiny_unet((32, 32)))
+    scaled = SegmentationAdapter(tiny_unet((32, 32), logit_scale=3.0))
+    plain, tripled = run(base, name, image, region).heatmap, run(scaled, name, image, region).heatmap
+    assert np.abs(plain).max() > 0
+    np.testing.assert_allclose(tripled, 3.0 * plain, rtol=2e-3, atol=2e-4 * np.abs(plain).max())
+
+
+@pytest.mark.parametrize("name", registry.available())
+def test_metadata_matches_the_kind_of_method(adapter, image, region, name):
+    explainer = registry.get(name)
+    result = run(adapter, name, image, region)
+    assert explainer.label and explainer.paper and explainer.family in {"cam", "gradient", "shap"}
+    if explainer.is_cam:
+        assert set(result.per_layer) == set(adapter.conv_layers)
+        assert result.layer == adapter.conv_layers[-1]
+        np.testing.assert_array_equal(result.heatmap, result.per_layer[result.layer])
+        assert all(m.shape == image.shape[:2] and (m >= 0).all() for m in result.per_layer.values())
+    else:
+        assert result.per_layer is None and result.layer is None
+    assert (result.baseline_score is not None) == explainer.additive
