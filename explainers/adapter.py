@@ -277,6 +277,11 @@ class SegmentationAdapter:
         return int(target)
 
     # ------------------------------------------------------------------------------------------------ public API
+    def clear_cache(self) -> None:
+        """Forget the kept per-layer passes (benchmarks use this to time real passes)."""
+        with self._lock:
+            self._cache.clear()
+
     def output_shape_for(self, size: tuple[int, int]) -> tuple[int, int]:
         """Spatial size (h, w) of the logits for an input image of `size` (H, W)."""
         size = (int(size[0]), int(size[1]))
