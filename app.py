@@ -1,0 +1,81 @@
+"""SegXplain: the interactive attribution explorer for segmentation networks.
+
+    python app.py                                  # the bundled demo model on http://127.0.0.1:8050
+    python app.py --model my_unet.keras --class-names background,road,car --port 8080
+    gunicorn app:server                            # production: the module exposes `server` (and `app`)
+
+With gunicorn, configure the model with environment variables: SEGX_MODEL (a .keras file), SEGX_CLASS_NAMES
+(comma-separated), SEGX_STATE_DIR (shared server-side state; give every replica the same one).
+
+Background jobs start from a forkserver; its children re-import this file as `__mp_main__`, so nothing here runs at
+import time except definitions: `app` and `server` are built lazily on first access.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from dash import Dash
+
+from dashboard.factory import create_app
+
+__all__ = ["create_app", "main", "parse_args"]
+
+
+def parse_class_names(text: str | None) -> list[str] | None:
+    """'a, b,c' -> ['a', 'b', 'c']; empty -> None."""
+    if not text:
+        return None
+    names = [name.strip() for name in text.split(",")]
+    if any(not name for name in names):
+        raise argparse.ArgumentTypeError("class names must be non-empty and comma-separated")
+    return names
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line flags."""
+    parser = argparse.ArgumentParser(description="Serve the SegXplain dashboard.")
+    parser.add_argument("--model", help="a Keras 3 segmentation model (.keras); default: the bundled demo model")
+    parser.add_argument("--class-names", type=parse_class_names, help="comma-separated class names, in class order")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8050, help="port (default 8050)")
+    parser.add_argument("--state-dir", help="directory for server-side state and job results")
+    parser.add_argument("--samples", help="folder of images for the sample gallery")
+    parser.add_argument("--debug", action="store_true", help="Dash debug mode (dev tools, hot reload)")
+    args = parser.parse_args(argv)
+    if args.model and not os.path.isfile(args.model):
+        parser.error(f"model file not found: {args.model}")
+    return args
+
+
+@functools.lru_cache(maxsize=1)
+def _default_app() -> Dash:
+    return create_app(
+        os.environ.get("SEGX_MODEL") or None,
+        parse_class_names(os.environ.get("SEGX_CLASS_NAMES")),
+        state_dir=os.environ.get("SEGX_STATE_DIR") or None,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    """`app` and `server` for WSGI servers (`gunicorn app:server`), built on first access."""
+    if name == "app":
+        return _default_app()
+    if name == "server":
+        return _default_app().server
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse the flags and serve the app."""
+    args = parse_args(argv)
+    dash_app = create_app(args.model, args.class_names, state_dir=args.state_dir, samples_dir=args.samples)
+    dash_app.run(host=args.host, port=args.port, debug=args.debug)
+
+
+if __name__ == "__main__":
+    main()

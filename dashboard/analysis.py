@@ -1,0 +1,183 @@
+"""The dashboard's use cases over the engine and the state store, free of Dash.
+
+- `ingest_image`: store an image, predict its label map once, keep a PNG of it for the figures.
+- `ingest_region`: store a region mask and its outline.
+- `compute`: run attribution methods for a question (image, region, target), reusing stored results, and store each
+  result with every per-layer CAM map, so that the layer slider is a lookup and never a model call.
+
+Callbacks and background jobs are thin wrappers over these functions; tests call them directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypedDict
+
+import numpy as np
+
+from dashboard.render import png_data_uri
+from dashboard.selection import class_histogram, outline_paths
+from dashboard.state import StateStore, content_key
+
+if TYPE_CHECKING:
+    from explainers import Attribution, SegmentationAdapter
+
+Progress = Callable[[float, str], None]
+EXPIRED_MESSAGE = "This image or region is no longer on the server (the session expired). Load the image again."
+
+
+class ImageRef(TypedDict):
+    """The IMAGE store: keys and small facts only."""
+
+    key: str
+    name: str
+    note: str
+    height: int
+    width: int
+
+
+class RegionRef(TypedDict):
+    """The REGION store."""
+
+    key: str
+    image: str
+    kind: str
+    pixels: int
+
+
+class Question(TypedDict):
+    """What is explained: the (image, region, target) triple, as keys."""
+
+    image: str
+    region: str
+    target: int
+
+
+def ingest_image(
+    store: StateStore, session: str, adapter: SegmentationAdapter, array: np.ndarray, *, name: str, note: str = ""
+) -> ImageRef:
+    """Store an (H, W, 3) uint8 image with its predicted labels and PNG; returns its reference."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    key = store.put_array(session, "image", array)
+    if store.get(session, "labels", key) is None:
+        probabilities = adapter.predict(array)
+        labels = np.argmax(probabilities, axis=-1).astype(np.int16)
+        store.put(session, "labels", key, labels)
+    if store.get(session, "png", key) is None:
+        store.put(session, "png", key, png_data_uri(array))
+    return ImageRef(key=key, name=name, note=note, height=int(array.shape[0]), width=int(array.shape[1]))
+
+
+def image_data(store: StateStore, session: str, image_key: str) -> tuple[np.ndarray, np.ndarray, str]:
+    """(image, labels, png uri) of a stored image; ValueError if it expired."""
+    image = store.get(session, "image", image_key)
+    labels = store.get(session, "labels", image_key)
+    png = store.get(session, "png", image_key)
+    if image is None or labels is None or png is None:
+        raise ValueError(EXPIRED_MESSAGE)
+    return image, labels, png
+
+
+def ingest_region(store: StateStore, session: str, image_key: str, mask: np.ndarray, kind: str) -> RegionRef:
+    """Store a region mask and its outline paths; returns its reference."""
+    mask = np.ascontiguousarray(mask, dtype=bool)
+    key = store.put_array(session, "region", mask)
+    if store.get(session, "outline", key) is None:
+        store.put(session, "outline", key, outline_paths(mask))
+    return RegionRef(key=key, image=image_key, kind=kind, pixels=int(mask.sum()))
+
+
+def region_outline(store: StateStore, session: str, region_key: str | None) -> list[str]:
+    """The stored outline paths of a region ([] if none)."""
+    return list(store.get(session, "outline", region_key, default=[]) or []) if region_key else []
+
+
+def region_summary(labels: np.ndarray, mask: np.ndarray, class_names: list[str]) -> list[tuple[str, int]]:
+    """(class name, pixel count) of the predicted classes in the region, most frequent first."""
+    counts = class_histogram(labels, mask, len(class_names))
+    order = np.argsort(-counts, kind="stable")
+    return [(class_names[k], int(counts[k])) for k in order if counts[k] > 0]
+
+
+def result_key(question: Mapping[str, Any], method: str) -> str:
+    """Key of the stored result of `method` for `question`."""
+    return content_key(question["image"], question["region"], int(question["target"]), method)
+
+
+def summarise(result: Attribution) -> dict[str, Any]:
+    """The stored form of an Attribution, without its per-layer maps (stored separately)."""
+    return {
+        "method": result.method,
+        "heatmap": np.asarray(result.heatmap, dtype=np.float32),
+        "layer": result.layer,
+        "layers": list(result.per_layer) if result.per_layer else None,
+        "seconds": float(result.seconds),
+        "score": float(result.score),
+        "baseline_score": None if result.baseline_score is None else float(result.baseline_score),
+        "params": dict(result.params or {}),
+    }
+
+
+def stored_result(store: StateStore, session: str, question: Mapping[str, Any], method: str) -> dict[str, Any] | None:
+    """The stored summary of `method` for `question`, or None."""
+    return store.get(session, "result", result_key(question, method))
+
+
+def store_result(store: StateStore, session: str, question: Mapping[str, Any], result: Attribution) -> dict[str, Any]:
+    """Store one Attribution (summary + every per-layer map); returns the summary."""
+    key = result_key(question, result.method)
+    summary = summarise(result)
+    for index, layer_map in enumerate((result.per_layer or {}).values()):
+        store.put(session, "layer", f"{key}.{index}", np.asarray(layer_map, dtype=np.float32))
+    store.put(session, "result", key, summary)
+    return summary
+
+
+def layer_map(
+    store: StateStore, session: str, question: Mapping[str, Any], summary: Mapping[str, Any], layer: str | None
+) -> tuple[np.ndarray, str | None]:
+    """(map, layer name) of a stored result at `layer` (CAMs), falling back to the result's own layer."""
+    layers = summary.get("layers")
+    if not layers or layer is None or layer not in layers:
+        return summary["heatmap"], summary.get("layer")
+    stored = store.get(session, "layer", f"{result_key(question, summary['method'])}.{layers.index(layer)}")
+    if stored is None:
+        return summary["heatmap"], summary.get("layer")
+    return stored, layer
+
+
+def question_inputs(store: StateStore, session: str, question: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(image, region) arrays of a question; ValueError if they expired."""
+    image = store.get(session, "image", question["image"])
+    region = store.get(session, "region", question["region"])
+    if image is None or region is None:
+        raise ValueError(EXPIRED_MESSAGE)
+    return image, region
+
+
+def compute(
+    adapter: SegmentationAdapter,
+    store: StateStore,
+    session: str,
+    question: Mapping[str, Any],
+    methods: Iterable[str],
+    progress: Progress | None = None,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Summaries of `methods` for `question`, computing (in one `explain` call) and storing only the missing ones.
+
+    Raises ValueError with the engine's message for a bad question (empty region, target out of range, ...).
+    """
+    from explainers import explain
+
+    methods = list(dict.fromkeys(methods))
+    found = {m: stored_result(store, session, question, m) for m in methods}
+    missing = [m for m in methods if found[m] is None]
+    if missing:
+        image, region = question_inputs(store, session, question)
+        wanted = {m: dict(params[m]) for m in missing if params and m in params}
+        results = explain(adapter, image, region, int(question["target"]), methods=missing, params=wanted or None,
+                          progress=progress)  # fmt: skip
+        for name, result in results.items():
+            found[name] = store_result(store, session, question, result)
+    return {m: found[m] for m in methods}  # type: ignore[misc]

@@ -1,0 +1,324 @@
+"""Explanation callbacks: run the fast methods in the request, hand the slow ones to a background job, render the
+heatmap cards, and swap CAM layers / heatmap opacity without recomputing anything.
+
+The fast path answers at once: cards for the fast methods (and for slow methods already computed for the same
+question), placeholders for slow methods still to compute, and a `SLOW_REQUEST` for the job in `callbacks.jobs`. The
+job stores its results server-side and returns keys in `SLOW_RESULT`, which `render_slow_cards` turns into cards, unless
+the question changed meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from dash import ALL, Dash, Input, Output, Patch, State, ctx, no_update
+from dash.exceptions import PreventUpdate
+
+from dashboard import analysis, ids, layout
+from dashboard.callbacks.common import CLEAR, Message, as_int, message_outputs, show
+from dashboard.components import card_parts, failed_card, heatmap_card, hint, layer_label, placeholder_card
+from dashboard.config import AppConfig
+from dashboard.render import heatmap_uri
+from dashboard.resources import MethodInfo, get_adapter, get_store, methods
+from dashboard.state import StateStore, content_key
+
+log = logging.getLogger(__name__)
+WAITING_TEXT = "Queued as a background job…"
+
+
+class CardContext:
+    """What every card of one question shares: image, outline, layer, opacity, view."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        session: str,
+        question: Mapping[str, Any],
+        conv_layers: Sequence[str],
+        layer_shapes: Mapping[str, Sequence[Any]],
+        layer_index: int | None,
+        opacity: float | None,
+        view: Mapping[str, Any] | None,
+    ) -> None:
+        self.store, self.session, self.question = store, session, question
+        _, _, self.image_uri = analysis.image_data(store, session, question["image"])
+        self.outline = analysis.region_outline(store, session, question["region"])
+        self.layer = pick_layer(conv_layers, layer_index)
+        self.layer_shapes = layer_shapes
+        self.opacity = 0.8 if opacity is None else float(opacity)
+        self.view = view
+
+    def card(self, info: MethodInfo, summary: Mapping[str, Any], order: int) -> Any:
+        """The heatmap card of one stored result."""
+        heatmap, layer = analysis.layer_map(self.store, self.session, self.question, summary, self.layer)
+        parts = card_parts(info, summary, heatmap, layer, self.layer_shapes, self.image_uri, opacity=self.opacity,
+                           view=self.view, outline=self.outline, uirevision=str(self.question["image"]))  # fmt: skip
+        return heatmap_card(info, parts, order)
+
+
+def pick_layer(conv_layers: Sequence[str], layer_index: int | None) -> str | None:
+    """The conv layer at the slider position (clamped), or None without conv layers."""
+    if not conv_layers:
+        return None
+    index = len(conv_layers) - 1 if layer_index is None else int(np.clip(layer_index, 0, len(conv_layers) - 1))
+    return conv_layers[index]
+
+
+def target_message(labels: np.ndarray, region: np.ndarray | None, target: int, class_names: Sequence[str]) -> Message:
+    """A note when the target class is absent from the prediction (in the image, or in the region)."""
+    name = class_names[target]
+    if not np.any(labels == target):
+        return show(f"“{name}” is not predicted anywhere in this image. The maps show what in the image would raise "
+                    f"its score in the region.", "warning")  # fmt: skip
+    if region is not None and not np.any(labels[region] == target):
+        return show(f"“{name}” is predicted elsewhere in the image but not in the selected region.", "info")
+    return CLEAR
+
+
+def compute_fast(
+    adapter: Any, store: StateStore, session: str, question: Mapping[str, Any], names: Sequence[str]
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """(summaries, failures) of the fast methods: one engine call, or one call per method if the batch crashes.
+
+    ValueError (a bad question) is re-raised: it is the user's to fix, not a method failure.
+    """
+    if not names:
+        return {}, {}
+    try:
+        return analysis.compute(adapter, store, session, question, names), {}
+    except ValueError:
+        raise
+    except Exception:
+        log.exception("batch of fast methods failed; retrying one by one")
+    done: dict[str, dict[str, Any]] = {}
+    failed: dict[str, str] = {}
+    for name in names:
+        try:
+            done.update(analysis.compute(adapter, store, session, question, [name]))
+        except Exception as err:
+            failed[name] = f"Failed: {err}"
+    return done, failed
+
+
+def handle_explain(
+    region_ref: Mapping[str, Any] | None,
+    target: Any,
+    chosen: Sequence[str] | None,
+    image_ref: Mapping[str, Any] | None,
+    session: str,
+    layer_index: int | None,
+    opacity: float | None,
+    view: Mapping[str, Any] | None,
+    previous_request: Any,
+    *,
+    adapter: Any,
+    store: StateStore,
+    infos: Sequence[MethodInfo],
+) -> tuple[Any, ...]:
+    """Outputs (fast grid, slow grid, slow request, results) + message for a new question or method choice."""
+    clear_slow = None if previous_request else no_update
+    if not image_ref or not region_ref or region_ref.get("image") != image_ref.get("key"):
+        return (hint(layout.SELECT_HINT), [], clear_slow, None, *CLEAR)
+    target = as_int(target)
+    if target is None:
+        return (hint("Choose a target class."), [], clear_slow, None, *CLEAR)
+    chosen_set = set(chosen or [])
+    selected = [(order, info) for order, info in enumerate(infos) if info.name in chosen_set]
+    if not selected:
+        return (hint("Tick at least one method."), [], clear_slow, None, *CLEAR)
+    question = {"image": image_ref["key"], "region": region_ref["key"], "target": target}
+    try:
+        _, labels, _ = analysis.image_data(store, session, question["image"])
+        region = store.get(session, "region", question["region"])
+        fast = [info.name for _, info in selected if not info.slow]
+        summaries, failed = compute_fast(adapter, store, session, question, fast)
+        cards = CardContext(store, session, question, adapter.conv_layers, adapter.layer_shapes, layer_index,
+                            opacity, view)  # fmt: skip
+    except ValueError as err:
+        return (no_update, no_update, no_update, no_update, *show(str(err), "warning"))
+    fast_cards, slow_cards, missing = [], [], []
+    for order, info in selected:
+        if info.name in failed:
+            fast_cards.append(failed_card(info, failed[info.name], order))
+            continue
+        summary = summaries.get(info.name) or analysis.stored_result(store, session, question, info.name)
+        if summary is not None:
+            fast_cards.append(cards.card(info, summary, order))
+        else:
+            missing.append(info.name)
+            slow_cards.append(placeholder_card(info, WAITING_TEXT, order))
+    results = {"question": question, "methods": [info.name for _, info in selected]}
+    if missing:
+        request = {"session": session, "question": question, "methods": missing,
+                   "token": content_key(question, missing, time.time())}  # fmt: skip
+    else:
+        request = clear_slow
+    message = target_message(labels, region, target, adapter.class_names)
+    return (fast_cards, slow_cards, request, results, *message)
+
+
+def handle_slow_result(
+    slow_result: Mapping[str, Any] | None,
+    results: Mapping[str, Any] | None,
+    session: str,
+    layer_index: int | None,
+    opacity: float | None,
+    view: Mapping[str, Any] | None,
+    *,
+    adapter: Any,
+    store: StateStore,
+    infos: Sequence[MethodInfo],
+) -> tuple[Any, ...]:
+    """(slow grid) + message for a finished job; a stale result (the question changed) is ignored."""
+    if not slow_result or not results or slow_result.get("question") != results.get("question"):
+        raise PreventUpdate
+    question = slow_result["question"]
+    order_of = {info.name: (order, info) for order, info in enumerate(infos)}
+    try:
+        cards = CardContext(store, session, question, adapter.conv_layers, adapter.layer_shapes, layer_index,
+                            opacity, view)  # fmt: skip
+    except ValueError as err:
+        return ([], *show(str(err), "warning"))
+    children = []
+    failures = slow_result.get("failed") or {}
+    for name in slow_result.get("methods", []):
+        if name not in order_of or name not in results.get("methods", []):
+            continue
+        order, info = order_of[name]
+        summary = analysis.stored_result(store, session, question, name)
+        if summary is None:
+            children.append(failed_card(info, failures.get(name, "Failed: no result."), order))
+        else:
+            children.append(cards.card(info, summary, order))
+    return (children,) + (show("; ".join(failures.values()), "danger") if failures else CLEAR)
+
+
+def handle_layer(
+    layer_index: int | None,
+    results: Mapping[str, Any] | None,
+    session: str,
+    graph_methods: Sequence[str],
+    subtitle_methods: Sequence[str],
+    note_methods: Sequence[str],
+    *,
+    conv_layers: Sequence[str],
+    layer_shapes: Mapping[str, Sequence[Any]],
+    store: StateStore,
+    infos: Sequence[MethodInfo],
+) -> tuple[list[Any], list[Any], list[Any], str]:
+    """Patches swapping every CAM card to the slider's layer, from stored maps (no model call)."""
+    layer = pick_layer(conv_layers, layer_index)
+    info_text = layer_label(layer, layer_shapes) if layer else "no conv layers"
+    by_name = {info.name: info for info in infos}
+    figures: dict[str, Any] = {}
+    subtitles: dict[str, Any] = {}
+    notes: dict[str, Any] = {}
+    question = (results or {}).get("question")
+    if question and layer:
+        for name in set(graph_methods):
+            info = by_name.get(name)
+            summary = analysis.stored_result(store, session, question, name) if info and info.is_cam else None
+            if summary is None:
+                continue
+            heatmap, used = analysis.layer_map(store, session, question, summary, layer)
+            overlay, (lo, hi) = heatmap_uri(heatmap, info.signed)
+            patch = Patch()
+            patch["data"][1]["source"] = overlay
+            patch["data"][2]["marker"]["cmin"] = lo
+            patch["data"][2]["marker"]["cmax"] = hi
+            patch["data"][2]["marker"]["color"] = [lo, hi]
+            figures[name] = patch
+            subtitles[name] = "layer " + layer_label(used or layer, layer_shapes)
+            from dashboard.components import card_note
+
+            notes[name] = card_note(summary, heatmap)
+    return (
+        [figures.get(m, no_update) for m in graph_methods],
+        [subtitles.get(m, no_update) for m in subtitle_methods],
+        [notes.get(m, no_update) for m in note_methods],
+        info_text,
+    )
+
+
+def opacity_patches(opacity: float | None, graph_methods: Sequence[str]) -> list[Any]:
+    """Patches setting the overlay opacity of every heatmap card."""
+    if opacity is None:
+        raise PreventUpdate
+    patches = []
+    for _ in graph_methods:
+        patch = Patch()
+        patch["data"][1]["opacity"] = float(opacity)
+        patches.append(patch)
+    return patches
+
+
+def _methods_of(outputs: Any) -> list[str]:
+    return [item["id"]["method"] for item in outputs]
+
+
+def register(app: Dash, config: AppConfig) -> None:
+    """Register the explanation callbacks."""
+
+    @app.callback(
+        Output(ids.FAST_GRID, "children"),
+        Output(ids.SLOW_GRID, "children", allow_duplicate=True),
+        Output(ids.SLOW_REQUEST, "data"),
+        Output(ids.RESULTS, "data"),
+        *message_outputs(),
+        Input(ids.REGION, "data"),
+        Input(ids.TARGET, "value"),
+        Input(ids.METHODS, "value"),
+        State(ids.IMAGE, "data"),
+        State(ids.SESSION, "data"),
+        State(ids.LAYER, "value"),
+        State(ids.HEATMAP_OPACITY, "value"),
+        State(ids.VIEW, "data"),
+        State(ids.SLOW_REQUEST, "data"),
+        prevent_initial_call=True,
+    )
+    def on_question(region_ref, target, chosen, image_ref, session, layer_index, opacity, view, previous):
+        return handle_explain(region_ref, target, chosen, image_ref, session, layer_index, opacity, view, previous,
+                              adapter=get_adapter(config), store=get_store(config), infos=methods())  # fmt: skip
+
+    @app.callback(
+        Output(ids.SLOW_GRID, "children", allow_duplicate=True),
+        *message_outputs(),
+        Input(ids.SLOW_RESULT, "data"),
+        State(ids.RESULTS, "data"),
+        State(ids.SESSION, "data"),
+        State(ids.LAYER, "value"),
+        State(ids.HEATMAP_OPACITY, "value"),
+        State(ids.VIEW, "data"),
+        prevent_initial_call=True,
+    )
+    def on_slow_result(slow_result, results, session, layer_index, opacity, view):
+        return handle_slow_result(slow_result, results, session, layer_index, opacity, view,
+                                  adapter=get_adapter(config), store=get_store(config), infos=methods())  # fmt: skip
+
+    @app.callback(
+        Output(ids.heatmap_graph(ALL), "figure", allow_duplicate=True),  # type: ignore[arg-type]
+        Output(ids.heatmap_subtitle(ALL), "children"),  # type: ignore[arg-type]
+        Output(ids.heatmap_note(ALL), "children"),  # type: ignore[arg-type]
+        Output(ids.LAYER_INFO, "children"),
+        Input(ids.LAYER, "value"),
+        State(ids.RESULTS, "data"),
+        State(ids.SESSION, "data"),
+        prevent_initial_call=True,
+    )
+    def on_layer(layer_index, results, session):
+        adapter = get_adapter(config)
+        graphs, subtitles, notes = (_methods_of(o) for o in ctx.outputs_list[:3])
+        return handle_layer(layer_index, results, session, graphs, subtitles, notes, conv_layers=adapter.conv_layers,
+                            layer_shapes=adapter.layer_shapes, store=get_store(config), infos=methods())  # fmt: skip
+
+    @app.callback(
+        Output(ids.heatmap_graph(ALL), "figure", allow_duplicate=True),  # type: ignore[arg-type]
+        Input(ids.HEATMAP_OPACITY, "value"),
+        prevent_initial_call=True,
+    )
+    def on_heatmap_opacity(opacity):
+        return opacity_patches(opacity, _methods_of(ctx.outputs_list))

@@ -1,0 +1,114 @@
+"""The background job for slow methods (SHAP, Deep SHAP, Integrated Gradients, SmoothGrad, ...).
+
+It runs in a process started by the background-callback manager (see `dashboard.background`), gets only keys and the
+picklable `AppConfig`, loads the model lazily in that process, computes each missing method with progress reports,
+stores every result server-side as soon as it is done (so a cancel keeps what finished) and returns keys only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from dash import Dash, Input, Output, State
+from dash.exceptions import PreventUpdate
+
+from dashboard import analysis, ids
+from dashboard.callbacks.common import message_outputs, show
+from dashboard.components import placeholder_card
+from dashboard.config import AppConfig
+from dashboard.resources import get_adapter, get_store, method_info, methods
+
+log = logging.getLogger(__name__)
+SetProgress = Callable[[tuple[Any, ...]], None]
+PROGRESS_PERIOD_S = 0.25
+
+
+class ProgressReporter:
+    """Maps per-method progress to the overall bar, throttled to one report per `period` seconds."""
+
+    def __init__(self, set_progress: SetProgress, total: int, period: float = PROGRESS_PERIOD_S) -> None:
+        self.set_progress, self.total, self.period = set_progress, max(total, 1), period
+        self.index, self.label, self._last = 0, "", 0.0
+
+    def start(self, index: int, label: str) -> None:
+        """A new method begins."""
+        self.index, self.label = index, label
+        self.report(0.0, "starting", force=True)
+
+    def report(self, fraction: float, message: str = "", force: bool = False) -> None:
+        """Report `fraction` of the current method."""
+        now = time.monotonic()
+        if not force and now - self._last < self.period:
+            return
+        self._last = now
+        overall = (self.index + min(max(float(fraction), 0.0), 1.0)) / self.total
+        percent = round(100 * overall)
+        text = f"{self.label} ({self.index + 1}/{self.total})" + (f": {message}" if message else "")
+        self.set_progress((percent, f"{percent}%", text))
+
+
+def run_slow_job(set_progress: SetProgress, request: Mapping[str, Any] | None, config: AppConfig) -> dict[str, Any]:
+    """Compute the requested slow methods; returns {"question", "methods", "failed"} (keys and messages only)."""
+    if not request:
+        raise PreventUpdate
+    names = list(request["methods"])
+    reporter = ProgressReporter(set_progress, len(names))
+    set_progress((0, "", "Loading the model in the job process…"))
+    adapter = get_adapter(config)
+    store = get_store(config)
+    failed: dict[str, str] = {}
+    for index, name in enumerate(names):
+        info = method_info(name)
+        reporter.start(index, info.label)
+        try:
+            analysis.compute(adapter, store, request["session"], request["question"], [name], progress=reporter.report)
+        except Exception as err:
+            log.exception("background method %s failed", name)
+            failed[name] = f"{info.label} failed: {err}"
+    set_progress((100, "100%", "Done"))
+    return {"question": request["question"], "methods": names, "failed": failed, "token": request.get("token")}
+
+
+def cancelled_cards(request: Mapping[str, Any] | None) -> list[Any]:
+    """Placeholders telling that the slow methods of `request` were cancelled."""
+    if not request:
+        raise PreventUpdate
+    order = {info.name: k for k, info in enumerate(methods())}
+    return [placeholder_card(method_info(name), "Cancelled. Change the selection or re-tick the method to run it.",
+                             order.get(name, 0), busy=False) for name in request["methods"]]  # fmt: skip
+
+
+def register(app: Dash, config: AppConfig) -> None:
+    """Register the background job and its cancel handler."""
+
+    @app.callback(
+        Output(ids.SLOW_RESULT, "data"),
+        Input(ids.SLOW_REQUEST, "data"),
+        background=True,
+        progress=[Output(ids.PROGRESS, "value"), Output(ids.PROGRESS, "label"), Output(ids.PROGRESS_TEXT, "children")],
+        progress_default=[0, "", "Starting…"],
+        running=[
+            (Output(ids.SLOW_PANEL, "style"), {"display": "flex"}, {"display": "none"}),
+            (Output(ids.CANCEL, "disabled"), False, True),
+        ],
+        cancel=[Input(ids.CANCEL, "n_clicks")],
+        interval=config.job_interval_ms,
+        prevent_initial_call=True,
+    )
+    def slow_job(set_progress: SetProgress, request: Mapping[str, Any] | None) -> dict[str, Any]:
+        return run_slow_job(set_progress, request, config)
+
+    @app.callback(
+        Output(ids.SLOW_GRID, "children", allow_duplicate=True),
+        *message_outputs(),
+        Input(ids.CANCEL, "n_clicks"),
+        State(ids.SLOW_REQUEST, "data"),
+        prevent_initial_call=True,
+    )
+    def on_cancel(n_clicks: int | None, request: Mapping[str, Any] | None) -> tuple[Any, ...]:
+        if not n_clicks:
+            raise PreventUpdate
+        return (cancelled_cards(request), *show("Background job cancelled.", "secondary"))

@@ -1,0 +1,149 @@
+"""Region callbacks: box / lasso selection, click, whole-class picker, and the mask opacity slider.
+
+Each source turns its event into a mask with `dashboard.selection`, then `handle_region` stores it, outlines it on the
+mask figure, sets the target class to the region's majority class and describes the region. A bad selection shows a
+message and changes nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from dash import Dash, Input, Output, Patch, State, no_update
+from dash.exceptions import PreventUpdate
+
+from dashboard import analysis, figures, ids, selection
+from dashboard.callbacks.common import CLEAR, Message, as_int, message_outputs, show
+from dashboard.callbacks.upload import target_options
+from dashboard.config import AppConfig
+from dashboard.resources import get_adapter, get_store
+from dashboard.state import StateStore
+
+KIND_LABELS = {"box": "Box", "lasso": "Lasso", "click": "Pixel", "class": "Class"}
+N_OUTPUTS = 6
+
+
+def describe_region(kind: str, mask: np.ndarray, labels: np.ndarray, class_names: Sequence[str]) -> str:
+    """E.g. 'Box · 340 px (2.1% of the image) · cap 82%, gills 18%'."""
+    pixels = int(mask.sum())
+    share = 100 * pixels / max(mask.size, 1)
+    parts = analysis.region_summary(labels, mask, list(class_names))
+    classes = ", ".join(f"{name} {100 * n / pixels:.0f}%" for name, n in parts[:4])
+    return f"{KIND_LABELS.get(kind, kind)} · {pixels} px ({share:.1f}% of the image) · {classes}"
+
+
+def handle_region(
+    store: StateStore,
+    session: str,
+    image_ref: Mapping[str, Any] | None,
+    make_mask: Callable[[np.ndarray], tuple[np.ndarray, str]],
+    class_names: Sequence[str],
+) -> tuple[Any, ...]:
+    """Outputs (region, target, target options, mask-figure patch, region info, class picker) + message.
+
+    `make_mask(labels)` returns (mask, kind) or raises SelectionError.
+    """
+    if not image_ref:
+        return (no_update,) * N_OUTPUTS + show("Load an image first: pick a sample or upload one.", "warning")
+    try:
+        _, labels, _ = analysis.image_data(store, session, image_ref["key"])
+        mask, kind = make_mask(labels)
+    except (selection.SelectionError, ValueError) as err:
+        return (no_update,) * N_OUTPUTS + show(str(err), "warning")
+    region = analysis.ingest_region(store, session, image_ref["key"], mask, kind)
+    counts = selection.class_histogram(labels, mask, len(class_names))
+    target = selection.majority_class(labels, mask, len(class_names))
+    patch = Patch()
+    patch["layout"]["shapes"] = figures.outline_shapes(analysis.region_outline(store, session, region["key"]))
+    options = target_options(labels, class_names, {k: int(c) for k, c in enumerate(counts) if c})
+    info = describe_region(kind, mask, labels, class_names)
+    return (region, target, options, patch, info, no_update if kind == "class" else None, *CLEAR)
+
+
+def _shape(image_ref: Mapping[str, Any]) -> tuple[int, int]:
+    return int(image_ref["height"]), int(image_ref["width"])
+
+
+def handle_selected(store: StateStore, session: str, image_ref: Any, selected: Any, class_names: Sequence[str]):
+    """Box or lasso `selectedData`; a cleared selection (None) changes nothing."""
+    if selected is None or not image_ref:
+        raise PreventUpdate
+    shape = _shape(image_ref)
+    return handle_region(store, session, image_ref, lambda _: selection.selection_to_mask(selected, shape), class_names)
+
+
+def handle_click(store: StateStore, session: str, image_ref: Any, click: Any, class_names: Sequence[str]):
+    """A click on the mask figure selects one pixel."""
+    if click is None or not image_ref:
+        raise PreventUpdate
+    shape = _shape(image_ref)
+
+    def make_mask(_: np.ndarray) -> tuple[np.ndarray, str]:
+        return selection.click_to_mask(click, shape), "click"
+
+    return handle_region(store, session, image_ref, make_mask, class_names)
+
+
+def handle_class(store: StateStore, session: str, image_ref: Any, value: Any, class_names: Sequence[str]):
+    """The whole-class picker selects every pixel predicted as that class."""
+    index = as_int(value)
+    if index is None or not image_ref:
+        raise PreventUpdate
+
+    def make_mask(labels: np.ndarray) -> tuple[np.ndarray, str]:
+        return selection.class_to_mask(labels, index, class_names), "class"
+
+    return handle_region(store, session, image_ref, make_mask, class_names)
+
+
+def mask_opacity_patch(opacity: float | None, image_ref: Any) -> Any:
+    """Patch of the label-map trace's opacity (nothing while no image is shown)."""
+    if opacity is None or not image_ref:
+        raise PreventUpdate
+    patch = Patch()
+    patch["data"][1]["opacity"] = float(opacity)
+    return patch
+
+
+def _outputs() -> list[Output]:
+    return [
+        Output(ids.REGION, "data", allow_duplicate=True),
+        Output(ids.TARGET, "value", allow_duplicate=True),
+        Output(ids.TARGET, "options", allow_duplicate=True),
+        Output(ids.MASK_GRAPH, "figure", allow_duplicate=True),
+        Output(ids.REGION_INFO, "children", allow_duplicate=True),
+        Output(ids.CLASS_PICKER, "value", allow_duplicate=True),
+        *message_outputs(),
+    ]
+
+
+def register(app: Dash, config: AppConfig) -> None:
+    """Register the region callbacks."""
+
+    def names() -> list[str]:
+        return get_adapter(config).class_names
+
+    @app.callback(*_outputs(), Input(ids.MASK_GRAPH, "selectedData"), State(ids.IMAGE, "data"),
+                  State(ids.SESSION, "data"), prevent_initial_call=True)  # fmt: skip
+    def on_select(selected: Any, image_ref: Any, session: str) -> tuple[Any, ...]:
+        return handle_selected(get_store(config), session, image_ref, selected, names())
+
+    @app.callback(*_outputs(), Input(ids.MASK_GRAPH, "clickData"), State(ids.IMAGE, "data"),
+                  State(ids.SESSION, "data"), prevent_initial_call=True)  # fmt: skip
+    def on_click(click: Any, image_ref: Any, session: str) -> tuple[Any, ...]:
+        return handle_click(get_store(config), session, image_ref, click, names())
+
+    @app.callback(*_outputs(), Input(ids.CLASS_PICKER, "value"), State(ids.IMAGE, "data"),
+                  State(ids.SESSION, "data"), prevent_initial_call=True)  # fmt: skip
+    def on_class(value: Any, image_ref: Any, session: str) -> tuple[Any, ...]:
+        return handle_class(get_store(config), session, image_ref, value, names())
+
+    @app.callback(Output(ids.MASK_GRAPH, "figure", allow_duplicate=True), Input(ids.MASK_OPACITY, "value"),
+                  State(ids.IMAGE, "data"), prevent_initial_call=True)  # fmt: skip
+    def on_mask_opacity(opacity: float | None, image_ref: Any) -> Any:
+        return mask_opacity_patch(opacity, image_ref)
+
+
+__all__ = ["Message", "handle_class", "handle_click", "handle_region", "handle_selected", "register"]

@@ -1,0 +1,141 @@
+"""Image source callbacks: upload, sample gallery, and showing a newly loaded image in the mask figure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from dash import ALL, Dash, Input, Output, State, ctx, no_update
+from dash.exceptions import PreventUpdate
+
+from dashboard import analysis, figures, ids, images, layout
+from dashboard.callbacks.common import CLEAR, KEEP, Message, message_outputs, show
+from dashboard.config import AppConfig
+from dashboard.resources import get_adapter, get_store
+from dashboard.samples import list_samples
+from dashboard.state import StateStore
+
+
+def handle_upload(
+    contents: str | None, filename: str | None, session: str, adapter: Any, store: StateStore, config: AppConfig
+) -> tuple[Any, Message]:
+    """(IMAGE store value, message) for an upload; a bad file leaves the current image in place."""
+    if not contents:
+        raise PreventUpdate
+    name = filename or "upload"
+    try:
+        loaded = images.load_upload(contents, adapter.input_size, max_bytes=config.max_upload_bytes,
+                                    max_pixels=config.max_upload_pixels, max_side=config.max_side)  # fmt: skip
+    except images.ImageError as err:
+        return no_update, show(f"Could not use “{name}”: {err}")
+    return analysis.ingest_image(store, session, adapter, loaded.array, name=name, note=loaded.note), CLEAR
+
+
+def handle_sample(name: str, session: str, adapter: Any, store: StateStore, config: AppConfig) -> tuple[Any, Message]:
+    """(IMAGE store value, message) for a click on a gallery thumbnail."""
+    path = list_samples(config.samples_dir).get(name)
+    if path is None:
+        return no_update, show(f"Unknown sample “{name}”.")
+    try:
+        loaded = images.load_file(path, adapter.input_size, max_side=config.max_side)
+    except images.ImageError as err:
+        return no_update, show(f"Could not load the sample “{name}”: {err}")
+    return analysis.ingest_image(store, session, adapter, loaded.array, name=name, note=loaded.note), CLEAR
+
+
+def class_picker_options(labels: np.ndarray, class_names: Sequence[str]) -> list[dict[str, Any]]:
+    """Options of the whole-class picker: the predicted classes with their share of the image."""
+    counts = np.bincount(np.asarray(labels).ravel().astype(np.int64), minlength=len(class_names))
+    total = max(int(np.asarray(labels).size), 1)
+    return [{"label": f"{name} · {100 * counts[k] / total:.1f}%", "value": k}
+            for k, name in enumerate(class_names) if counts[k] > 0]  # fmt: skip
+
+
+def target_options(
+    labels: np.ndarray, class_names: Sequence[str], region_counts: Mapping[int, int] | None = None
+) -> list[dict[str, Any]]:
+    """Options of the target-class dropdown: every class, with its share of the region or a note if absent."""
+    present = set(np.unique(np.asarray(labels)).tolist())
+    total = sum(region_counts.values()) if region_counts else 0
+    options = []
+    for k, name in enumerate(class_names):
+        if k not in present:
+            label = f"{name} (not predicted)"
+        elif total and region_counts and region_counts.get(k):
+            label = f"{name} · {100 * region_counts[k] / total:.0f}% of region"
+        else:
+            label = name
+        options.append({"label": label, "value": k})
+    return options
+
+
+def handle_image(
+    image_ref: Mapping[str, Any] | None, session: str, store: StateStore, class_names: Sequence[str], opacity: float
+) -> tuple[Any, ...]:
+    """Outputs for a newly loaded image: mask figure, pickers, cleared region and view, info text."""
+    if not image_ref:
+        raise PreventUpdate
+    try:
+        _, labels, png = analysis.image_data(store, session, image_ref["key"])
+    except ValueError as err:
+        return (no_update,) * 9 + show(str(err))
+    figure = figures.mask_figure(png, labels, class_names, opacity=opacity if opacity is not None else 0.45,
+                                 uirevision=image_ref["key"])  # fmt: skip
+    info = f"{image_ref['name']} · {image_ref['note']}" if image_ref.get("note") else image_ref["name"]
+    pickers = (class_picker_options(labels, class_names), None, None, None, target_options(labels, class_names))
+    return (figure, *pickers, layout.SELECT_HINT, info, None, *CLEAR)
+
+
+def register(app: Dash, config: AppConfig) -> None:
+    """Register the image-source callbacks."""
+
+    @app.callback(
+        Output(ids.IMAGE, "data", allow_duplicate=True),
+        Output(ids.UPLOAD, "contents"),
+        *message_outputs(),
+        Input(ids.UPLOAD, "contents"),
+        State(ids.UPLOAD, "filename"),
+        State(ids.SESSION, "data"),
+        prevent_initial_call=True,
+    )
+    def on_upload(contents: str | None, filename: str | None, session: str) -> tuple[Any, ...]:
+        image_ref, message = handle_upload(contents, filename, session, get_adapter(config), get_store(config), config)
+        return (image_ref, None, *message)
+
+    @app.callback(
+        Output(ids.IMAGE, "data", allow_duplicate=True),
+        *message_outputs(),
+        Input(ids.sample(ALL), "n_clicks"),  # type: ignore[arg-type]
+        State(ids.SESSION, "data"),
+        prevent_initial_call=True,
+    )
+    def on_sample(clicks: list[int | None], session: str) -> tuple[Any, ...]:
+        trigger = ctx.triggered_id
+        if not isinstance(trigger, Mapping) or not any(clicks or []):
+            raise PreventUpdate
+        image_ref, message = handle_sample(str(trigger["index"]), session, get_adapter(config), get_store(config),
+                                           config)  # fmt: skip
+        return (image_ref, *message)
+
+    @app.callback(
+        Output(ids.MASK_GRAPH, "figure", allow_duplicate=True),
+        Output(ids.CLASS_PICKER, "options"),
+        Output(ids.CLASS_PICKER, "value", allow_duplicate=True),
+        Output(ids.REGION, "data", allow_duplicate=True),
+        Output(ids.TARGET, "value", allow_duplicate=True),
+        Output(ids.TARGET, "options", allow_duplicate=True),
+        Output(ids.REGION_INFO, "children", allow_duplicate=True),
+        Output(ids.IMAGE_INFO, "children"),
+        Output(ids.VIEW, "data", allow_duplicate=True),
+        *message_outputs(),
+        Input(ids.IMAGE, "data"),
+        State(ids.SESSION, "data"),
+        State(ids.MASK_OPACITY, "value"),
+        prevent_initial_call=True,
+    )
+    def on_image(image_ref: Mapping[str, Any] | None, session: str, opacity: float) -> tuple[Any, ...]:
+        return handle_image(image_ref, session, get_store(config), get_adapter(config).class_names, opacity)
+
+
+__all__ = ["KEEP", "handle_image", "handle_sample", "handle_upload", "register"]

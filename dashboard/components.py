@@ -1,0 +1,165 @@
+"""Reusable Dash components: heatmap cards, placeholders, the sample gallery, alerts.
+
+Builders here are pure: they take arrays, metadata and figure objects and return components, so the callbacks that
+use them stay thin and the cards look the same whether fast methods or background jobs produced them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dash_bootstrap_components as dbc
+import numpy as np
+from dash import dcc, html
+
+from dashboard import ids
+from dashboard.figures import View, heatmap_figure
+from dashboard.render import heatmap_uri, is_blank
+from dashboard.resources import MethodInfo
+
+TIMES = "\u00d7"
+FAMILY_LABELS = {"cam": "CAM", "gradient": "gradient", "shap": "SHAP"}
+HEATMAP_GRAPH_CONFIG = {
+    "displaylogo": False,
+    "scrollZoom": True,
+    "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d", "toggleSpikelines", "hoverClosestCartesian",
+                               "hoverCompareCartesian"],
+    "toImageButtonOptions": {"format": "png", "scale": 3},
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CardParts:
+    """The changing parts of one heatmap card."""
+
+    figure: Any
+    subtitle: str
+    note: list[Any]
+
+
+def format_seconds(seconds: float) -> str:
+    """'12 ms' below one second, else '3.4 s'."""
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
+def layer_label(layer: str, layer_shapes: Mapping[str, Sequence[Any]]) -> str:
+    """'name · 32x32x64' with typographic multiplication signs (unknown sizes shown as '?')."""
+    shape = layer_shapes.get(layer)
+    if not shape:
+        return layer
+    return f"{layer} · " + TIMES.join("?" if v is None else str(v) for v in shape)
+
+
+def card_parts(
+    info: MethodInfo,
+    summary: Mapping[str, Any],
+    heatmap: np.ndarray,
+    layer: str | None,
+    layer_shapes: Mapping[str, Sequence[Any]],
+    image_uri: str,
+    *,
+    opacity: float,
+    view: View | None,
+    outline: Sequence[str],
+    uirevision: str,
+) -> CardParts:
+    """Figure, subtitle and footer note of a heatmap card for one stored result at one layer."""
+    overlay, value_range = heatmap_uri(heatmap, info.signed)
+    shape = tuple(np.asarray(heatmap).shape[:2])
+    figure = heatmap_figure(image_uri, overlay, shape, value_range, signed=info.signed, opacity=opacity,
+                            outline=outline, view=view, uirevision=uirevision)  # fmt: skip
+    if info.is_cam and layer:
+        subtitle = "layer " + layer_label(layer, layer_shapes)
+    else:
+        subtitle = "signed attribution" if info.signed else "attribution magnitude"
+    return CardParts(figure=figure, subtitle=subtitle, note=card_note(summary, heatmap))
+
+
+def card_note(summary: Mapping[str, Any], heatmap: np.ndarray) -> list[Any]:
+    """Footer text: compute time, score, additivity and a warning for blank maps."""
+    parts: list[Any] = [html.Span(format_seconds(summary["seconds"]), className="hm-time", title="compute time"),
+                        html.Span(f"S = {summary['score']:.3g}", title="region score: mean target logit")]  # fmt: skip
+    baseline = summary.get("baseline_score")
+    if baseline is not None:
+        total = float(np.sum(summary["heatmap"]))
+        parts.append(html.Span(f"Σ = {total:.3g} vs S \u2212 S\u2080 = {summary['score'] - baseline:.3g}",
+                               title="additivity: the map sums to the score minus the baseline score"))  # fmt: skip
+    if is_blank(heatmap):
+        parts.append(html.Span("map is zero everywhere", className="text-warning"))
+    return parts
+
+
+def method_badges(info: MethodInfo) -> list[Any]:
+    """Small badges naming the family and flagging background (slow) methods."""
+    badges: list[Any] = [dbc.Badge(FAMILY_LABELS.get(info.family, info.family), color="secondary", className="me-1")]
+    if info.slow:
+        badges.append(dbc.Badge("job", color="info", className="me-1", title="runs as a background job"))
+    return badges
+
+
+def heatmap_card(info: MethodInfo, parts: CardParts, order: int) -> html.Div:
+    """One card of the heatmap grid: title, subtitle (layer), the heatmap figure and a footer note."""
+    return html.Div(
+        dbc.Card(
+            [
+                dbc.CardHeader(
+                    [
+                        html.Div([html.Span(info.label, className="hm-title"), *method_badges(info)],
+                                 className="hm-head"),
+                        html.Div(parts.subtitle, id=ids.heatmap_subtitle(info.name), className="hm-subtitle"),
+                    ]
+                ),
+                dcc.Graph(id=ids.heatmap_graph(info.name), figure=parts.figure, config=HEATMAP_GRAPH_CONFIG,
+                          className="hm-graph", responsive=True),
+                html.Div(parts.note, id=ids.heatmap_note(info.name), className="hm-note"),
+            ],
+            className="hm-card-inner h-100",
+        ),
+        className="hm-card",
+        style={"order": order},
+        **{"data-method": info.name},
+    )  # fmt: skip
+
+
+def placeholder_card(info: MethodInfo, text: str, order: int, *, busy: bool = True) -> html.Div:
+    """A card standing in for a method whose map is not there (yet)."""
+    body = [dbc.Spinner(size="sm", color="secondary", spinner_class_name="me-2")] if busy else []
+    return html.Div(
+        dbc.Card(
+            [
+                dbc.CardHeader(html.Div([html.Span(info.label, className="hm-title"), *method_badges(info)],
+                                        className="hm-head")),
+                html.Div([*body, html.Span(text)], className="hm-placeholder"),
+            ],
+            className="hm-card-inner h-100",
+        ),
+        className="hm-card hm-card-pending" if busy else "hm-card hm-card-failed",
+        style={"order": order},
+        **{"data-method": info.name},
+    )  # fmt: skip
+
+
+def failed_card(info: MethodInfo, text: str, order: int) -> html.Div:
+    """A card reporting that a method failed for this question."""
+    return placeholder_card(info, text, order, busy=False)
+
+
+def gallery(samples: Sequence[tuple[str, str]]) -> html.Div:
+    """Thumbnails of the bundled samples; samples are (name, thumbnail data URI)."""
+    if not samples:
+        return html.Div("No sample images bundled for this model.", className="text-muted small")
+    return html.Div(
+        [
+            html.Button(html.Img(src=uri, alt=name), id=ids.sample(name), n_clicks=0, title=name,
+                        className="sample-thumb", type="button")
+            for name, uri in samples
+        ],
+        className="sample-gallery",
+    )  # fmt: skip
+
+
+def hint(text: str) -> html.Div:
+    """A muted full-width hint shown in the grid when there is nothing to show."""
+    return html.Div(text, className="grid-hint")

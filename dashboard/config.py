@@ -1,0 +1,61 @@
+"""The app's configuration: a small frozen, picklable value.
+
+It is what background jobs receive (never the model): a job process rebuilds the adapter from `model_path` through
+`resources.get_adapter`, and opens the shared state store from `state_dir`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+
+MiB = 1024 * 1024
+
+
+def default_state_dir() -> str:
+    """Where server-side state and job results live unless told otherwise ($SEGX_STATE_DIR or a per-user temp dir)."""
+    return os.environ.get("SEGX_STATE_DIR") or os.path.join(tempfile.gettempdir(), f"segx-state-{os.getuid()}")
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """Everything a web worker or a job process needs to serve one model.
+
+    Attributes:
+        model_path: a `.keras` file, or None for the bundled demo model.
+        class_names: class names overriding the model's (None: the adapter's defaults / the demo model's names).
+        state_dir: directory of the diskcache stores (server-side state and background-job results).
+        samples_dir: folder of sample images for the gallery (None: none).
+        max_upload_bytes: largest accepted upload (encoded file size).
+        max_upload_pixels: largest accepted decoded image (width x height); guards against decompression bombs.
+        max_side: for models without a fixed input size, uploads are scaled to fit this side length.
+        job_interval_ms: how often the browser polls a background job for progress.
+        state_expire_s: server-side state is dropped after this many seconds without use.
+    """
+
+    model_path: str | None = None
+    class_names: tuple[str, ...] | None = None
+    state_dir: str = ""
+    samples_dir: str | None = None
+    max_upload_bytes: int = 10 * MiB
+    max_upload_pixels: int = 40_000_000
+    max_side: int = 512
+    job_interval_ms: int = 400
+    state_expire_s: int = 6 * 3600
+
+    def __post_init__(self) -> None:
+        if not self.state_dir:
+            object.__setattr__(self, "state_dir", default_state_dir())
+        if self.class_names is not None:
+            object.__setattr__(self, "class_names", tuple(self.class_names))
+
+    @property
+    def state_path(self) -> str:
+        """Directory of the server-side state store."""
+        return os.path.join(self.state_dir, "state")
+
+    @property
+    def jobs_path(self) -> str:
+        """Directory of the background-callback result cache."""
+        return os.path.join(self.state_dir, "jobs")

@@ -1,0 +1,120 @@
+"""`create_app`: build the Dash app for one model.
+
+The app is cheap to create: the model is loaded lazily (first page load, or the warm-up thread), so importing or
+creating the app never runs TensorFlow in a process that might later fork. The layout is a function, so every page
+load gets a fresh session id and two browser tabs never share state.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import dash_bootstrap_components as dbc  # noqa: F401  (registers the component library with Dash)
+import numpy as np
+from dash import Dash, html
+
+from dashboard import layout
+from dashboard.background import ManagerFactory, diskcache_manager
+from dashboard.callbacks import register_callbacks
+from dashboard.config import AppConfig
+from dashboard.resources import get_adapter, methods
+from dashboard.samples import gallery_items
+from dashboard.state import new_session_id
+
+log = logging.getLogger(__name__)
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ASSETS_DIR = REPO_ROOT / "assets"
+TITLE = "SegXplain"
+
+
+def default_samples_dir(model_path: str | None) -> str | None:
+    """The bundled samples for the demo model; none for other models."""
+    if model_path is not None:
+        return None
+    try:
+        import models
+
+        return str(models.SAMPLES_DIR)
+    except (ImportError, AttributeError):
+        return None
+
+
+def page_context(config: AppConfig) -> layout.PageContext:
+    """Model facts and method metadata for the layout (loads the model on first use)."""
+    adapter = get_adapter(config)
+    infos = methods()
+    name = Path(config.model_path).name if config.model_path else "demo mushroom U-Net"
+    return layout.PageContext(
+        model_name=name, class_names=list(adapter.class_names), conv_layers=list(adapter.conv_layers),
+        layer_shapes=dict(adapter.layer_shapes), input_size=adapter.input_size, methods=infos,
+        samples=gallery_items(config.samples_dir), default_methods=layout.default_methods(infos),
+        max_upload_bytes=config.max_upload_bytes, session=new_session_id(),
+    )  # fmt: skip
+
+
+def serve_layout(config: AppConfig) -> Any:
+    """The page for one page load (a new session each time)."""
+    try:
+        return layout.build_layout(page_context(config))
+    except Exception as err:
+        log.exception("could not build the page")
+        return html.Div([html.H3("The model could not be loaded"), html.Pre(str(err))], className="p-4")
+
+
+def warm_up(config: AppConfig) -> None:
+    """Load the model and trace the fast methods once, so the first real selection is fast."""
+    try:
+        from explainers import explain
+
+        adapter = get_adapter(config)
+        height, width = adapter.input_size or (64, 64)
+        image = np.full((height, width, 3), 127, dtype=np.uint8)
+        region = np.zeros((height, width), dtype=bool)
+        region[height // 4 : height // 2, width // 4 : width // 2] = True
+        adapter.predict(image)
+        explain(adapter, image, region, 0, methods=[m.name for m in methods() if not m.slow])
+    except Exception:
+        log.exception("warm-up failed")
+
+
+def create_app(
+    model_path: str | None = None,
+    class_names: list[str] | tuple[str, ...] | None = None,
+    *,
+    state_dir: str | None = None,
+    samples_dir: str | None = None,
+    manager_factory: ManagerFactory = diskcache_manager,
+    warmup: bool = True,
+    config: AppConfig | None = None,
+) -> Dash:
+    """Build the dashboard for a Keras segmentation model (`model_path`, a .keras file; None: the demo model).
+
+    Args:
+        model_path: the model file; None serves the bundled demo model.
+        class_names: names overriding the model's class names.
+        state_dir: directory for server-side state and job results (default: $SEGX_STATE_DIR or a temp dir).
+        samples_dir: folder of gallery images (default: the bundled samples for the demo model, none otherwise).
+        manager_factory: builds the background-callback manager from the config (default: diskcache + forkserver).
+        warmup: load the model and trace the fast methods in a background thread right away.
+        config: a complete configuration, overriding the arguments above.
+    """
+    if config is None:
+        config = AppConfig(
+            model_path=model_path, class_names=tuple(class_names) if class_names else None,
+            state_dir=state_dir or "", samples_dir=samples_dir or default_samples_dir(model_path),
+        )  # fmt: skip
+    manager = manager_factory(config)
+    app = Dash(
+        __name__, title=TITLE, update_title=None, assets_folder=str(ASSETS_DIR), background_callback_manager=manager,
+        suppress_callback_exceptions=False, serve_locally=True,
+    )  # fmt: skip
+    # Dash validates callbacks against the layout; a model-free skeleton with every id avoids loading the model here.
+    app.validation_layout = layout.build_layout(layout.skeleton_context())
+    app.layout = lambda: serve_layout(config)
+    register_callbacks(app, config)
+    if warmup:
+        threading.Thread(target=warm_up, args=(config,), name="segx-warmup", daemon=True).start()
+    return app

@@ -1,0 +1,236 @@
+"""Pure Plotly figure builders: the mask figure and the heatmap figures.
+
+All figures share one coordinate system, pixel units with pixel (r, c) centred on (x=c, y=r) and the y axis pointing
+down, so that selections, outlines and linked zoom/pan carry over between them unchanged. Photos and heatmaps are
+`go.Image` traces with PNG sources; only the predicted label map is a (small, integer) `go.Heatmap`, so that hovering
+shows the class name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+
+from dashboard.render import SIGNED_COLORSCALE, UNSIGNED_COLORSCALE
+
+# A qualitative palette that stays readable over photos; the first class named "background" is left transparent.
+PALETTE = [
+    "#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6",
+    "#bcf60c", "#fabebe", "#008080", "#e6beff", "#9a6324", "#fffac8", "#800000", "#aaffc3",
+]  # fmt: skip
+BACKGROUND_COLOUR = "rgba(0,0,0,0)"
+BACKGROUND_LEGEND = "#9aa0a6"
+HOVER_TEXT_LIMIT = 256 * 256  # above this many pixels the mask hover shows the class index, not its name
+OUTLINE_COLOUR = "#ffffff"
+OUTLINE_SHADOW = "rgba(0,0,0,0.75)"
+
+View = Mapping[str, Sequence[float]]  # {"x": [x0, x1], "y": [y_bottom, y_top]}
+
+
+def is_background(name: str) -> bool:
+    """Whether a class name denotes the background (left transparent in the overlay)."""
+    return name.strip().lower() in {"background", "bg", "void", "_background_"}
+
+
+def class_colours(class_names: Sequence[str]) -> list[str]:
+    """One colour per class for the overlay (background transparent)."""
+    colours = []
+    palette_index = 0
+    for name in class_names:
+        if is_background(name):
+            colours.append(BACKGROUND_COLOUR)
+        else:
+            colours.append(PALETTE[palette_index % len(PALETTE)])
+            palette_index += 1
+    return colours
+
+
+def legend_colour(colour: str) -> str:
+    """The colour of a class in the legend (transparent background shown grey)."""
+    return BACKGROUND_LEGEND if colour == BACKGROUND_COLOUR else colour
+
+
+def discrete_colorscale(colours: Sequence[str]) -> list[list[Any]]:
+    """A stepped colour scale mapping integer z = k (with zmin=-0.5, zmax=C-0.5) to colours[k]."""
+    n = len(colours)
+    scale: list[list[Any]] = []
+    for k, colour in enumerate(colours):
+        scale.append([k / n, colour])
+        scale.append([(k + 1) / n, colour])
+    return scale
+
+
+def full_view(shape: tuple[int, int]) -> dict[str, list[float]]:
+    """The view showing the whole image."""
+    height, width = shape
+    return {"x": [-0.5, width - 0.5], "y": [height - 0.5, -0.5]}
+
+
+def _apply_view(fig: go.Figure, shape: tuple[int, int], view: View | None) -> None:
+    view = {**full_view(shape), **(view or {})}
+    fig.update_xaxes(range=list(view["x"]), autorange=False)
+    fig.update_yaxes(range=list(view["y"]), autorange=False)
+
+
+def base_figure(
+    image_uri: str, shape: tuple[int, int], *, view: View | None = None, uirevision: str = "image"
+) -> go.Figure:
+    """A figure showing the image at pixel coordinates, axes hidden, aspect ratio kept."""
+    fig = go.Figure(
+        go.Image(source=image_uri, x0=0, dx=1, y0=0, dy=1, hoverinfo="x+y", name="image"),
+    )
+    fig.update_xaxes(visible=False, showgrid=False, zeroline=False, constrain="domain")
+    fig.update_yaxes(visible=False, showgrid=False, zeroline=False, scaleanchor="x", constrain="domain")
+    fig.update_layout(
+        margin=dict(l=0, r=0, t=0, b=0),
+        paper_bgcolor="rgba(0,0,0,0)",
+        plot_bgcolor="rgba(0,0,0,0)",
+        uirevision=uirevision,
+        hoverlabel=dict(bgcolor="rgba(20,20,20,0.85)", font_size=12),
+    )
+    _apply_view(fig, shape, view)
+    return fig
+
+
+def outline_shapes(paths: Sequence[str]) -> list[dict[str, Any]]:
+    """Plotly layout shapes drawing the region outline (a dark halo under a white line) for each path."""
+    shapes = []
+    for width, colour in ((4, OUTLINE_SHADOW), (1.8, OUTLINE_COLOUR)):
+        for path in paths:
+            shapes.append(
+                dict(type="path", path=path, line=dict(color=colour, width=width), fillcolor="rgba(0,0,0,0)",
+                     layer="above", xref="x", yref="y", editable=False, name="region")
+            )  # fmt: skip
+    return shapes
+
+
+def mask_figure(
+    image_uri: str,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    *,
+    opacity: float = 0.5,
+    outline: Sequence[str] = (),
+    view: View | None = None,
+    uirevision: str = "image",
+) -> go.Figure:
+    """The image with the predicted label map over it, a legend of the predicted classes and the region outline.
+
+    Trace 0 is the photo, trace 1 the label map (its opacity is what the opacity slider patches), the rest legend
+    entries. The figure opens in box-select mode.
+    """
+    labels = np.asarray(labels)
+    shape = labels.shape[:2]
+    colours = class_colours(class_names)
+    n = len(class_names)
+    fig = base_figure(image_uri, shape, view=view, uirevision=uirevision)
+    heat: dict[str, Any] = dict(
+        z=labels.astype(np.int16), zmin=-0.5, zmax=n - 0.5, colorscale=discrete_colorscale(colours),
+        showscale=False, opacity=float(opacity), name="prediction", xgap=0, ygap=0,
+    )  # fmt: skip
+    if labels.size <= HOVER_TEXT_LIMIT:
+        heat["text"] = np.asarray(class_names, dtype=object)[labels].tolist()
+        heat["hovertemplate"] = "x %{x}, y %{y}<br><b>%{text}</b><extra></extra>"
+    else:
+        heat["hovertemplate"] = "x %{x}, y %{y}<br>class %{z}<extra></extra>"
+    fig.add_trace(go.Heatmap(**heat))
+    counts = np.bincount(labels.ravel().astype(np.int64), minlength=n)
+    total = max(int(labels.size), 1)
+    for k, name in enumerate(class_names):
+        if counts[k] == 0:
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=[None], y=[None], mode="markers", name=f"{name} {100 * counts[k] / total:.0f}%",
+                marker=dict(size=11, symbol="square", color=legend_colour(colours[k])), hoverinfo="skip",
+                showlegend=True,
+            )
+        )  # fmt: skip
+    fig.update_layout(
+        dragmode="select",
+        showlegend=True,
+        legend=dict(orientation="h", x=0, xanchor="left", y=-0.02, yanchor="top", itemclick=False,
+                    itemdoubleclick=False, bgcolor="rgba(0,0,0,0)", font=dict(size=12)),
+        margin=dict(l=0, r=0, t=0, b=36),
+        shapes=outline_shapes(outline),
+        newselection=dict(line=dict(color="#ffffff", width=1.5, dash="dot")),
+        activeselection=dict(fillcolor="rgba(255,255,255,0.08)", opacity=1),
+    )  # fmt: skip
+    return fig
+
+
+def heatmap_figure(
+    image_uri: str,
+    overlay_uri: str,
+    shape: tuple[int, int],
+    value_range: tuple[float, float],
+    *,
+    signed: bool,
+    opacity: float = 0.75,
+    outline: Sequence[str] = (),
+    view: View | None = None,
+    uirevision: str = "image",
+) -> go.Figure:
+    """The image under a semi-transparent attribution overlay, with a colour bar of the raw values.
+
+    Trace 0 is the photo, trace 1 the overlay PNG (patched by the layer slider and the opacity slider), trace 2 an
+    invisible marker carrying the colour bar.
+    """
+    lo, hi = value_range
+    fig = base_figure(image_uri, shape, view=view, uirevision=uirevision)
+    fig.add_trace(go.Image(source=overlay_uri, x0=0, dx=1, y0=0, dy=1, opacity=float(opacity), hoverinfo="skip",
+                           name="attribution"))  # fmt: skip
+    fig.add_trace(colorbar_trace(lo, hi, signed))
+    fig.update_layout(dragmode="zoom", showlegend=False, shapes=outline_shapes(outline),
+                      margin=dict(l=0, r=0, t=0, b=0))  # fmt: skip
+    return fig
+
+
+def colorbar_trace(lo: float, hi: float, signed: bool) -> go.Scatter:
+    """An invisible trace whose only job is to draw the colour bar for the range [lo, hi]."""
+    return go.Scatter(
+        x=[None], y=[None], mode="markers", hoverinfo="skip", showlegend=False, name="scale",
+        marker=dict(
+            colorscale=SIGNED_COLORSCALE if signed else UNSIGNED_COLORSCALE, cmin=lo, cmax=hi, color=[lo, hi],
+            showscale=True,
+            colorbar=dict(thickness=10, len=0.9, outlinewidth=0, tickformat=".2~g", tickfont=dict(size=10),
+                          x=1.0, xpad=4, ticks="outside", ticklen=2),
+        ),
+    )  # fmt: skip
+
+
+def placeholder_figure(message: str = "") -> go.Figure:
+    """An empty, axis-less figure with an optional centred message."""
+    fig = go.Figure()
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(
+        margin=dict(l=0, r=0, t=0, b=0), paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)",
+        annotations=[dict(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+                          font=dict(size=14, color="#8a8f98"))] if message else [],
+    )  # fmt: skip
+    return fig
+
+
+def view_from_relayout(relayout: Mapping[str, Any] | None, shape: tuple[int, int]) -> dict[str, list[float]] | None:
+    """The view set by a zoom, pan or reset in `relayoutData`, or None if the event is not about the view.
+
+    A reset ("autorange") gives the full view; a zoom on one axis only returns just that axis.
+    """
+    if not relayout:
+        return None
+    if relayout.get("xaxis.autorange") or relayout.get("yaxis.autorange"):
+        return full_view(shape)
+    view: dict[str, list[float]] = {}
+    for axis in ("x", "y"):
+        try:
+            if f"{axis}axis.range[0]" in relayout and f"{axis}axis.range[1]" in relayout:
+                view[axis] = [float(relayout[f"{axis}axis.range[0]"]), float(relayout[f"{axis}axis.range[1]"])]
+            elif isinstance(relayout.get(f"{axis}axis.range"), (list, tuple)):
+                view[axis] = [float(v) for v in relayout[f"{axis}axis.range"][:2]]
+        except (TypeError, ValueError):
+            continue
+    return view or None

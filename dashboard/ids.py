@@ -1,0 +1,67 @@
+"""Component ids: every id used in the layout and the callbacks, in one place.
+
+Plain strings for singletons, small factories for pattern-matching (dict) ids. A test walks the layout and checks that
+every id is unique.
+"""
+
+from __future__ import annotations
+
+# Stores (hold keys into the server-side state only, never arrays).
+SESSION = "session-store"
+IMAGE = "image-store"
+REGION = "region-store"
+RESULTS = "results-store"
+SLOW_REQUEST = "slow-request-store"
+SLOW_RESULT = "slow-result-store"
+VIEW = "view-store"
+LAYER_NAMES = "layer-names"
+
+# Image source.
+UPLOAD = "image-upload"
+SAMPLE = "sample-thumb"
+IMAGE_INFO = "image-info"
+
+# Prediction and region.
+MASK_GRAPH = "mask-graph"
+MASK_OPACITY = "mask-opacity"
+CLASS_PICKER = "class-picker"
+TARGET = "target-class"
+REGION_INFO = "region-info"
+MESSAGE = "message"
+
+# Methods and heatmaps.
+METHODS = "method-checklist"
+LAYER = "layer-slider"
+LAYER_INFO = "layer-info"
+HEATMAP_OPACITY = "heatmap-opacity"
+FAST_GRID = "fast-grid"
+SLOW_GRID = "slow-grid"
+HEATMAP_GRAPH = "heatmap-graph"
+HEATMAP_SUBTITLE = "heatmap-subtitle"
+HEATMAP_NOTE = "heatmap-note"
+
+# Background jobs.
+SLOW_PANEL = "slow-panel"
+PROGRESS = "slow-progress"
+PROGRESS_TEXT = "slow-progress-text"
+CANCEL = "slow-cancel"
+
+
+def sample(name: str) -> dict[str, str]:
+    """The id of the gallery thumbnail of the bundled sample `name`."""
+    return {"type": SAMPLE, "index": name}
+
+
+def heatmap_graph(method: str) -> dict[str, str]:
+    """The id of the dcc.Graph in the heatmap card of `method`."""
+    return {"type": HEATMAP_GRAPH, "method": method}
+
+
+def heatmap_subtitle(method: str) -> dict[str, str]:
+    """The id of the subtitle (layer name for CAMs) in the heatmap card of `method`."""
+    return {"type": HEATMAP_SUBTITLE, "method": method}
+
+
+def heatmap_note(method: str) -> dict[str, str]:
+    """The id of the footer note (time, score, warnings) in the heatmap card of `method`."""
+    return {"type": HEATMAP_NOTE, "method": method}

@@ -1,0 +1,273 @@
+"""The page layout, built from a `PageContext` (model facts + method metadata) so it can be tested without a model.
+
+Left: image source (upload + sample gallery) and the mask figure with the region controls. Right: the method
+checklist, the layer slider, the background-job panel and the responsive grid of heatmap cards. Stores hold keys only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from dashboard import ids
+from dashboard.components import TIMES, gallery, hint, layer_label, method_badges
+from dashboard.figures import placeholder_figure
+from dashboard.resources import MethodInfo
+
+MASK_GRAPH_CONFIG = {
+    "displaylogo": False,
+    "scrollZoom": True,
+    "modeBarButtonsToAdd": ["select2d", "lasso2d"],
+    "modeBarButtonsToRemove": ["autoScale2d", "toggleSpikelines", "hoverClosestCartesian", "hoverCompareCartesian"],
+    "toImageButtonOptions": {"format": "png", "scale": 3},
+}
+SELECT_HINT = "Select a region on the mask (box, lasso or click) or pick a whole class to explain it."
+
+
+@dataclass(frozen=True)
+class PageContext:
+    """Everything the layout shows about the model and the methods."""
+
+    model_name: str
+    class_names: Sequence[str]
+    conv_layers: Sequence[str]
+    layer_shapes: Mapping[str, Sequence[Any]]
+    input_size: tuple[int, int] | None
+    methods: Sequence[MethodInfo]
+    samples: Sequence[tuple[str, str]] = ()
+    default_methods: Sequence[str] = ()
+    max_upload_bytes: int = 10 * 1024 * 1024
+    session: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def skeleton_context() -> PageContext:
+    """A model-free context: the layout built from it has every component id (for Dash's callback validation)."""
+    return PageContext(model_name="", class_names=[], conv_layers=[], layer_shapes={}, input_size=None, methods=[])
+
+
+def default_methods(methods: Sequence[MethodInfo]) -> list[str]:
+    """Methods ticked on page load: every fast method (they cost milliseconds)."""
+    return [m.name for m in methods if not m.slow]
+
+
+def layer_marks(conv_layers: Sequence[str]) -> dict[int, str]:
+    """Short slider marks (1-based layer numbers; every other one when there are many layers)."""
+    step = 1 if len(conv_layers) <= 16 else 2 if len(conv_layers) <= 32 else max(1, len(conv_layers) // 16)
+    marks = {i: str(i + 1) for i in range(0, len(conv_layers), step)}
+    if conv_layers:
+        marks[len(conv_layers) - 1] = str(len(conv_layers))
+    return marks
+
+
+def navbar(ctx: PageContext) -> dbc.Navbar:
+    """Title bar with the model facts."""
+    size = "any size" if ctx.input_size is None else f"{ctx.input_size[0]}{TIMES}{ctx.input_size[1]}"
+    facts = f"{ctx.model_name} · input {size} · {len(ctx.class_names)} classes · {len(ctx.conv_layers)} conv layers"
+    return dbc.Navbar(
+        dbc.Container(
+            [
+                html.Div([html.Span("◧", className="brand-mark"), html.Span("SegXplain", className="brand-name"),
+                          html.Span("attribution explorer for segmentation networks", className="brand-sub")],
+                         className="brand"),
+                html.Span(facts, className="model-facts"),
+            ],
+            fluid=True,
+        ),
+        color="dark",
+        dark=True,
+        className="app-navbar",
+    )  # fmt: skip
+
+
+def image_card(ctx: PageContext) -> dbc.Card:
+    """Upload area and the sample gallery."""
+    limit = f"{ctx.max_upload_bytes / 1024 / 1024:.0f} MiB"
+    return dbc.Card(
+        [
+            dbc.CardHeader("Image"),
+            dbc.CardBody(
+                [
+                    dcc.Upload(
+                        id=ids.UPLOAD,
+                        children=html.Div([html.Span("Drop an image here or ", className="text-muted"),
+                                           html.A("browse", className="upload-link"),
+                                           html.Div(f"PNG · JPEG · WebP · TIFF · BMP, up to {limit}",
+                                                    className="upload-formats")]),
+                        accept="image/png,image/jpeg,image/webp,image/tiff,image/bmp,.png,.jpg,.jpeg,.webp,.tif,"
+                               ".tiff,.bmp",
+                        max_size=4 * ctx.max_upload_bytes,
+                        multiple=False,
+                        className="upload-area",
+                    ),
+                    html.Div("Samples", className="section-label mt-3"),
+                    gallery(ctx.samples),
+                    html.Div(id=ids.IMAGE_INFO, className="image-info"),
+                ]
+            ),
+        ],
+        className="mb-3",
+    )  # fmt: skip
+
+
+def mask_card(ctx: PageContext) -> dbc.Card:
+    """The mask figure with opacity, class picker, target class and the region summary."""
+    class_options = [{"label": name, "value": k} for k, name in enumerate(ctx.class_names)]
+    return dbc.Card(
+        [
+            dbc.CardHeader(html.Div([html.Span("Prediction & region"),
+                                     html.Span("box · lasso · click", className="header-hint")],
+                                    className="d-flex justify-content-between")),
+            dbc.CardBody(
+                [
+                    dcc.Graph(id=ids.MASK_GRAPH, figure=placeholder_figure("Pick a sample or upload an image"),
+                              config=MASK_GRAPH_CONFIG, className="mask-graph", responsive=True),
+                    dbc.Row(
+                        [
+                            dbc.Col(html.Label("Mask opacity", htmlFor=ids.MASK_OPACITY, className="ctl-label"),
+                                    width="auto"),
+                            dbc.Col(dcc.Slider(id=ids.MASK_OPACITY, min=0, max=1, step=0.05, value=0.45, marks=None,
+                                               allow_direct_input=False, tooltip={"placement": "bottom"},
+                                               updatemode="drag")),
+                        ],
+                        className="align-items-center g-2 mt-1",
+                    ),
+                    dbc.Row(
+                        [
+                            dbc.Col([html.Label("Whole class", className="ctl-label"),
+                                     dcc.Dropdown(id=ids.CLASS_PICKER, options=[], placeholder="Select a class…",
+                                                  clearable=True)], md=6),
+                            dbc.Col([html.Label("Target class", className="ctl-label"),
+                                     dcc.Dropdown(id=ids.TARGET, options=class_options, placeholder="(from region)",
+                                                  clearable=False)], md=6),
+                        ],
+                        className="g-2 mt-1",
+                    ),
+                    html.Div(SELECT_HINT, id=ids.REGION_INFO, className="region-info"),
+                ]
+            ),
+        ],
+        className="mb-3",
+    )  # fmt: skip
+
+
+def method_option(info: MethodInfo) -> dict[str, Any]:
+    """A checklist option: the method's label with its badges."""
+    return {"label": html.Span([html.Span(info.label, className="me-1"), *method_badges(info)]), "value": info.name}
+
+
+def methods_card(ctx: PageContext) -> dbc.Card:
+    """Method checklist, layer slider and heatmap opacity."""
+    n_layers = len(ctx.conv_layers)
+    last = max(n_layers - 1, 0)
+    layer_text = layer_label(ctx.conv_layers[last], ctx.layer_shapes) if ctx.conv_layers else "no conv layers"
+    layer_names = [layer_label(name, ctx.layer_shapes) for name in ctx.conv_layers]
+    return dbc.Card(
+        [
+            dbc.CardHeader("Methods"),
+            dbc.CardBody(
+                [
+                    dbc.Checklist(id=ids.METHODS, options=[method_option(m) for m in ctx.methods],
+                                  value=list(ctx.default_methods), inline=True, switch=True,
+                                  className="method-checklist"),
+                    dbc.Row(
+                        [
+                            dbc.Col(
+                                [
+                                    html.Div([html.Span("CAM layer", className="ctl-label"),
+                                              html.Span(layer_text, id=ids.LAYER_INFO, className="layer-info")],
+                                             className="d-flex gap-2 align-items-baseline"),
+                                    dcc.Slider(id=ids.LAYER, min=0, max=last, step=1, value=last,
+                                               marks=layer_marks(ctx.conv_layers), allow_direct_input=False,
+                                               disabled=n_layers < 2, updatemode="mouseup",
+                                               tooltip={"placement": "top", "transform": "segxLayerLabel"}),
+                                    html.Div(id=ids.LAYER_NAMES, className="d-none",
+                                             **{"data-layers": json.dumps(layer_names)}),
+                                ],
+                                lg=8,
+                            ),
+                            dbc.Col(
+                                [
+                                    html.Span("Heatmap opacity", className="ctl-label"),
+                                    dcc.Slider(id=ids.HEATMAP_OPACITY, min=0, max=1, step=0.05, value=0.8,
+                                               marks=None, allow_direct_input=False, updatemode="drag",
+                                               tooltip={"placement": "bottom"}),
+                                ],
+                                lg=4,
+                            ),
+                        ],
+                        className="g-3 mt-1",
+                    ),
+                ]
+            ),
+        ],
+        className="mb-3",
+    )  # fmt: skip
+
+
+def job_panel() -> html.Div:
+    """Progress bar and cancel button of the background job (hidden while no job runs)."""
+    return html.Div(
+        [
+            html.Div(html.Span("Computing slow methods…", id=ids.PROGRESS_TEXT), className="job-text"),
+            dbc.Progress(id=ids.PROGRESS, value=0, label="", striped=True, animated=True, className="job-progress"),
+            dbc.Button("Cancel", id=ids.CANCEL, n_clicks=0, size="sm", color="outline-danger", disabled=True),
+        ],
+        id=ids.SLOW_PANEL,
+        className="job-panel",
+        style={"display": "none"},
+    )
+
+
+def stores(ctx: PageContext) -> list[dcc.Store]:
+    """Client-side stores: keys into the server-side state, never arrays."""
+    return [
+        dcc.Store(id=ids.SESSION, data=ctx.session),
+        dcc.Store(id=ids.IMAGE),
+        dcc.Store(id=ids.REGION),
+        dcc.Store(id=ids.RESULTS),
+        dcc.Store(id=ids.SLOW_REQUEST),
+        dcc.Store(id=ids.SLOW_RESULT),
+        dcc.Store(id=ids.VIEW),
+    ]
+
+
+def build_layout(ctx: PageContext) -> html.Div:
+    """The whole page."""
+    return html.Div(
+        [
+            navbar(ctx),
+            dbc.Container(
+                [
+                    dbc.Alert(id=ids.MESSAGE, is_open=False, dismissable=True, fade=False, className="app-message"),
+                    dbc.Row(
+                        [
+                            dbc.Col([image_card(ctx), mask_card(ctx)], lg=4, className="left-col"),
+                            dbc.Col(
+                                [
+                                    methods_card(ctx),
+                                    job_panel(),
+                                    html.Div(
+                                        [html.Div(hint(SELECT_HINT), id=ids.FAST_GRID, className="grid-part"),
+                                         html.Div(id=ids.SLOW_GRID, className="grid-part")],
+                                        className="heatmap-grid",
+                                    ),
+                                ],
+                                lg=8,
+                            ),
+                        ],
+                        className="g-3",
+                    ),
+                    *stores(ctx),
+                ],
+                fluid=True,
+                className="app-body",
+            ),
+        ],
+        className="app-root",
+    )  # fmt: skip

@@ -1,0 +1,98 @@
+"""Process-local, lazily built resources: the model adapter, the state store and method metadata.
+
+Nothing here is built at import time. A web worker builds the adapter on first use; a background-job process (forked
+from the forkserver, which has only *imported* TensorFlow) builds its own on first use from the model path in the
+`AppConfig`, so the model is never pickled. The caches are keyed by immutable arguments and guarded by a lock so two
+threads do not load the same model twice.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from dashboard.config import AppConfig
+from dashboard.state import StateStore
+
+if TYPE_CHECKING:
+    from explainers import SegmentationAdapter
+
+_LOAD_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=4)
+def _load_adapter(model_path: str | None, class_names: tuple[str, ...] | None) -> SegmentationAdapter:
+    from explainers import SegmentationAdapter
+
+    if model_path is None:
+        import models
+
+        model = models.load_demo_model()
+        names = list(class_names) if class_names else list(models.CLASS_NAMES)
+    else:
+        import keras
+
+        model = keras.models.load_model(model_path, compile=False)
+        names = list(class_names) if class_names else None
+    return SegmentationAdapter(model, class_names=names)
+
+
+def get_adapter(config: AppConfig) -> SegmentationAdapter:
+    """The adapter for the configured model, loaded once per process."""
+    with _LOAD_LOCK:
+        return _load_adapter(config.model_path, config.class_names)
+
+
+@functools.lru_cache(maxsize=8)
+def _open_store(directory: str, expire: int) -> StateStore:
+    return StateStore(directory, expire=expire)
+
+
+def get_store(config: AppConfig) -> StateStore:
+    """The server-side state store of the configured state directory (one handle per process)."""
+    return _open_store(config.state_path, config.state_expire_s)
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """What the dashboard needs to know about one registered attribution method."""
+
+    name: str
+    label: str
+    family: str
+    is_cam: bool
+    slow: bool
+    signed: bool
+    defaults: dict[str, Any]
+
+
+@functools.lru_cache(maxsize=1)
+def _methods() -> tuple[MethodInfo, ...]:
+    from explainers import registry
+
+    infos = []
+    for name in registry.available():
+        ex = registry.get(name)
+        infos.append(
+            MethodInfo(
+                name=name, label=str(getattr(ex, "label", name)), family=str(getattr(ex, "family", "")),
+                is_cam=bool(getattr(ex, "is_cam", False)), slow=bool(getattr(ex, "slow", False)),
+                signed=bool(getattr(ex, "signed", True)), defaults=dict(getattr(ex, "defaults", {}) or {}),
+            )
+        )  # fmt: skip
+    return tuple(infos)
+
+
+def methods() -> list[MethodInfo]:
+    """Every registered method, in the registry's display order."""
+    return list(_methods())
+
+
+def method_info(name: str) -> MethodInfo:
+    """Metadata of one registered method; ValueError for unknown names."""
+    for info in _methods():
+        if info.name == name:
+            return info
+    raise ValueError(f"Unknown attribution method {name!r}.")

@@ -1,0 +1,184 @@
+"""Turn the user's selection on the mask figure into a boolean region mask.
+
+Plotly image and heatmap traces report no points for box and lasso selections, so the geometry is read from
+`selectedData["range"]` (box) and `selectedData["lassoPoints"]` (lasso); clicks come from `clickData`. Coordinates are
+in pixel units: pixel (row r, column c) is centred on x = c, y = r and covers [c - 0.5, c + 0.5] x [r - 0.5, r + 0.5].
+
+Rule: a pixel belongs to a box or lasso region when its centre lies inside the shape. A shape too small to contain any
+centre selects the one pixel under its centre, so a tiny drag is never silently empty. Points outside the image are
+clipped; a shape entirely outside the image is an error. Every error is a `SelectionError` whose message is meant for
+the user.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from skimage.draw import polygon as draw_polygon
+from skimage.measure import approximate_polygon, find_contours
+
+Shape = tuple[int, int]
+
+OUTSIDE_MESSAGE = "The selection lies outside the image. Select a region on the image itself."
+
+
+class SelectionError(ValueError):
+    """A selection that cannot become a region; the message is shown to the user."""
+
+
+def _axis_key(mapping: Mapping[str, Any], axis: str) -> Any:
+    """`mapping["x"]`, or the first key naming another axis of that letter ("x2", ...)."""
+    if axis in mapping:
+        return mapping[axis]
+    for key in sorted(mapping):
+        if key.startswith(axis) and key[1:].isdigit():
+            return mapping[key]
+    raise SelectionError(f"The selection has no {axis} coordinates.")
+
+
+def _pixel_under(x: float, y: float, shape: Shape) -> tuple[int, int] | None:
+    """(row, col) of the pixel covering point (x, y), or None outside the image."""
+    height, width = shape
+    col, row = math.floor(x + 0.5), math.floor(y + 0.5)
+    if 0 <= row < height and 0 <= col < width:
+        return row, col
+    return None
+
+
+def _check_overlap(x_lo: float, x_hi: float, y_lo: float, y_hi: float, shape: Shape) -> None:
+    height, width = shape
+    if x_hi < -0.5 or x_lo > width - 0.5 or y_hi < -0.5 or y_lo > height - 0.5:
+        raise SelectionError(OUTSIDE_MESSAGE)
+
+
+def _single_pixel(x: float, y: float, shape: Shape) -> np.ndarray:
+    pixel = _pixel_under(x, y, shape)
+    if pixel is None:
+        raise SelectionError("The selection covers no pixel of the image. Draw a larger region.")
+    mask = np.zeros(shape, dtype=bool)
+    mask[pixel] = True
+    return mask
+
+
+def box_to_mask(x_range: Sequence[float], y_range: Sequence[float], shape: Shape) -> np.ndarray:
+    """Pixels whose centres lie in the box [x0, x1] x [y0, y1] (either order), clipped to the image."""
+    x_lo, x_hi = sorted(float(v) for v in x_range)
+    y_lo, y_hi = sorted(float(v) for v in y_range)
+    _check_overlap(x_lo, x_hi, y_lo, y_hi, shape)
+    height, width = shape
+    c0, c1 = max(math.ceil(x_lo), 0), min(math.floor(x_hi), width - 1)
+    r0, r1 = max(math.ceil(y_lo), 0), min(math.floor(y_hi), height - 1)
+    if c0 > c1 or r0 > r1:
+        return _single_pixel((x_lo + x_hi) / 2, (y_lo + y_hi) / 2, shape)
+    mask = np.zeros(shape, dtype=bool)
+    mask[r0 : r1 + 1, c0 : c1 + 1] = True
+    return mask
+
+
+def lasso_to_mask(xs: Sequence[float], ys: Sequence[float], shape: Shape) -> np.ndarray:
+    """Pixels whose centres lie inside the closed polygon (xs, ys), clipped to the image."""
+    x = np.asarray(xs, dtype=float)
+    y = np.asarray(ys, dtype=float)
+    if x.size != y.size or x.size == 0:
+        raise SelectionError("The lasso selection has no points.")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        raise SelectionError("The lasso selection has invalid coordinates.")
+    _check_overlap(x.min(), x.max(), y.min(), y.max(), shape)
+    mask = np.zeros(shape, dtype=bool)
+    if x.size >= 3:
+        rows, cols = draw_polygon(y, x, shape=shape)
+        mask[rows, cols] = True
+    if not mask.any():
+        return _single_pixel(float(x.mean()), float(y.mean()), shape)
+    return mask
+
+
+def click_to_pixel(click_data: Mapping[str, Any] | None, shape: Shape) -> tuple[int, int]:
+    """(row, col) of the clicked pixel; SelectionError when there is no click or it is off the image."""
+    points = (click_data or {}).get("points") or []
+    if not points:
+        raise SelectionError("The click did not hit the image.")
+    point = points[0]
+    try:
+        x, y = float(point["x"]), float(point["y"])
+    except (KeyError, TypeError, ValueError):
+        raise SelectionError("The click did not hit the image.") from None
+    pixel = _pixel_under(x, y, shape)
+    if pixel is None:
+        raise SelectionError(OUTSIDE_MESSAGE)
+    return pixel
+
+
+def click_to_mask(click_data: Mapping[str, Any] | None, shape: Shape) -> np.ndarray:
+    """A one-pixel region at the clicked pixel."""
+    mask = np.zeros(shape, dtype=bool)
+    mask[click_to_pixel(click_data, shape)] = True
+    return mask
+
+
+def class_to_mask(labels: np.ndarray, class_index: int, class_names: Sequence[str]) -> np.ndarray:
+    """Every pixel predicted as `class_index`; SelectionError when the class is absent from the prediction."""
+    if not 0 <= int(class_index) < len(class_names):
+        raise SelectionError(f"Unknown class index {class_index}.")
+    mask = np.asarray(labels) == int(class_index)
+    if not mask.any():
+        raise SelectionError(f"No pixel is predicted as “{class_names[int(class_index)]}”; pick another class.")
+    return mask
+
+
+def selection_to_mask(selected_data: Mapping[str, Any] | None, shape: Shape) -> tuple[np.ndarray, str]:
+    """(mask, kind) from a Plotly `selectedData` payload; kind is "box" or "lasso"."""
+    if not selected_data:
+        raise SelectionError("The selection is empty. Drag a box or a lasso on the image.")
+    if selected_data.get("lassoPoints"):
+        points = selected_data["lassoPoints"]
+        return lasso_to_mask(_axis_key(points, "x"), _axis_key(points, "y"), shape), "lasso"
+    if selected_data.get("range"):
+        box = selected_data["range"]
+        return box_to_mask(_axis_key(box, "x"), _axis_key(box, "y"), shape), "box"
+    raise SelectionError("The selection is empty. Drag a box or a lasso on the image.")
+
+
+def class_histogram(labels: np.ndarray, mask: np.ndarray, num_classes: int) -> np.ndarray:
+    """Pixel count of each predicted class inside the region, shape (num_classes,)."""
+    return np.bincount(np.asarray(labels)[mask].ravel().astype(np.int64), minlength=num_classes)[:num_classes]
+
+
+def majority_class(labels: np.ndarray, mask: np.ndarray, num_classes: int) -> int:
+    """The most frequent predicted class in the region (lowest index on ties)."""
+    if not np.any(mask):
+        raise SelectionError("The selection is empty.")
+    return int(np.argmax(class_histogram(labels, mask, num_classes)))
+
+
+def outline_paths(mask: np.ndarray, tolerance: float = 0.5, max_points: int = 4000) -> list[str]:
+    """SVG paths (Plotly shape `path` strings, pixel coordinates) tracing the region's boundary.
+
+    Contours run along pixel edges (the mask is padded, upsampled 2x and traced at level 0.5, which only cuts each
+    corner by a quarter pixel), so a box becomes its rectangle and one pixel a square around it. Paths are simplified
+    with `tolerance` (pixels); if they still hold more than `max_points` points the tolerance is raised until they fit.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return []
+    upsampled = np.kron(np.pad(mask, 1).astype(np.uint8), np.ones((2, 2), dtype=np.uint8))
+    contours = find_contours(upsampled.astype(float), 0.5)
+    while True:
+        simplified = [approximate_polygon(c, tolerance=tolerance * 2) for c in contours]
+        if sum(len(c) for c in simplified) <= max_points or tolerance > 64:
+            break
+        tolerance *= 2
+    paths = []
+    for contour in simplified:
+        if len(contour) < 3:
+            continue
+        # Back from the padded, 2x-upsampled grid to pixel coordinates: upsampled cell i is centred on padded
+        # coordinate i / 2 - 0.25, and the padding shifts by one pixel.
+        ys = contour[:, 0] / 2.0 - 1.25
+        xs = contour[:, 1] / 2.0 - 1.25
+        points = " L".join(f"{x:.2f},{y:.2f}" for x, y in zip(xs, ys, strict=True))
+        paths.append(f"M{points} Z")
+    return paths
