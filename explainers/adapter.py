@@ -164,6 +164,7 @@ class SegmentationAdapter:
         self._forward_fn = tf.function(self._forward_scores, reduce_retracing=True)
         self._cam_fn = tf.function(self._score_and_layer_gradients, reduce_retracing=True)
         self._logits_fn = tf.function(lambda x: self._features(x, training=False)[0], reduce_retracing=True)
+        self._map_fns: dict[str, Any] = {}
 
     # ----------------------------------------------------------------------------------------------- graph building
     def _build_feature_model(self, logits_op: Any) -> keras.Model:
@@ -375,6 +376,58 @@ class SegmentationAdapter:
             while len(self._cache) > 4:
                 self._cache.popitem(last=False)
         return result
+
+    def layer_maps(
+        self,
+        image: np.ndarray,
+        region: np.ndarray,
+        target: int,
+        combiners: dict[str, Callable[[tf.Tensor, tf.Tensor], tf.Tensor]],
+    ) -> tuple[float, dict[str, dict[str, np.ndarray]]]:
+        """S(x) and {combiner name: {conv layer: (H, W) map}} from ONE traced forward+backward pass.
+
+        Each combiner maps one layer's activation and gradient, (h, w, k) tensors, to an (h, w) tensor; every map is
+        upsampled in the same traced function (bilinear, half-pixel centres) to image resolution. The traced function
+        is built once per set of combiners; the last few results are kept, so methods asked for together share one
+        pass.
+        """
+        image = self.validate_image(image)
+        names = tuple(combiners)
+        key = (names, _digest(image), _digest(np.asarray(region, dtype=bool)), self.validate_target(target))
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+            if names not in self._map_fns:
+                self._map_fns[names] = tf.function(self._maps_step(list(combiners.values())), reduce_retracing=True)
+            step = self._map_fns[names]
+        x, region_out, onehot = self.prepare(image[None], region, target)
+        scores, maps = step(x, region_out, onehot)
+        maps = maps.numpy()  # (layers, H, W, combiners)
+        result = (
+            float(scores.numpy()[0]),
+            {
+                name: {layer: maps[i, ..., j] for i, layer in enumerate(self.conv_layers)}
+                for j, name in enumerate(names)
+            },
+        )
+        with self._lock:
+            self._cache[key] = result
+            while len(self._cache) > 4:
+                self._cache.popitem(last=False)
+        return result
+
+    def _maps_step(self, combiners: list[Callable[[tf.Tensor, tf.Tensor], tf.Tensor]]) -> Callable[..., Any]:
+        def step(x: tf.Tensor, region: tf.Tensor, onehot: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            scores, activations, grads = self._score_and_layer_gradients(x, region, onehot)
+            size = tf.shape(x)[1:3]
+            maps = []
+            for activation, grad in zip(activations, grads, strict=True):
+                stacked = tf.stack([combine(activation[0], grad[0]) for combine in combiners], axis=-1)
+                maps.append(tf.image.resize(stacked[None], size, method="bilinear")[0])
+            return scores, tf.stack(maps)
+
+        return step
 
 
 def _mean_logit(logits: Any, region: Any, onehot: Any) -> Any:

@@ -1,7 +1,8 @@
 """Class activation maps for every conv layer from ONE forward+backward pass of the adapted region score.
 
 The adapter returns each conv layer's activation A (h, w, k) and gradient G = dS/dA; each method here is a small
-subclass that combines them into an (h, w) map, upsampled (bilinear) to image resolution:
+subclass whose `combine` hook turns them into an (h, w) map. All variants for all layers, and the bilinear upsampling
+to image resolution, run inside one traced TensorFlow function:
 
 - Grad-CAM: Selvaraju et al., "Grad-CAM: Visual Explanations from Deep Networks via Gradient-based Localization",
   ICCV 2017. ReLU(sum_k mean_ij(G_k) A_k). On the adapted score S this is Seg-Grad-CAM (Vinogradova et al., AAAI
@@ -19,11 +20,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
+from explainers import registry
 from explainers.adapter import SegmentationAdapter
 from explainers.base import Explainer, Progress
 from explainers.registry import register
-from explainers.resize import upsample
 
 
 class CAMExplainer(Explainer):
@@ -33,8 +35,9 @@ class CAMExplainer(Explainer):
     signed = False
     defaults: dict[str, Any] = {"layer": None}
 
-    def combine(self, activations: np.ndarray, gradients: np.ndarray) -> np.ndarray:
-        """(h, w, k) activation and gradient -> (h, w) map."""
+    @staticmethod
+    def combine(activations: tf.Tensor, gradients: tf.Tensor) -> tf.Tensor:
+        """(h, w, k) activation and gradient tensors -> (h, w) map, in TensorFlow ops (it runs inside the trace)."""
         raise NotImplementedError
 
     def compute(
@@ -51,17 +54,23 @@ class CAMExplainer(Explainer):
         layer = params["layer"] or adapter.conv_layers[-1]
         if layer not in adapter.conv_layers:
             raise ValueError(f"{layer!r} is not a conv layer of the model; choose one of {adapter.conv_layers}.")
-        score, layers = adapter.layer_gradients(image, region, target)
-        per_layer = {
-            name: upsample(self.combine(activations, gradients), image.shape[:2])
-            for name, (activations, gradients) in layers.items()
-        }
+        # Every registered CAM variant is computed in the same traced pass, so asking for the others is free.
+        combiners = {name: explainer.combine for name, explainer in cam_explainers().items()}
+        score, maps = adapter.layer_maps(image, region, target, combiners)
+        per_layer = maps[self.name]
         progress(1.0, f"{self.label}: done")
         return {"heatmap": per_layer[layer], "score": score, "per_layer": per_layer, "layer": layer}
 
 
-def _relu(x: np.ndarray) -> np.ndarray:
-    return np.maximum(x, 0.0)
+def cam_explainers() -> dict[str, CAMExplainer]:
+    """The registered CAM methods, by name, in registry order."""
+    return {
+        name: explainer for name in registry.available() if isinstance(explainer := registry.get(name), CAMExplainer)
+    }
+
+
+def _relu(x: tf.Tensor) -> tf.Tensor:
+    return tf.nn.relu(x)
 
 
 @register
@@ -70,9 +79,10 @@ class GradCAM(CAMExplainer):
     label = "Grad-CAM"
     paper = "Selvaraju et al., ICCV 2017"
 
-    def combine(self, activations: np.ndarray, gradients: np.ndarray) -> np.ndarray:
-        weights = gradients.mean(axis=(0, 1))
-        return _relu(activations @ weights)
+    @staticmethod
+    def combine(activations: tf.Tensor, gradients: tf.Tensor) -> tf.Tensor:
+        weights = tf.reduce_mean(gradients, axis=(0, 1))
+        return _relu(tf.reduce_sum(activations * weights, axis=-1))
 
 
 @register
@@ -81,8 +91,9 @@ class HiResCAM(CAMExplainer):
     label = "HiResCAM"
     paper = "Draelos & Carin, 2020"
 
-    def combine(self, activations: np.ndarray, gradients: np.ndarray) -> np.ndarray:
-        return _relu((gradients * activations).sum(axis=-1))
+    @staticmethod
+    def combine(activations: tf.Tensor, gradients: tf.Tensor) -> tf.Tensor:
+        return _relu(tf.reduce_sum(gradients * activations, axis=-1))
 
 
 @register
@@ -91,15 +102,14 @@ class GradCAMPlusPlus(CAMExplainer):
     label = "Grad-CAM++"
     paper = "Chattopadhyay et al., WACV 2018"
 
-    def combine(self, activations: np.ndarray, gradients: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def combine(activations: tf.Tensor, gradients: tf.Tensor) -> tf.Tensor:
         grads_2 = gradients**2
-        grads_3 = grads_2 * gradients
-        sum_activations = activations.sum(axis=(0, 1))
-        denominator = 2.0 * grads_2 + sum_activations * grads_3
-        safe = np.where(denominator != 0.0, denominator, 1.0)
-        alpha = np.where((gradients != 0.0) & (denominator != 0.0), grads_2 / safe, 0.0)
-        weights = (alpha * _relu(gradients)).sum(axis=(0, 1))
-        return _relu(activations @ weights)
+        denominator = 2.0 * grads_2 + tf.reduce_sum(activations, axis=(0, 1)) * grads_2 * gradients
+        usable = tf.logical_and(tf.not_equal(gradients, 0.0), tf.not_equal(denominator, 0.0))
+        alpha = tf.where(usable, grads_2 / tf.where(usable, denominator, 1.0), 0.0)
+        weights = tf.reduce_sum(alpha * _relu(gradients), axis=(0, 1))
+        return _relu(tf.reduce_sum(activations * weights, axis=-1))
 
 
 @register
@@ -108,5 +118,6 @@ class LayerCAMMethod(CAMExplainer):
     label = "LayerCAM"
     paper = "Jiang et al., IEEE TIP 2021"
 
-    def combine(self, activations: np.ndarray, gradients: np.ndarray) -> np.ndarray:
-        return _relu((_relu(gradients) * activations).sum(axis=-1))
+    @staticmethod
+    def combine(activations: tf.Tensor, gradients: tf.Tensor) -> tf.Tensor:
+        return _relu(tf.reduce_sum(_relu(gradients) * activations, axis=-1))

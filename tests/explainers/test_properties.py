@@ -6,7 +6,6 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
 from scipy.stats import spearmanr
 
 from explainers import SegmentationAdapter, explain
@@ -21,10 +20,8 @@ def pre_softmax_model(model: keras.Model, layer: str) -> keras.Model:
 
 
 def to_image_size(map_2d: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear upsampling of a coarse layer map to the image size (Pillow), as the engine documents it."""
-    if map_2d.shape == tuple(size):
-        return map_2d
-    return np.asarray(Image.fromarray(map_2d.astype(np.float32), "F").resize(size[::-1], Image.Resampling.BILINEAR))
+    """Bilinear (half-pixel centres) upsampling of a coarse layer map to the image size, as the engine documents it."""
+    return tf.image.resize(map_2d[None, ..., None].astype(np.float32), size, method="bilinear")[0, ..., 0].numpy()
 
 
 def seg_grad_cam(model: keras.Model, layer: str, image: np.ndarray, region: np.ndarray, target: int) -> np.ndarray:
