@@ -139,6 +139,7 @@ class SegmentationAdapter:
             info.name for info in leaf_layers(model) if isinstance(info.layer, CONV_LAYER_TYPES)
         ]
 
+        self._logits_op = logits_op
         self._features = self._build_feature_model(logits_op)
         logits_shape = tuple(self._features.outputs[0].shape)
         if len(logits_shape) != 4:
@@ -167,7 +168,11 @@ class SegmentationAdapter:
         self._map_fns: dict[str, Any] = {}
 
     # ----------------------------------------------------------------------------------------------- graph building
-    def _build_feature_model(self, logits_op: Any) -> keras.Model:
+    def _features_for(self, size: tuple[int, int]) -> keras.Model:
+        """The feature graph traced for a fixed input size (dynamic-size models), for models that need static shapes."""
+        return self._build_feature_model(self._logits_op, input_shape=(size[0], size[1], 3))
+
+    def _build_feature_model(self, logits_op: Any, input_shape: tuple | None = None) -> keras.Model:
         """One flat model: image -> [logits, every conv activation in conv_layers order]."""
         source = self.logits_source
         recorded: dict[str, Any] = {}
@@ -188,7 +193,8 @@ class SegmentationAdapter:
                 recorded["__logits__"] = outputs
             return outputs
 
-        inputs = keras.Input(shape=tuple(graph_of(self.model).inputs[0].shape[1:]), dtype="float32", name="image")
+        shape = input_shape or tuple(graph_of(self.model).inputs[0].shape[1:])
+        inputs = keras.Input(shape=shape, dtype="float32", name="image")
         trace_model(self.model, inputs, intercept)
         if "__logits__" not in recorded:
             raise ValueError(f"Unsupported model: the logits layer {source.layer!r} is not reached from the input.")
@@ -200,23 +206,23 @@ class SegmentationAdapter:
         return keras.Model(inputs, [logits] + [recorded[name] for name in self.conv_layers], name="adapted_features")
 
     def region_score_model(self, region: np.ndarray, target: int, size: tuple[int, int]) -> keras.Model:
-        """A Keras model image -> S_target(image; region) with the region and class held as frozen linear layers.
+        """A flat Keras model image -> S_target(image; region), the region and class held as frozen linear layers.
 
-        For graph-walking explainers (shap.DeepExplainer) that need a single-input model made of standard layers; it
-        reuses the adapted feature model, so only two small layers are built per call.
+        For graph-walking explainers (shap.DeepExplainer, other CAM libraries) that need a single-input model made of
+        standard layers. It extends the adapted feature graph (same layer objects and names, no nesting), so only two
+        small layers are built per call.
         """
         region = self.validate_region(region, size)
         target = self.validate_target(target)
         region_out = resample_region(region, self.output_shape_for(size)).astype(np.float32)
-        image = keras.Input(shape=(size[0], size[1], 3), name="image")
-        logits = self._features(image)[0]
+        features = self._features if self.input_size is not None else self._features_for(size)
         pick = keras.layers.Conv2D(1, 1, use_bias=False, trainable=False, name="target_class")
-        class_logit = keras.layers.Flatten(name="flatten")(pick(logits))
+        class_logit = keras.layers.Flatten(name="flatten")(pick(features.outputs[0]))
         mean = keras.layers.Dense(1, use_bias=False, trainable=False, name="region_mean")
         score = mean(class_logit)
         pick.set_weights([np.eye(self.num_classes, dtype=np.float32)[target].reshape(1, 1, -1, 1)])
         mean.set_weights([(region_out / region_out.sum()).reshape(-1, 1)])
-        return keras.Model(image, score, name="adapted_region_score")
+        return keras.Model(features.inputs, score, name="adapted_region_score")
 
     # ------------------------------------------------------------------------------------------------ traced steps
     def _forward_scores(self, x: tf.Tensor, region: tf.Tensor, onehot: tf.Tensor) -> tf.Tensor:

@@ -180,7 +180,7 @@ def test_sequential_dynamic_size_non_square_and_coarse_output():
         region = box_region(size, 2, 2, 6, 6)
         assert adapter.output_shape_for(size) == (size[0] // 4, size[1] // 4)
         assert adapter.predict(image).shape == (*size, 3)
-        result = explain(adapter, image, region, 2, methods=["gradcam", "saliency"])
+        result = explain(adapter, image, region, 2, methods=["gradcam", "saliency", "deep_shap"])
         assert all(r.heatmap.shape == size for r in result.values())
 
 
