@@ -3,8 +3,9 @@
 Dash's `DiskcacheManager` starts every job as a `multiprocess.Process`. With the default *fork* start method, a child
 forked from a web process in which TensorFlow has already run an op (with intra-op threads > 1) hangs (DESIGN §4, §9).
 So the embedded default switches `multiprocess` to *forkserver*: a clean server process, started once at app start-up,
-imports TensorFlow, shap, Dash and the job code (imports only, no TF op runs there) and forks a child per job. A job
-then costs ~0.2-0.4 s of process overhead plus loading the model in the child (`resources.get_adapter`).
+imports TensorFlow, shap, Dash and the job code (imports only, no TF op runs there), compiles shap's numba code
+(`dashboard.job_preload`) and forks a child per job. A job then costs ~0.2-0.4 s of process overhead plus loading the
+model in the child (`resources.get_adapter`).
 
 The manager is built by a factory `(AppConfig) -> manager`, so a Celery + Redis factory can replace
 `diskcache_manager` without touching the callbacks.
@@ -22,7 +23,9 @@ from dashboard.config import AppConfig
 log = logging.getLogger(__name__)
 
 # Modules the forkserver imports once, so that each job child starts with them loaded.
-FORKSERVER_PRELOAD = ("numpy", "tensorflow", "keras", "shap", "dash", "explainers", "dashboard.callbacks.jobs")
+FORKSERVER_PRELOAD = (
+    "numpy", "tensorflow", "keras", "shap", "dash", "explainers", "dashboard.callbacks.jobs", "dashboard.job_preload",
+)  # fmt: skip
 
 ManagerFactory = Callable[[AppConfig], Any]
 

@@ -2,8 +2,9 @@
 
 All figures share one coordinate system, pixel units with pixel (r, c) centred on (x=c, y=r) and the y axis pointing
 down, so that selections, outlines and linked zoom/pan carry over between them unchanged. Photos and heatmaps are
-`go.Image` traces with PNG sources; only the predicted label map is a (small, integer) `go.Heatmap`, so that hovering
-shows the class name.
+`image` traces with PNG sources; only the predicted label map is a (small, integer) `heatmap`, so that hovering shows
+the class name. Figures are plain dicts in Plotly's JSON schema: building them is ~500x cheaper than `go.Figure`,
+which matters for the time from selection to heatmaps.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import plotly.graph_objects as go
 
 from dashboard.render import SIGNED_COLORSCALE, UNSIGNED_COLORSCALE
 
@@ -69,30 +69,37 @@ def full_view(shape: tuple[int, int]) -> dict[str, list[float]]:
     return {"x": [-0.5, width - 0.5], "y": [height - 0.5, -0.5]}
 
 
-def _apply_view(fig: go.Figure, shape: tuple[int, int], view: View | None) -> None:
+Figure = dict[str, Any]
+
+
+def base_layout(shape: tuple[int, int], view: View | None, uirevision: str) -> dict[str, Any]:
+    """Layout of an image figure: pixel axes hidden, y pointing down, aspect ratio kept, the given view."""
     view = {**full_view(shape), **(view or {})}
-    fig.update_xaxes(range=list(view["x"]), autorange=False)
-    fig.update_yaxes(range=list(view["y"]), autorange=False)
-
-
-def base_figure(
-    image_uri: str, shape: tuple[int, int], *, view: View | None = None, uirevision: str = "image"
-) -> go.Figure:
-    """A figure showing the image at pixel coordinates, axes hidden, aspect ratio kept."""
-    fig = go.Figure(
-        go.Image(source=image_uri, x0=0, dx=1, y0=0, dy=1, hoverinfo="x+y", name="image"),
-    )
-    fig.update_xaxes(visible=False, showgrid=False, zeroline=False, constrain="domain")
-    fig.update_yaxes(visible=False, showgrid=False, zeroline=False, scaleanchor="x", constrain="domain")
-    fig.update_layout(
+    axis = dict(visible=False, showgrid=False, zeroline=False, constrain="domain", autorange=False)
+    return dict(
+        xaxis=dict(axis, range=list(view["x"])),
+        yaxis=dict(axis, range=list(view["y"]), scaleanchor="x"),
         margin=dict(l=0, r=0, t=0, b=0),
         paper_bgcolor="rgba(0,0,0,0)",
         plot_bgcolor="rgba(0,0,0,0)",
         uirevision=uirevision,
-        hoverlabel=dict(bgcolor="rgba(20,20,20,0.85)", font_size=12),
+        hoverlabel=dict(bgcolor="rgba(20,20,20,0.85)", font=dict(size=12)),
     )
-    _apply_view(fig, shape, view)
-    return fig
+
+
+def image_trace(image_uri: str, name: str = "image", **extra: Any) -> dict[str, Any]:
+    """A `go.Image` trace (as a dict) showing a PNG data URI at pixel coordinates."""
+    return dict(type="image", source=image_uri, x0=0, dx=1, y0=0, dy=1, hoverinfo="x+y", name=name, **extra)
+
+
+def base_figure(
+    image_uri: str, shape: tuple[int, int], *, view: View | None = None, uirevision: str = "image"
+) -> Figure:
+    """A figure showing the image at pixel coordinates, axes hidden, aspect ratio kept.
+
+    Figures are plain dicts in Plotly's JSON schema (go.Figure validation cost ~50 ms per figure; this is ~0.1 ms).
+    """
+    return {"data": [image_trace(image_uri)], "layout": base_layout(shape, view, uirevision)}
 
 
 def outline_shapes(paths: Sequence[str]) -> list[dict[str, Any]]:
@@ -116,7 +123,7 @@ def mask_figure(
     outline: Sequence[str] = (),
     view: View | None = None,
     uirevision: str = "image",
-) -> go.Figure:
+) -> Figure:
     """The image with the predicted label map over it, a legend of the predicted classes and the region outline.
 
     Trace 0 is the photo, trace 1 the label map (its opacity is what the opacity slider patches), the rest legend
@@ -128,28 +135,26 @@ def mask_figure(
     n = len(class_names)
     fig = base_figure(image_uri, shape, view=view, uirevision=uirevision)
     heat: dict[str, Any] = dict(
-        z=labels.astype(np.int16), zmin=-0.5, zmax=n - 0.5, colorscale=discrete_colorscale(colours),
-        showscale=False, opacity=float(opacity), name="prediction", xgap=0, ygap=0,
+        type="heatmap", z=labels.astype(np.int16).tolist(), zmin=-0.5, zmax=n - 0.5,
+        colorscale=discrete_colorscale(colours), showscale=False, opacity=float(opacity), name="prediction",
     )  # fmt: skip
     if labels.size <= HOVER_TEXT_LIMIT:
         heat["text"] = np.asarray(class_names, dtype=object)[labels].tolist()
         heat["hovertemplate"] = "x %{x}, y %{y}<br><b>%{text}</b><extra></extra>"
     else:
         heat["hovertemplate"] = "x %{x}, y %{y}<br>class %{z}<extra></extra>"
-    fig.add_trace(go.Heatmap(**heat))
+    fig["data"].append(heat)
     counts = np.bincount(labels.ravel().astype(np.int64), minlength=n)
     total = max(int(labels.size), 1)
     for k, name in enumerate(class_names):
         if counts[k] == 0:
             continue
-        fig.add_trace(
-            go.Scatter(
-                x=[None], y=[None], mode="markers", name=f"{name} {100 * counts[k] / total:.0f}%",
-                marker=dict(size=11, symbol="square", color=legend_colour(colours[k])), hoverinfo="skip",
-                showlegend=True,
-            )
+        fig["data"].append(
+            dict(type="scatter", x=[None], y=[None], mode="markers", name=f"{name} {100 * counts[k] / total:.0f}%",
+                 marker=dict(size=11, symbol="square", color=legend_colour(colours[k])), hoverinfo="skip",
+                 showlegend=True)
         )  # fmt: skip
-    fig.update_layout(
+    fig["layout"].update(
         dragmode="select",
         showlegend=True,
         legend=dict(orientation="h", x=0, xanchor="left", y=-0.02, yanchor="top", itemclick=False,
@@ -173,7 +178,7 @@ def heatmap_figure(
     outline: Sequence[str] = (),
     view: View | None = None,
     uirevision: str = "image",
-) -> go.Figure:
+) -> Figure:
     """The image under a semi-transparent attribution overlay, with a colour bar of the raw values.
 
     Trace 0 is the photo, trace 1 the overlay PNG (patched by the layer slider and the opacity slider), trace 2 an
@@ -181,18 +186,17 @@ def heatmap_figure(
     """
     lo, hi = value_range
     fig = base_figure(image_uri, shape, view=view, uirevision=uirevision)
-    fig.add_trace(go.Image(source=overlay_uri, x0=0, dx=1, y0=0, dy=1, opacity=float(opacity), hoverinfo="skip",
-                           name="attribution"))  # fmt: skip
-    fig.add_trace(colorbar_trace(lo, hi, signed))
-    fig.update_layout(dragmode="zoom", showlegend=False, shapes=outline_shapes(outline),
-                      margin=dict(l=0, r=0, t=0, b=0))  # fmt: skip
+    fig["data"].append(image_trace(overlay_uri, name="attribution", opacity=float(opacity)))
+    fig["data"][-1]["hoverinfo"] = "skip"
+    fig["data"].append(colorbar_trace(lo, hi, signed))
+    fig["layout"].update(dragmode="zoom", showlegend=False, shapes=outline_shapes(outline))
     return fig
 
 
-def colorbar_trace(lo: float, hi: float, signed: bool) -> go.Scatter:
+def colorbar_trace(lo: float, hi: float, signed: bool) -> dict[str, Any]:
     """An invisible trace whose only job is to draw the colour bar for the range [lo, hi]."""
-    return go.Scatter(
-        x=[None], y=[None], mode="markers", hoverinfo="skip", showlegend=False, name="scale",
+    return dict(
+        type="scatter", x=[None], y=[None], mode="markers", hoverinfo="skip", showlegend=False, name="scale",
         marker=dict(
             colorscale=SIGNED_COLORSCALE if signed else UNSIGNED_COLORSCALE, cmin=lo, cmax=hi, color=[lo, hi],
             showscale=True,
@@ -202,17 +206,15 @@ def colorbar_trace(lo: float, hi: float, signed: bool) -> go.Scatter:
     )  # fmt: skip
 
 
-def placeholder_figure(message: str = "") -> go.Figure:
+def placeholder_figure(message: str = "") -> Figure:
     """An empty, axis-less figure with an optional centred message."""
-    fig = go.Figure()
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    fig.update_layout(
-        margin=dict(l=0, r=0, t=0, b=0), paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)",
-        annotations=[dict(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
-                          font=dict(size=14, color="#8a8f98"))] if message else [],
-    )  # fmt: skip
-    return fig
+    annotations = [dict(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+                        font=dict(size=14, color="#8a8f98"))] if message else []  # fmt: skip
+    return {
+        "data": [],
+        "layout": dict(xaxis=dict(visible=False), yaxis=dict(visible=False), margin=dict(l=0, r=0, t=0, b=0),
+                       paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)", annotations=annotations),
+    }  # fmt: skip
 
 
 def view_from_relayout(relayout: Mapping[str, Any] | None, shape: tuple[int, int]) -> dict[str, list[float]] | None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 from skimage.draw import polygon as draw_polygon
-from skimage.measure import approximate_polygon, find_contours
+from skimage.measure import find_contours
 
 Shape = tuple[int, int]
 
@@ -154,27 +154,37 @@ def majority_class(labels: np.ndarray, mask: np.ndarray, num_classes: int) -> in
     return int(np.argmax(class_histogram(labels, mask, num_classes)))
 
 
-def outline_paths(mask: np.ndarray, tolerance: float = 0.5, max_points: int = 4000) -> list[str]:
+def _corner_points(contour: np.ndarray) -> np.ndarray:
+    """The vertices of a closed contour: points where its direction changes (collinear points dropped)."""
+    if len(contour) > 1 and np.allclose(contour[0], contour[-1]):
+        contour = contour[:-1]  # closed by "Z"
+    if len(contour) < 3:
+        return contour
+    incoming = contour - np.roll(contour, 1, axis=0)
+    outgoing = np.roll(contour, -1, axis=0) - contour
+    cross = incoming[:, 0] * outgoing[:, 1] - incoming[:, 1] * outgoing[:, 0]
+    return contour[np.abs(cross) > 1e-9]
+
+
+def outline_paths(mask: np.ndarray, max_points: int = 4000) -> list[str]:
     """SVG paths (Plotly shape `path` strings, pixel coordinates) tracing the region's boundary.
 
     Contours run along pixel edges (the mask is padded, upsampled 2x and traced at level 0.5, which only cuts each
-    corner by a quarter pixel), so a box becomes its rectangle and one pixel a square around it. Paths are simplified
-    with `tolerance` (pixels); if they still hold more than `max_points` points the tolerance is raised until they fit.
+    corner by a quarter pixel), so a box becomes its rectangle and one pixel a square around it. Only corner points
+    are kept. If the outline still has more than `max_points` points (a speckled class mask), the longest contours are
+    kept within that budget and the smallest specks are left unoutlined: the outline is a visual aid.
     """
     mask = np.asarray(mask, dtype=bool)
     if not mask.any():
         return []
-    upsampled = np.kron(np.pad(mask, 1).astype(np.uint8), np.ones((2, 2), dtype=np.uint8))
-    contours = find_contours(upsampled.astype(float), 0.5)
-    while True:
-        simplified = [approximate_polygon(c, tolerance=tolerance * 2) for c in contours]
-        if sum(len(c) for c in simplified) <= max_points or tolerance > 64:
+    upsampled = np.kron(np.pad(mask, 1).astype(np.float32), np.ones((2, 2), dtype=np.float32))
+    contours = [c for c in (_corner_points(c) for c in find_contours(upsampled, 0.5)) if len(c) >= 3]
+    contours.sort(key=len, reverse=True)
+    paths, budget = [], max_points
+    for contour in contours:
+        if len(contour) > budget:
             break
-        tolerance *= 2
-    paths = []
-    for contour in simplified:
-        if len(contour) < 3:
-            continue
+        budget -= len(contour)
         # Back from the padded, 2x-upsampled grid to pixel coordinates: upsampled cell i is centred on padded
         # coordinate i / 2 - 0.25, and the padding shifts by one pixel.
         ys = contour[:, 0] / 2.0 - 1.25

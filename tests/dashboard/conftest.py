@@ -1,0 +1,81 @@
+"""Fixtures for the dashboard unit tests: a tiny Keras U-Net saved to disk, its config, store and a session."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dashboard.config import AppConfig
+from dashboard.state import StateStore, new_session_id
+
+SIZE = 32
+CLASS_NAMES = ("background", "cap", "stem")
+
+
+def build_tiny_unet(size: int = SIZE, classes: int = len(CLASS_NAMES), seed: int = 0):
+    """A small encoder-decoder with a skip connection and softmax output; random (non-zero) biases."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    init = keras.initializers.RandomNormal(stddev=0.2, seed=seed)
+    inputs = keras.Input((size, size, 3))
+    a = keras.layers.Conv2D(8, 3, padding="same", activation="relu", bias_initializer=init, name="enc_conv")(inputs)
+    b = keras.layers.MaxPooling2D()(a)
+    b = keras.layers.Conv2D(8, 3, padding="same", activation="relu", bias_initializer=init, name="mid_conv")(b)
+    c = keras.layers.Concatenate()([a, keras.layers.UpSampling2D()(b)])
+    c = keras.layers.Conv2D(8, 3, padding="same", activation="relu", bias_initializer=init, name="dec_conv")(c)
+    outputs = keras.layers.Conv2D(classes, 1, activation="softmax", bias_initializer=init, name="logits")(c)
+    return keras.Model(inputs, outputs, name="tiny_unet")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    build_tiny_unet().save(path)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def samples_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("samples")
+    rng = np.random.default_rng(0)
+    for k in range(3):
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(folder / f"sample_{k}.png")
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def config(tiny_model_path: str, samples_dir: str, tmp_path_factory: pytest.TempPathFactory) -> AppConfig:
+    return AppConfig(
+        model_path=tiny_model_path,
+        class_names=CLASS_NAMES,
+        state_dir=str(tmp_path_factory.mktemp("state")),
+        samples_dir=samples_dir,
+    )
+
+
+@pytest.fixture(scope="session")
+def adapter(config: AppConfig):
+    from dashboard.resources import get_adapter
+
+    return get_adapter(config)
+
+
+@pytest.fixture()
+def store(tmp_path) -> StateStore:
+    store = StateStore(str(tmp_path / "state"))
+    yield store
+    store.close()
+
+
+@pytest.fixture()
+def session() -> str:
+    return new_session_id()
+
+
+@pytest.fixture(scope="session")
+def image() -> np.ndarray:
+    rng = np.random.default_rng(1)
+    return rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)

@@ -1,0 +1,136 @@
+"""The app factory, the command line and the background-job set-up."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+
+import pytest
+from dash import Dash
+
+import app as app_module
+from dashboard import background, factory, ids
+from dashboard.config import AppConfig
+
+
+@pytest.fixture(scope="module")
+def built(config):
+    calls = []
+
+    def manager_factory(cfg: AppConfig):
+        calls.append(cfg)
+        return background.diskcache_manager(cfg)
+
+    dash_app = factory.create_app(config=config, manager_factory=manager_factory, warmup=False)
+    return dash_app, calls
+
+
+def test_create_app_uses_the_pluggable_manager_factory(built, config):
+    dash_app, calls = built
+    assert isinstance(dash_app, Dash) and calls == [config]
+    assert dash_app.server is not None
+
+
+def test_every_page_load_gets_its_own_session(built):
+    dash_app, _ = built
+    client = dash_app.server.test_client()
+    sessions = []
+    for _ in range(2):
+        layout = client.get("/_dash-layout").get_json()
+        text = json.dumps(layout)
+        assert ids.MASK_GRAPH in text and ids.METHODS in text
+        stores = [c for c in _walk(layout) if c.get("props", {}).get("id") == ids.SESSION]
+        sessions.append(stores[0]["props"]["data"])
+    assert sessions[0] != sessions[1] and all(len(s) == 32 for s in sessions)
+
+
+def _walk(node):
+    if isinstance(node, dict):
+        if "props" in node:
+            yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
+
+
+def test_dependencies_include_a_background_job_with_progress_and_cancel(built):
+    dash_app, _ = built
+    deps = dash_app.server.test_client().get("/_dash-dependencies").get_json()
+    background_deps = [d for d in deps if d.get("background")]
+    assert len(background_deps) == 1
+    job = background_deps[0]
+    assert job["output"] == f"{ids.SLOW_RESULT}.data"
+    assert job["background"]["interval"] > 0
+    text = json.dumps(job)
+    assert ids.CANCEL in text and ids.SLOW_PANEL in text  # cancel input, running outputs
+
+
+def test_index_page_is_served_without_external_resources(built):
+    dash_app, _ = built
+    html = dash_app.server.test_client().get("/").get_data(as_text=True)
+    assert "cdn.jsdelivr" not in html and "unpkg.com" not in html
+    assert "bootstrap-5.3.8.min.css" in html and "dashboard.css" in html
+
+
+def test_creating_the_app_does_not_load_the_model(config, monkeypatch):
+    import dashboard.resources as resources
+
+    def fail(*args, **kwargs):
+        raise AssertionError("create_app must not load the model")
+
+    monkeypatch.setattr(resources, "_load_adapter", fail)
+    factory.create_app(config=config, manager_factory=lambda cfg: None, warmup=False)
+
+
+def test_parse_args():
+    args = app_module.parse_args(["--class-names", "bg, cap,stem", "--port", "9000", "--host", "0.0.0.0", "--debug"])
+    assert args.class_names == ["bg", "cap", "stem"] and args.port == 9000 and args.debug and args.model is None
+    with pytest.raises(SystemExit):
+        app_module.parse_args(["--model", "/no/such/model.keras"])
+    with pytest.raises(SystemExit):
+        app_module.parse_args(["--class-names", "a,,b"])
+
+
+def test_module_exposes_server_lazily_for_wsgi(config, monkeypatch):
+    monkeypatch.setenv("SEGX_MODEL", config.model_path)
+    monkeypatch.setenv("SEGX_CLASS_NAMES", ",".join(config.class_names))
+    monkeypatch.setenv("SEGX_STATE_DIR", config.state_dir)
+    module = importlib.reload(app_module)
+    try:
+        assert module.server is module.app.server
+        assert module.create_app is factory.create_app
+        with pytest.raises(AttributeError):
+            module.no_such_attribute  # noqa: B018
+    finally:
+        module._default_app.cache_clear()
+
+
+def _tf_in_child(model_path: str) -> float:
+    import numpy as np
+
+    from dashboard.config import AppConfig
+    from dashboard.resources import get_adapter
+
+    adapter = get_adapter(AppConfig(model_path=model_path))
+    return float(adapter.predict(np.zeros((32, 32, 3), dtype=np.uint8)).sum())
+
+
+def test_a_job_process_runs_tensorflow_after_the_parent_did(adapter, config):
+    """The measured hazard (DESIGN §4): a fork after TF ran hangs. Jobs start from the forkserver instead."""
+    import numpy as np
+    from multiprocess import Pool
+
+    adapter.predict(np.zeros((32, 32, 3), dtype=np.uint8))  # TF has run in this process
+    background.use_forkserver()
+    import multiprocess
+
+    assert multiprocess.get_start_method() == "forkserver"
+    start = time.monotonic()
+    with Pool(1) as pool:
+        result = pool.apply_async(_tf_in_child, (config.model_path,))
+        total = result.get(timeout=180)
+    assert total == pytest.approx(32 * 32, rel=1e-3)
+    print(f"job process with TF finished in {time.monotonic() - start:.1f} s (forkserver start included)")

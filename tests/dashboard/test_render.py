@@ -1,0 +1,64 @@
+"""Display normalisation, colour maps and PNG encoding (dashboard.render)."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dashboard import render
+
+
+def decode(uri: str) -> np.ndarray:
+    assert uri.startswith("data:image/png;base64,")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))))
+
+
+def test_png_round_trip():
+    array = np.random.default_rng(0).integers(0, 256, (7, 9, 4), dtype=np.uint8)
+    np.testing.assert_array_equal(decode(render.png_data_uri(array)), array)
+
+
+def test_unsigned_range_starts_at_zero_and_clips_outliers():
+    heat = np.zeros((100, 100), dtype=np.float32)
+    heat[:50] = np.linspace(0, 1, 50 * 100).reshape(50, 100)
+    heat[0, 0] = 1000.0  # one extreme pixel
+    lo, hi = render.display_range(heat, signed=False)
+    assert lo == 0.0 and 0.9 < hi < 2
+
+
+def test_signed_range_is_symmetric():
+    heat = np.array([[-3.0, 1.0], [0.5, 2.0]])
+    lo, hi = render.display_range(heat, signed=True, percentile=100)
+    assert lo == -3.0 and hi == 3.0
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_constant_and_empty_maps_get_a_valid_range(signed):
+    for heat in (np.zeros((4, 4)), np.full((4, 4), 2.0), np.full((4, 4), np.nan)):
+        lo, hi = render.display_range(heat, signed)
+        assert np.isfinite([lo, hi]).all() and lo < hi
+
+
+def test_blank_maps_are_detected():
+    assert render.is_blank(np.zeros((3, 3)))
+    assert not render.is_blank(np.eye(3))
+
+
+def test_colorize_alpha_follows_magnitude():
+    heat = np.array([[0.0, 0.5, 1.0]])
+    rgba = render.colorize(heat, 0.0, 1.0, signed=False)
+    assert rgba.shape == (1, 3, 4) and rgba.dtype == np.uint8
+    assert rgba[0, 0, 3] == 0 and rgba[0, 2, 3] == 255 and 0 < rgba[0, 1, 3] < 255
+    signed = render.colorize(np.array([[-1.0, 0.0, 1.0]]), -1.0, 1.0, signed=True)
+    assert signed[0, 1, 3] == 0 and signed[0, 0, 3] == signed[0, 2, 3] == 255
+    assert signed[0, 0, 2] > signed[0, 0, 0]  # negative is blue
+    assert signed[0, 2, 0] > signed[0, 2, 2]  # positive is red
+
+
+def test_heatmap_uri_returns_overlay_and_range():
+    uri, (lo, hi) = render.heatmap_uri(np.arange(16, dtype=np.float32).reshape(4, 4), signed=False)
+    assert decode(uri).shape == (4, 4, 4) and lo == 0 and hi > 14
