@@ -26,7 +26,7 @@ def png_uri(array: np.ndarray) -> str:
 
 @pytest.fixture()
 def image_ref(store, session, adapter, image):
-    return analysis.ingest_image(store, session, adapter, image, name="test", note="32×32")
+    return analysis.ingest_image(store, session, adapter, image, name="test", note="32x32 PNG")
 
 
 def box(x0, x1, y0, y1):
@@ -71,7 +71,7 @@ def test_sample_from_the_gallery(store, session, adapter, config):
 
 def test_new_image_resets_region_and_shows_mask(store, session, image_ref):
     out = upload.handle_image(image_ref, session, store, NAMES, 0.4)
-    figure, picker_options, picker_value, region, target, target_options, info, image_info, view_ = out[:9]
+    figure, picker_options, picker_value, region, target, target_options, _info, image_info, view_ = out[:9]
     assert [t["type"] for t in figure["data"][:2]] == ["image", "heatmap"]
     assert figure["data"][1]["opacity"] == 0.4
     assert region is None and target is None and view_ is None and picker_value is None
@@ -90,7 +90,7 @@ def test_expired_image_reports_a_message(store, session):
 
 def test_box_selection_stores_region_and_sets_majority_target(store, session, adapter, image_ref):
     out = selection.handle_selected(store, session, image_ref, box(4, 20, 6, 18), adapter.class_names)
-    region, target, options, patch, info, picker, *message = out
+    region, target, _options, patch, info, picker, *message = out
     assert region["kind"] == "box" and region["pixels"] == 17 * 13 and region["image"] == image_ref["key"]
     mask = store.get(session, "region", region["key"])
     _, labels, _ = analysis.image_data(store, session, image_ref["key"])
@@ -160,7 +160,7 @@ def card_methods(cards) -> list[str]:
 def test_fast_methods_give_cards_at_once_and_slow_ones_a_job(store, session, adapter, image_ref):
     region, target = region_of(store, session, image_ref, adapter)
     chosen = ["gradcam", "hirescam", "saliency", "integrated_gradients"]
-    fast, slow, request, results, *message = run_explain(store, session, adapter, image_ref, region, target, chosen)
+    fast, slow, request, results, *_message = run_explain(store, session, adapter, image_ref, region, target, chosen)
     assert card_methods(fast) == ["gradcam", "hirescam", "saliency"]
     assert card_methods(slow) == ["integrated_gradients"]
     assert request["methods"] == ["integrated_gradients"] and request["session"] == session
@@ -224,7 +224,7 @@ def test_layer_slider_swaps_cam_maps_from_the_store_without_a_model_call(store, 
 
     monkeypatch.setattr("explainers.explain", no_model_call)
     monkeypatch.setattr(adapter, "predict", no_model_call)
-    figures, subtitles, notes, info = explain.handle_layer(
+    figures, subtitles, _notes, info = explain.handle_layer(
         0, results, session, chosen, chosen, chosen, conv_layers=adapter.conv_layers,
         layer_shapes=adapter.layer_shapes, store=store, infos=methods(),
     )  # fmt: skip
@@ -269,8 +269,9 @@ def test_slow_job_computes_reports_progress_and_returns_keys(store, session, ada
     assert card_methods(slow_cards) == ["integrated_gradients", "smoothgrad"]
     assert message[2] is False
     with pytest.raises(PreventUpdate):  # stale: the question changed while the job ran
-        explain.handle_slow_result(result, {"question": dict(question, target=0 if target else 1), "methods": []},
-                                   session, None, 0.8, None, adapter=adapter, store=shared, infos=methods())  # fmt: skip
+        stale = {"question": dict(question, target=0 if target else 1), "methods": []}
+        explain.handle_slow_result(result, stale, session, None, 0.8, None, adapter=adapter, store=shared,
+                                   infos=methods())  # fmt: skip
 
 
 def test_empty_job_request_does_nothing(config):

@@ -114,7 +114,7 @@ def test_truncated_file_is_reported_as_damaged():
     buffer = io.BytesIO()
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(buffer, format="PNG")
     data = buffer.getvalue()[:2000]
-    with pytest.raises(ImageError, match="damaged|truncated"):
+    with pytest.raises(ImageError, match=r"damaged|truncated"):
         images.load_bytes(data, (32, 32), max_pixels=10**6)
 
 

@@ -79,7 +79,7 @@ def test_layer_names_with_sizes_are_in_the_page_for_the_slider_tooltip():
     root = layout.build_layout(context())
     holder = next(c for c in root._traverse() if getattr(c, "id", None) == ids.LAYER_NAMES)
     names = json.loads(getattr(holder, "data-layers"))
-    assert names[0] == "block0_conv · 64×64×8"
+    assert names[0] == "block0_conv · 64\u00d764\u00d78"
 
 
 def test_gallery_without_samples_says_so():
