@@ -25,7 +25,9 @@ HEATMAP_GRAPH_CONFIG = {
     "displaylogo": False,
     "scrollZoom": True,
     "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d", "toggleSpikelines", "hoverClosestCartesian",
-                               "hoverCompareCartesian"],
+                               "hoverCompareCartesian", "sendDataToCloud"],
+    "showSendToCloud": False,
+    "showEditInChartStudio": False,
     "toImageButtonOptions": {"format": "png", "scale": 3},
 }  # fmt: skip
 

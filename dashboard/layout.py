@@ -23,7 +23,15 @@ MASK_GRAPH_CONFIG = {
     "displaylogo": False,
     "scrollZoom": True,
     "modeBarButtonsToAdd": ["select2d", "lasso2d"],
-    "modeBarButtonsToRemove": ["autoScale2d", "toggleSpikelines", "hoverClosestCartesian", "hoverCompareCartesian"],
+    "modeBarButtonsToRemove": [
+        "autoScale2d",
+        "toggleSpikelines",
+        "hoverClosestCartesian",
+        "hoverCompareCartesian",
+        "sendDataToCloud",
+    ],
+    "showSendToCloud": False,
+    "showEditInChartStudio": False,
     "toImageButtonOptions": {"format": "png", "scale": 3},
 }
 SELECT_HINT = "Select a region on the mask (box, lasso or click) or pick a whole class to explain it."

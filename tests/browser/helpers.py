@@ -1,0 +1,126 @@
+"""Selenium helpers for the dash_duo browser tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from selenium.webdriver.common.action_chains import ActionChains
+
+WINDOW = (1600, 1100)
+TIMEOUT = 60
+
+# Records the time of the next mouseup and the first moment afterwards when at least `want` heatmap cards show both
+# image layers (photo + overlay), using a MutationObserver so the measurement does not depend on polling.
+TIMER_JS = """
+const want = arguments[0];
+const timing = {up: null, shown: null};
+function count() {
+  let n = 0;
+  document.querySelectorAll('#fast-grid .hm-graph').forEach(g => {
+    const images = g.querySelectorAll('.imagelayer image, image');
+    if (images.length >= 2 && images[1].getAttribute('href')) { n += 1; }
+  });
+  return n;
+}
+document.addEventListener('mouseup', () => { timing.up = performance.now(); timing.before = count(); },
+                          {capture: true, once: true});
+const observer = new MutationObserver(() => {
+  if (timing.up !== null && timing.shown === null && count() >= want && window.__segxChanged()) {
+    timing.shown = performance.now();
+    observer.disconnect();
+  }
+});
+const initial = JSON.stringify(Array.from(document.querySelectorAll('#fast-grid .hm-graph image'))
+  .map(i => (i.getAttribute('href') || '').slice(-64)));
+window.__segxChanged = () => JSON.stringify(Array.from(document.querySelectorAll('#fast-grid .hm-graph image'))
+  .map(i => (i.getAttribute('href') || '').slice(-64))) !== initial;
+observer.observe(document.body, {subtree: true, childList: true, attributes: true});
+window.__segxTiming = timing;
+"""
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = TIMEOUT, message: str = "condition") -> Any:
+    """Poll `predicate` until it returns something truthy (returned) or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as err:  # stale elements while React re-renders
+            last_error = err
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {message}" + (f" (last error: {last_error})" if last_error else ""))
+
+
+def open_app(dash_duo, app) -> None:
+    """Start the app, size the window and wait for the sample gallery."""
+    dash_duo.start_server(app)
+    dash_duo.driver.set_window_size(*WINDOW)
+    dash_duo.wait_for_element(".sample-thumb", timeout=TIMEOUT)
+
+
+def pick_sample(dash_duo, index: int = 0) -> str:
+    """Click the index-th gallery thumbnail; wait until the mask figure shows it; returns the sample name."""
+    thumbs = dash_duo.find_elements(".sample-thumb")
+    thumb = thumbs[index % len(thumbs)]
+    name = thumb.get_attribute("title")
+    thumb.click()
+    wait_for(lambda: dash_duo.find_element("#image-info").text.startswith(name), message=f"sample {name}")
+    wait_for(lambda: dash_duo.driver.execute_script(
+        "const g = document.querySelector('#mask-graph .js-plotly-plot');"
+        "return g && g.data && g.data.length > 1 && g.data[1].type === 'heatmap'"
+        " && document.querySelectorAll('#mask-graph .hm, #mask-graph .heatmaplayer image').length > 0;"),
+        message="mask figure")  # fmt: skip
+    return name
+
+
+def drag_area(dash_duo, graph: str = "#mask-graph"):
+    return dash_duo.find_element(f"{graph} .nsewdrag")
+
+
+def drag(dash_duo, element, start: tuple[int, int], moves: list[tuple[int, int]]) -> None:
+    """Press at `start` (offset from the element's centre), move by each offset, release."""
+    chain = ActionChains(dash_duo.driver).move_to_element(element).move_by_offset(*start).click_and_hold()
+    for dx, dy in moves:
+        chain = chain.move_by_offset(dx, dy)
+    chain.release().perform()
+
+
+def card_methods(dash_duo, grid: str = "") -> list[str]:
+    return dash_duo.driver.execute_script(
+        f"return Array.from(document.querySelectorAll('{grid} .hm-card')).filter(c => c.querySelector('.hm-graph'))"
+        ".map(c => c.getAttribute('data-method'))"
+    )
+
+
+def overlay_sources(dash_duo) -> dict[str, str]:
+    """{method: overlay PNG data URI} of every rendered heatmap card (from the Plotly graph's data)."""
+    return dash_duo.driver.execute_script(
+        "const out = {}; document.querySelectorAll('.hm-card').forEach(c => {"
+        "  const g = c.querySelector('.js-plotly-plot');"
+        "  if (g && g.data && g.data[1]) { out[c.getAttribute('data-method')] = g.data[1].source; } });"
+        "return out;"
+    )
+
+
+def ranges(dash_duo) -> dict[str, list[float]]:
+    """{graph container id: x range} of the mask figure and every heatmap."""
+    return dash_duo.driver.execute_script(
+        "const out = {}; document.querySelectorAll('.js-plotly-plot').forEach(g => {"
+        "  const card = g.closest('.hm-card'); const key = card ? card.getAttribute('data-method') : 'mask';"
+        "  out[key] = g._fullLayout.xaxis.range.slice(); }); return out;"
+    )
+
+
+def box_select_and_time(dash_duo, start=(-60, -50), size=(110, 90), want: int = 3) -> float:
+    """Drag a box on the mask figure; returns milliseconds from mouse release to `want` heatmaps visible."""
+    dash_duo.driver.execute_script(TIMER_JS, want)
+    half = (size[0] // 2, size[1] // 2)
+    drag(dash_duo, drag_area(dash_duo), start, [half, (size[0] - half[0], size[1] - half[1])])
+    script = "const t = window.__segxTiming; return t && t.shown !== null ? t : null;"
+    timing = wait_for(lambda: dash_duo.driver.execute_script(script), message="heatmaps after the box")
+    return float(timing["shown"] - timing["up"])
