@@ -20,6 +20,7 @@ from dashboard.render import heatmap_uri, is_blank
 from dashboard.resources import MethodInfo
 
 TIMES = "\u00d7"
+HEATMAP_HEIGHT = 270  # px; responsive graphs need an explicit height (their default inline style is 100%)
 FAMILY_LABELS = {"cam": "CAM", "gradient": "gradient", "shap": "SHAP"}
 HEATMAP_GRAPH_CONFIG = {
     "displaylogo": False,
@@ -114,7 +115,8 @@ def heatmap_card(info: MethodInfo, parts: CardParts, order: int) -> html.Div:
                     ]
                 ),
                 dcc.Graph(id=ids.heatmap_graph(info.name), figure=parts.figure, config=HEATMAP_GRAPH_CONFIG,
-                          className="hm-graph", responsive=True),
+                          className="hm-graph", responsive=True,
+                          style={"height": f"{HEATMAP_HEIGHT}px"}),
                 html.Div(parts.note, id=ids.heatmap_note(info.name), className="hm-note"),
             ],
             className="hm-card-inner h-100",

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from dashboard.render import SIGNED_COLORSCALE, UNSIGNED_COLORSCALE
+from dashboard.render import SIGNED_COLORSCALE, UNSIGNED_COLORSCALE, colorscale_stops
 
 # A qualitative palette that stays readable over photos; the first class named "background" is left transparent.
 PALETTE = [
@@ -189,7 +189,8 @@ def heatmap_figure(
     fig["data"].append(image_trace(overlay_uri, name="attribution", opacity=float(opacity)))
     fig["data"][-1]["hoverinfo"] = "skip"
     fig["data"].append(colorbar_trace(lo, hi, signed))
-    fig["layout"].update(dragmode="zoom", showlegend=False, shapes=outline_shapes(outline))
+    fig["layout"].update(dragmode="zoom", showlegend=False, shapes=outline_shapes(outline),
+                         margin=dict(l=0, r=0, t=0, b=30))  # fmt: skip
     return fig
 
 
@@ -198,10 +199,12 @@ def colorbar_trace(lo: float, hi: float, signed: bool) -> dict[str, Any]:
     return dict(
         type="scatter", x=[None], y=[None], mode="markers", hoverinfo="skip", showlegend=False, name="scale",
         marker=dict(
-            colorscale=SIGNED_COLORSCALE if signed else UNSIGNED_COLORSCALE, cmin=lo, cmax=hi, color=[lo, hi],
+            colorscale=[list(stop) for stop in colorscale_stops(SIGNED_COLORSCALE if signed else UNSIGNED_COLORSCALE)],
+            cmin=lo, cmax=hi, color=[lo, hi],
             showscale=True,
-            colorbar=dict(thickness=10, len=0.9, outlinewidth=0, tickformat=".2~g", tickfont=dict(size=10),
-                          x=1.0, xpad=4, ticks="outside", ticklen=2),
+            colorbar=dict(orientation="h", thickness=8, len=1.0, lenmode="fraction", x=0.5, xanchor="center",
+                          y=-0.01, yanchor="top", ypad=0, xpad=0, outlinewidth=0, tickformat=".2~g", nticks=6,
+                          tickfont=dict(size=10, color="#4b5563"), ticks="outside", ticklen=2),
         ),
     )  # fmt: skip
 

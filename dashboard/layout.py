@@ -134,7 +134,8 @@ def mask_card(ctx: PageContext) -> dbc.Card:
             dbc.CardBody(
                 [
                     dcc.Graph(id=ids.MASK_GRAPH, figure=placeholder_figure("Pick a sample or upload an image"),
-                              config=MASK_GRAPH_CONFIG, className="mask-graph", responsive=True),
+                              config=MASK_GRAPH_CONFIG, className="mask-graph", responsive=True,
+                              style={"height": "440px"}),
                     dbc.Row(
                         [
                             dbc.Col(html.Label("Mask opacity", htmlFor=ids.MASK_OPACITY, className="ctl-label"),

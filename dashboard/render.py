@@ -59,6 +59,16 @@ def is_blank(heatmap: np.ndarray) -> bool:
 
 
 @functools.lru_cache(maxsize=16)
+def colorscale_stops(colorscale: str) -> tuple[tuple[float, str], ...]:
+    """A named Plotly colour scale as explicit [position, colour] stops.
+
+    plotly.js knows only a few scale names (and not "Turbo" or reversed "_r" names), and dict figures skip
+    plotly.py's name resolution, so figures carry the stops themselves.
+    """
+    return tuple((float(position), str(colour)) for position, colour in get_colorscale(colorscale))
+
+
+@functools.lru_cache(maxsize=16)
 def colour_lut(colorscale: str, n: int = 256) -> np.ndarray:
     """(n, 3) uint8 lookup table sampled from a named Plotly colour scale."""
     samples = sample_colorscale(get_colorscale(colorscale), np.linspace(0, 1, n), colortype="tuple")

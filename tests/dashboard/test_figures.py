@@ -57,7 +57,7 @@ def test_heatmap_figure_has_image_overlay_and_colour_bar():
     assert image["type"] == overlay["type"] == "image"
     assert overlay["opacity"] == 0.6
     assert scale["marker"]["cmin"] == -2.0 and scale["marker"]["showscale"]
-    assert scale["marker"]["colorscale"] == "RdBu_r"
+    assert scale["marker"]["colorscale"][0] == [0.0, "rgb(5,48,97)"]  # explicit stops: plotly.js lacks "RdBu_r"
     assert fig["layout"]["xaxis"]["range"] == [1.0, 3.0] and fig["layout"]["yaxis"]["range"] == [4.0, 2.0]
     go.Figure(fig)
     json.dumps(fig)
@@ -65,7 +65,9 @@ def test_heatmap_figure_has_image_overlay_and_colour_bar():
 
 def test_unsigned_heatmap_uses_sequential_scale():
     fig = figures.heatmap_figure(URI, URI, (6, 8), (0.0, 1.0), signed=False)
-    assert fig["data"][2]["marker"]["colorscale"] == "Turbo"
+    from plotly.colors import get_colorscale
+
+    assert fig["data"][2]["marker"]["colorscale"] == [list(stop) for stop in get_colorscale("Turbo")]
 
 
 def test_placeholder_figure():
