@@ -20,7 +20,7 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import analysis, ids, layout
 from dashboard.callbacks.common import CLEAR, Message, as_int, message_outputs, show
-from dashboard.components import card_parts, failed_card, heatmap_card, hint, layer_label, placeholder_card
+from dashboard.components import card_note, card_parts, failed_card, heatmap_card, hint, layer_label, placeholder_card
 from dashboard.config import AppConfig
 from dashboard.render import heatmap_uri
 from dashboard.resources import MethodInfo, get_adapter, get_store, methods
@@ -66,6 +66,11 @@ def pick_layer(conv_layers: Sequence[str], layer_index: int | None) -> str | Non
         return None
     index = len(conv_layers) - 1 if layer_index is None else int(np.clip(layer_index, 0, len(conv_layers) - 1))
     return conv_layers[index]
+
+
+def job_may_run(request: Mapping[str, Any] | None, result: Mapping[str, Any] | None) -> bool:
+    """Whether the last job request may still be running (it has no result or cancellation with its token yet)."""
+    return bool(request) and (not result or result.get("token") != request.get("token"))
 
 
 def target_message(labels: np.ndarray, region: np.ndarray | None, target: int, class_names: Sequence[str]) -> Message:
@@ -118,9 +123,14 @@ def handle_explain(
     adapter: Any,
     store: StateStore,
     infos: Sequence[MethodInfo],
+    previous_result: Any = None,
 ) -> tuple[Any, ...]:
-    """Outputs (fast grid, slow grid, slow request, results) + message for a new question or method choice."""
-    clear_slow = None if previous_request else no_update
+    """Outputs (fast grid, slow grid, slow request, results) + message for a new question or method choice.
+
+    A new request replaces (and so cancels) a job still running; when no job runs the request is left alone, since
+    writing it would start a job process only to do nothing.
+    """
+    clear_slow = None if job_may_run(previous_request, previous_result) else no_update
     if not image_ref or not region_ref or region_ref.get("image") != image_ref.get("key"):
         return (hint(layout.SELECT_HINT), [], clear_slow, None, *CLEAR)
     target = as_int(target)
@@ -174,8 +184,10 @@ def handle_slow_result(
     infos: Sequence[MethodInfo],
 ) -> tuple[Any, ...]:
     """(slow grid) + message for a finished job; a stale result (the question changed) is ignored."""
-    if not slow_result or not results or slow_result.get("question") != results.get("question"):
-        raise PreventUpdate
+    if not slow_result or not slow_result.get("question") or not results:
+        raise PreventUpdate  # nothing, or a cancellation marker
+    if slow_result["question"] != results.get("question"):
+        raise PreventUpdate  # stale: the question changed while the job ran
     question = slow_result["question"]
     order_of = {info.name: (order, info) for order, info in enumerate(infos)}
     try:
@@ -233,8 +245,6 @@ def handle_layer(
             patch["data"][2]["marker"]["color"] = [lo, hi]
             figures[name] = patch
             subtitles[name] = "layer " + layer_label(used or layer, layer_shapes)
-            from dashboard.components import card_note
-
             notes[name] = card_note(summary, heatmap)
     return (
         [figures.get(m, no_update) for m in graph_methods],

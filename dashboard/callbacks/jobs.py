@@ -103,6 +103,7 @@ def register(app: Dash, config: AppConfig) -> None:
 
     @app.callback(
         Output(ids.SLOW_GRID, "children", allow_duplicate=True),
+        Output(ids.SLOW_RESULT, "data", allow_duplicate=True),
         *message_outputs(),
         Input(ids.CANCEL, "n_clicks"),
         State(ids.SLOW_REQUEST, "data"),
@@ -111,4 +112,5 @@ def register(app: Dash, config: AppConfig) -> None:
     def on_cancel(n_clicks: int | None, request: Mapping[str, Any] | None) -> tuple[Any, ...]:
         if not n_clicks:
             raise PreventUpdate
-        return (cancelled_cards(request), *show("Background job cancelled.", "secondary"))
+        marker = {"token": (request or {}).get("token"), "cancelled": True}
+        return (cancelled_cards(request), marker, *show("Background job cancelled.", "secondary"))

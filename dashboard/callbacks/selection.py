@@ -15,7 +15,7 @@ from dash import Dash, Input, Output, Patch, State, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import analysis, figures, ids, selection
-from dashboard.callbacks.common import CLEAR, Message, as_int, message_outputs, show
+from dashboard.callbacks.common import CLEAR, as_int, message_outputs, show
 from dashboard.callbacks.upload import target_options
 from dashboard.config import AppConfig
 from dashboard.resources import get_adapter, get_store
@@ -144,6 +144,3 @@ def register(app: Dash, config: AppConfig) -> None:
                   State(ids.IMAGE, "data"), prevent_initial_call=True)  # fmt: skip
     def on_mask_opacity(opacity: float | None, image_ref: Any) -> Any:
         return mask_opacity_patch(opacity, image_ref)
-
-
-__all__ = ["Message", "handle_class", "handle_click", "handle_region", "handle_selected", "register"]

@@ -10,7 +10,7 @@ from dash import ALL, Dash, Input, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import analysis, figures, ids, images, layout
-from dashboard.callbacks.common import CLEAR, KEEP, Message, message_outputs, show
+from dashboard.callbacks.common import CLEAR, Message, message_outputs, show
 from dashboard.config import AppConfig
 from dashboard.resources import get_adapter, get_store
 from dashboard.samples import list_samples
@@ -136,6 +136,3 @@ def register(app: Dash, config: AppConfig) -> None:
     )
     def on_image(image_ref: Mapping[str, Any] | None, session: str, opacity: float) -> tuple[Any, ...]:
         return handle_image(image_ref, session, get_store(config), get_adapter(config).class_names, opacity)
-
-
-__all__ = ["KEEP", "handle_image", "handle_sample", "handle_upload", "register"]

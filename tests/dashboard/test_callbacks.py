@@ -317,3 +317,20 @@ def test_non_view_relayout_events_are_ignored():
 
 def test_ids_module_pattern_ids():
     assert ids.heatmap_graph("gradcam++") == {"type": ids.HEATMAP_GRAPH, "method": "gradcam++"}
+
+
+def test_a_finished_job_is_not_restarted_by_the_next_question(store, session, adapter, image_ref):
+    region, target = region_of(store, session, image_ref, adapter)
+    request = {"token": "t1", "methods": ["shap"]}
+    out = explain.handle_explain(region, target, ["gradcam"], image_ref, session, None, 0.8, None, request,
+                                 adapter=adapter, store=store, infos=methods(),
+                                 previous_result={"token": "t1", "question": {}})  # fmt: skip
+    assert out[2] is no_update  # nothing running: do not start a do-nothing job
+    assert explain.job_may_run(request, None) and explain.job_may_run(request, {"token": "t0"})
+    assert not explain.job_may_run(request, {"token": "t1", "cancelled": True}) and not explain.job_may_run(None, None)
+
+
+def test_cancellation_marker_is_not_rendered(store, session, adapter):
+    with pytest.raises(PreventUpdate):
+        explain.handle_slow_result({"token": "t", "cancelled": True}, {"question": {}}, session, None, 0.8, None,
+                                   adapter=adapter, store=store, infos=methods())  # fmt: skip
