@@ -150,11 +150,31 @@ def test_cancel_a_background_job(dash_duo, segx_app):
     open_app(dash_duo, segx_app)
     pick_sample(dash_duo, 5)
     box_select_and_time(dash_duo)
-    _tick(dash_duo, "DeepSHAP")
+    _tick(dash_duo, "SHAP (Partition")
     cancel = wait_for(lambda: dash_duo.find_element("#slow-cancel").is_enabled() and dash_duo.find_element(
         "#slow-cancel"), message="cancel button")  # fmt: skip
     cancel.click()
     wait_for(lambda: "Cancelled" in dash_duo.find_element("#slow-grid").text, message="cancelled placeholder")
     wait_for(lambda: not dash_duo.find_element("#slow-panel").is_displayed(), message="panel hidden")
     box_select_and_time(dash_duo, start=(-20, -20), size=(60, 60))  # still responsive
+    assert dash_duo.get_logs() == []
+
+
+def test_two_browser_sessions_are_independent(dash_duo, segx_app):
+    open_app(dash_duo, segx_app)
+    first_name = pick_sample(dash_duo, 0)
+    box_select_and_time(dash_duo)
+    driver = dash_duo.driver
+    first_tab = driver.current_window_handle
+    driver.execute_script("window.open(arguments[0], '_blank');", dash_duo.server_url)
+    second_tab = next(handle for handle in driver.window_handles if handle != first_tab)
+    driver.switch_to.window(second_tab)
+    wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, ".sample-thumb"), message="second session")
+    assert driver.find_element(By.ID, "image-info").text == ""  # a fresh session: nothing loaded
+    second_name = pick_sample(dash_duo, 6)
+    box_select_and_time(dash_duo, start=(-20, -30), size=(60, 50))
+    driver.switch_to.window(first_tab)
+    assert driver.find_element(By.ID, "image-info").text.startswith(first_name) and first_name != second_name
+    box_select_and_time(dash_duo, start=(-10, -10), size=(50, 40))  # the first session still works on its image
+    assert driver.find_element(By.ID, "image-info").text.startswith(first_name)
     assert dash_duo.get_logs() == []
