@@ -21,6 +21,8 @@ class Attribution:
         per_layer: CAM methods only: {conv layer name: (H, W) map} for every conv layer, from one backward pass.
         layer: CAM methods only: the layer `heatmap` comes from (the last conv layer).
         baseline_score: additive methods only: sum(heatmap) ~= score - baseline_score.
+        diagnostics: numbers a method reports about its own run (e.g. Integrated Gradients' steps used and
+            completeness error).
     """
 
     method: str
@@ -31,6 +33,7 @@ class Attribution:
     per_layer: dict[str, np.ndarray] | None = None
     layer: str | None = None
     baseline_score: float | None = None
+    diagnostics: dict[str, float] = field(default_factory=dict)
 
     def for_layer(self, layer: str) -> np.ndarray:
         """The map of one conv layer (CAM methods), or the heatmap for methods without layers."""

@@ -12,7 +12,7 @@ from tests.explainers.tiny_models import tiny_unet
 # Cheap parameters so the contract runs fast; the defaults are exercised by the property tests.
 FAST = {
     "smoothgrad": {"samples": 8},
-    "integrated_gradients": {"steps": 16},
+    "integrated_gradients": {"steps": 16, "max_steps": 16},
     "shap": {"max_evals": 200},
 }
 # Grad-CAM++'s closed-form alpha is not homogeneous in the gradient, so scaling the logits does not scale its map.

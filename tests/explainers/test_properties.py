@@ -120,3 +120,18 @@ def test_randomizing_all_weights_changes_gradcam_and_saliency(image, region):
         b = explain(randomized, image, region, TARGET, methods=[name], params=params)[name].heatmap
         rho = spearmanr(a.ravel(), b.ravel()).statistic
         assert np.isfinite(rho) and rho < 0.5, (name, rho)
+
+
+def test_integrated_gradients_refines_its_path_until_complete(adapter, image, region):
+    coarse = {"steps": 2, "max_steps": 2}
+    refined = {"steps": 2, "max_steps": 256, "tolerance": 0.001}
+    fixed = explain(adapter, image, region, TARGET, methods=["integrated_gradients"],
+                    params={"integrated_gradients": coarse})["integrated_gradients"]  # fmt: skip
+    adaptive = explain(adapter, image, region, TARGET, methods=["integrated_gradients"],
+                       params={"integrated_gradients": refined})["integrated_gradients"]  # fmt: skip
+    delta = adaptive.score - adaptive.baseline_score
+    assert fixed.diagnostics["steps_used"] == 2
+    assert adaptive.diagnostics["steps_used"] > 2
+    assert abs(adaptive.heatmap.sum() - delta) <= max(0.001 * abs(delta), abs(fixed.heatmap.sum() - delta))
+    error = abs(adaptive.heatmap.sum() - delta) / abs(delta)
+    np.testing.assert_allclose(adaptive.diagnostics["completeness_error"], error, rtol=1e-3)
