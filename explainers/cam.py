@@ -104,11 +104,12 @@ class GradCAMPlusPlus(CAMExplainer):
 
     @staticmethod
     def combine(activations: tf.Tensor, gradients: tf.Tensor) -> tf.Tensor:
-        grads_2 = gradients**2
-        denominator = 2.0 * grads_2 + tf.reduce_sum(activations, axis=(0, 1)) * grads_2 * gradients
-        usable = tf.logical_and(tf.not_equal(gradients, 0.0), tf.not_equal(denominator, 0.0))
-        alpha = tf.where(usable, grads_2 / tf.where(usable, denominator, 1.0), 0.0)
-        weights = tf.reduce_sum(alpha * _relu(gradients), axis=(0, 1))
+        # The paper's alpha = g^2 / (2 g^2 + sum_ij(A) g^3) equals 1 / (2 + sum_ij(A) g) wherever g != 0, and only
+        # g > 0 counts (it multiplies ReLU(g)), so the weights are sum_ij g / (2 + sum_ij(A) g) over g > 0.
+        total_activation = tf.reduce_sum(activations, axis=(0, 1))
+        denominator = 2.0 + total_activation * gradients
+        usable = tf.logical_and(gradients > 0.0, tf.not_equal(denominator, 0.0))
+        weights = tf.reduce_sum(tf.where(usable, gradients / tf.where(usable, denominator, 1.0), 0.0), axis=(0, 1))
         return _relu(tf.reduce_sum(activations * weights, axis=-1))
 
 

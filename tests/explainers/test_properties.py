@@ -45,8 +45,18 @@ def test_gradcam_is_seg_grad_cam_up_to_the_region_size(tiny_model, adapter, imag
     np.testing.assert_allclose(ours.heatmap * region.sum(), reference, rtol=1e-4, atol=1e-5 * np.abs(reference).max())
 
 
+def grad_cam_plus_plus(a: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Chattopadhyay et al. 2018, eq. 19 with the exponential-output closed form, as written in the paper."""
+    a, g = a.astype(np.float64), g.astype(np.float64)
+    numerator = g**2
+    denominator = 2 * g**2 + a.sum(axis=(0, 1)) * g**3
+    alpha = np.divide(numerator, denominator, out=np.zeros_like(g), where=denominator != 0)
+    weights = (alpha * np.maximum(g, 0)).sum(axis=(0, 1))
+    return np.maximum(a @ weights, 0)
+
+
 def test_per_layer_maps_from_one_pass_equal_one_layer_at_a_time(tiny_model, adapter, image, region):
-    results = explain(adapter, image, region, TARGET, methods=["gradcam", "hirescam", "layercam"])
+    results = explain(adapter, image, region, TARGET, methods=["gradcam", "hirescam", "gradcam++", "layercam"])
     for layer in adapter.conv_layers:
         probe = pre_softmax_model(tiny_model, layer)
         x = tf.constant(image[None].astype(np.float32) / 255.0)
@@ -58,6 +68,7 @@ def test_per_layer_maps_from_one_pass_equal_one_layer_at_a_time(tiny_model, adap
             "gradcam": np.maximum(a @ g.mean(axis=(0, 1)), 0),
             "hirescam": np.maximum((a * g).sum(-1), 0),
             "layercam": np.maximum((a * np.maximum(g, 0)).sum(-1), 0),
+            "gradcam++": grad_cam_plus_plus(a, g),
         }
         for name, reference in expected.items():
             reference = to_image_size(reference, image.shape[:2])
