@@ -43,7 +43,9 @@ class CardParts:
 
 
 def format_seconds(seconds: float) -> str:
-    """'12 ms' below one second, else '3.4 s'."""
+    """'< 1 ms' (e.g. CAM variants sharing one backward pass), '12 ms' below one second, else '3.4 s'."""
+    if seconds < 0.0005:
+        return "< 1 ms"
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
 
 

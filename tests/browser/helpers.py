@@ -124,3 +124,11 @@ def box_select_and_time(dash_duo, start=(-60, -50), size=(110, 90), want: int = 
     script = "const t = window.__segxTiming; return t && t.shown !== null ? t : null;"
     timing = wait_for(lambda: dash_duo.driver.execute_script(script), message="heatmaps after the box")
     return float(timing["shown"] - timing["up"])
+
+
+def settle_and_check_console(dash_duo) -> None:
+    """Wait until no callback is pending (so teardown stops an idle server), then assert a clean console."""
+    script = "return document.querySelectorAll('[data-dash-is-loading=\"true\"]').length === 0"
+    wait_for(lambda: dash_duo.driver.execute_script(script), message="idle app")
+    time.sleep(0.5)
+    assert dash_duo.get_logs() == []

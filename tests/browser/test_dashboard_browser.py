@@ -21,6 +21,7 @@ from tests.browser.helpers import (
     overlay_sources,
     pick_sample,
     ranges,
+    settle_and_check_console,
     wait_for,
 )
 
@@ -44,7 +45,7 @@ def test_box_selection_shows_heatmaps_and_the_layer_slider_swaps_cam_maps(dash_d
     after = overlay_sources(dash_duo)
     assert after["saliency"] == before["saliency"]  # not a CAM: unchanged
     assert dash_duo.find_element('[id*="heatmap-subtitle"][id*="gradcam"]').text != subtitle
-    assert dash_duo.get_logs() == []
+    settle_and_check_console(dash_duo)
 
 
 def test_lasso_selection_drawn_with_the_lasso_tool(dash_duo, segx_app):
@@ -60,7 +61,7 @@ def test_lasso_selection_drawn_with_the_lasso_tool(dash_duo, segx_app):
         "return document.querySelector('#mask-graph .js-plotly-plot').layout.shapes"
     )
     assert len(shapes) >= 2  # the region outline (halo + line)
-    assert dash_duo.get_logs() == []
+    settle_and_check_console(dash_duo)
 
 
 def test_click_and_whole_class_selections(dash_duo, segx_app):
@@ -69,12 +70,14 @@ def test_click_and_whole_class_selections(dash_duo, segx_app):
     drag(dash_duo, drag_area(dash_duo), (5, 5), [])  # a click without a drag: one pixel
     wait_for(lambda: dash_duo.find_element("#region-info").text.startswith("Pixel · 1 px"), message="pixel region")
     wait_for(lambda: len(card_methods(dash_duo, "#fast-grid")) >= 3, message="heatmaps of the pixel")
-    dash_duo.find_element("#class-picker").click()
+    picker = dash_duo.find_element("#class-picker")
+    dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", picker)
+    picker.click()
     option = wait_for(lambda: [o for o in dash_duo.driver.find_elements(By.CSS_SELECTOR, "[role=option]")
                                if "%" in o.text], message="class options")  # fmt: skip
     option[-1].click()
     wait_for(lambda: dash_duo.find_element("#region-info").text.startswith("Class ·"), message="class region")
-    assert dash_duo.get_logs() == []
+    settle_and_check_console(dash_duo)
 
 
 def test_zoom_and_pan_are_linked_across_all_figures(dash_duo, segx_app):
@@ -88,12 +91,19 @@ def test_zoom_and_pan_are_linked_across_all_figures(dash_duo, segx_app):
     def linked() -> bool:
         current = ranges(dash_duo)
         zoomed = current["saliency"]
-        return zoomed[1] - zoomed[0] < 0.8 * (full[1] - full[0]) and all(
-            abs(r[0] - zoomed[0]) < 2 and abs(r[1] - zoomed[1]) < 2 for r in current.values()
+        width, centre = zoomed[1] - zoomed[0], (zoomed[0] + zoomed[1]) / 2
+        # Same centre and about the same extent everywhere: Plotly keeps each figure's pixel aspect ratio, so a zoom
+        # box resolves to slightly different x ranges on plot areas of different shapes.
+        return width < 0.8 * (full[1] - full[0]) and all(
+            abs((r[0] + r[1]) / 2 - centre) < 1 and abs((r[1] - r[0]) / width - 1) < 0.5 for r in current.values()
         )
 
-    wait_for(linked, message="the same zoom on every figure")
-    assert dash_duo.get_logs() == []
+    try:
+        wait_for(linked, message="the same zoom on every figure")
+    except AssertionError:
+        print("ranges before:", full, "after:", ranges(dash_duo))
+        raise
+    settle_and_check_console(dash_duo)
 
 
 def test_upload_a_png_and_a_broken_file(dash_duo, segx_app, tmp_path):
@@ -114,7 +124,7 @@ def test_upload_a_png_and_a_broken_file(dash_duo, segx_app, tmp_path):
     assert dash_duo.find_element("#image-info").text.startswith("my photo.png")  # nothing lost
 
     box_select_and_time(dash_duo)  # the app keeps working
-    assert dash_duo.get_logs() == []
+    settle_and_check_console(dash_duo)
 
 
 def _tick(dash_duo, label: str) -> None:
@@ -143,7 +153,7 @@ def test_shap_runs_as_a_background_job_with_progress(dash_duo, segx_app):
     wait_for(lambda: not dash_duo.find_element("#slow-panel").is_displayed(), message="panel hidden")
     note = dash_duo.find_element('[data-method="shap"] .hm-note').text
     assert "Σ" in note  # additivity: the map sums to S - S0
-    assert dash_duo.get_logs() == []
+    settle_and_check_console(dash_duo)
 
 
 def test_cancel_a_background_job(dash_duo, segx_app):
@@ -157,7 +167,7 @@ def test_cancel_a_background_job(dash_duo, segx_app):
     wait_for(lambda: "Cancelled" in dash_duo.find_element("#slow-grid").text, message="cancelled placeholder")
     wait_for(lambda: not dash_duo.find_element("#slow-panel").is_displayed(), message="panel hidden")
     box_select_and_time(dash_duo, start=(-20, -20), size=(60, 60))  # still responsive
-    assert dash_duo.get_logs() == []
+    settle_and_check_console(dash_duo)
 
 
 def test_two_browser_sessions_are_independent(dash_duo, segx_app):
@@ -177,4 +187,4 @@ def test_two_browser_sessions_are_independent(dash_duo, segx_app):
     assert driver.find_element(By.ID, "image-info").text.startswith(first_name) and first_name != second_name
     box_select_and_time(dash_duo, start=(-10, -10), size=(50, 40))  # the first session still works on its image
     assert driver.find_element(By.ID, "image-info").text.startswith(first_name)
-    assert dash_duo.get_logs() == []
+    settle_and_check_console(dash_duo)
