@@ -355,6 +355,29 @@ class SegmentationAdapter:
             grads.append(g.numpy())
         return np.concatenate(scores).astype(np.float64), np.concatenate(grads)
 
+    def image_gradient(
+        self, image: np.ndarray, region: np.ndarray, target: int
+    ) -> tuple[float, np.ndarray, np.ndarray]:
+        """S(x), the model input x (H, W, 3) and dS/dx (H, W, 3) for one image; kept like `layer_maps`, so methods
+        built on the same gradient (saliency, gradient x input) share one pass."""
+        image = self.validate_image(image)
+        key = ("input-gradient", _digest(image), _digest(np.asarray(region, dtype=bool)), self.validate_target(target))
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        x = self.model_input(image[None])
+        scores, grads = self.input_gradients(x, region, target)
+        result = (float(scores[0]), _frozen(x[0]), _frozen(grads[0]))
+        self._remember(key, result)
+        return result
+
+    def _remember(self, key: tuple, result: Any) -> None:
+        with self._lock:
+            self._cache[key] = result
+            while len(self._cache) > 8:
+                self._cache.popitem(last=False)
+
     def layer_gradients(
         self, image: np.ndarray, region: np.ndarray, target: int
     ) -> tuple[float, dict[str, tuple[np.ndarray, np.ndarray]]]:
@@ -376,11 +399,8 @@ class SegmentationAdapter:
         x, region_out, onehot = self.prepare(image[None], region, target)
         scores, activations, grads = self._cam_fn(x, region_out, onehot)
         pairs = zip(self.conv_layers, activations, grads, strict=True)
-        result = (float(scores.numpy()[0]), {name: (a.numpy()[0], g.numpy()[0]) for name, a, g in pairs})
-        with self._lock:
-            self._cache[key] = result
-            while len(self._cache) > 4:
-                self._cache.popitem(last=False)
+        result = (float(scores.numpy()[0]), {n: (_frozen(a.numpy()[0]), _frozen(g.numpy()[0])) for n, a, g in pairs})
+        self._remember(key, result)
         return result
 
     def layer_maps(
@@ -409,7 +429,7 @@ class SegmentationAdapter:
             step = self._map_fns[names]
         x, region_out, onehot = self.prepare(image[None], region, target)
         scores, maps = step(x, region_out, onehot)
-        maps = maps.numpy()  # (layers, H, W, combiners)
+        maps = _frozen(maps.numpy())  # (layers, H, W, combiners); kept results are shared, so read-only
         result = (
             float(scores.numpy()[0]),
             {
@@ -417,10 +437,7 @@ class SegmentationAdapter:
                 for j, name in enumerate(names)
             },
         )
-        with self._lock:
-            self._cache[key] = result
-            while len(self._cache) > 4:
-                self._cache.popitem(last=False)
+        self._remember(key, result)
         return result
 
     def _maps_step(self, combiners: list[Callable[[tf.Tensor, tf.Tensor], tf.Tensor]]) -> Callable[..., Any]:
@@ -442,6 +459,11 @@ def _mean_logit(logits: Any, region: Any, onehot: Any) -> Any:
     class_logit = keras.ops.sum(logits * keras.ops.expand_dims(keras.ops.expand_dims(onehot, 1), 1), axis=-1)
     total = keras.ops.sum(class_logit * region, axis=(1, 2))
     return total / keras.ops.maximum(keras.ops.sum(region, axis=(1, 2)), 1.0)
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array.setflags(write=False)
+    return array
 
 
 def _digest(array: np.ndarray) -> str:

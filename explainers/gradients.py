@@ -44,8 +44,8 @@ class Saliency(GradientExplainer):
         params: dict[str, Any],
         progress: Progress,
     ) -> dict[str, Any]:
-        scores, grads = adapter.input_gradients(adapter.model_input(image[None]), region, target)
-        return {"heatmap": grads[0].sum(axis=-1), "score": float(scores[0])}
+        score, _, grad = adapter.image_gradient(image, region, target)
+        return {"heatmap": grad.sum(axis=-1), "score": score}
 
 
 @register
@@ -63,9 +63,8 @@ class GradientXInput(GradientExplainer):
         params: dict[str, Any],
         progress: Progress,
     ) -> dict[str, Any]:
-        x = adapter.model_input(image[None])
-        scores, grads = adapter.input_gradients(x, region, target)
-        return {"heatmap": (grads[0] * x[0]).sum(axis=-1), "score": float(scores[0])}
+        score, x, grad = adapter.image_gradient(image, region, target)
+        return {"heatmap": (grad * x).sum(axis=-1), "score": score}
 
 
 @register
