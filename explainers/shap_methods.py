@@ -2,7 +2,9 @@
 
 - `shap`: Lundberg & Lee, "A Unified Approach to Interpreting Model Predictions", NeurIPS 2017, with the Partition
   explainer (Owen values over a hierarchical clustering of pixels) and an Image blur masker: model-agnostic, it only
-  calls the batched `adapter.score`. Exactly efficient: sum(map) = S(x) - S(fully blurred image).
+  calls the batched `adapter.score`. Exactly efficient: sum(map) = S(x) - S(fully blurred image). Its cost is
+  `max_evals` forward passes (shap's own overhead is a few percent); the default 300 with `fixed_context=1` resolves
+  ~140 image regions (the default context resolves only ~12-16) and takes ~3-5 s at 128x128 on 2 CPU cores.
 - `deep_shap`: DeepLIFT-style SHAP (shap.DeepExplainer; Lundberg & Lee 2017, after Shrikumar et al., "Learning
   Important Features Through Propagating Activation Differences", ICML 2017) on the adapted Keras score model,
   against a background of reference images; sum(map) ~= S(x) - mean S(background).
@@ -29,7 +31,7 @@ class PartitionShap(Explainer):
     paper = "Lundberg & Lee, NeurIPS 2017"
     slow = True
     additive = True
-    defaults: dict[str, Any] = {"max_evals": 500, "batch_size": 50, "blur_kernel": None, "fixed_context": 1}
+    defaults: dict[str, Any] = {"max_evals": 300, "batch_size": 50, "blur_kernel": None, "fixed_context": 1}
 
     def compute(
         self,
