@@ -1,10 +1,10 @@
 """Engine benchmarks on the shipped demo model: P1 (the CAM family) and P3 (SHAP), as ratios measured in one run.
 
-P1 times all four CAM variants for every conv layer (one traced pass) against (a) one plain forward+backward of the
-adapted score with respect to the input, the floor, and (b) a loop of one forward+backward per conv layer, as
-single-layer CAM libraries do. P3 compares SHAP Partition's evaluations per second with the batched forward throughput
-of the adapted score, and reports the default `shap` run's wall time. Timed variants are interleaved round-robin, so
-load from other processes on this shared machine hits them alike.
+P1 times all four CAM variants for every conv layer (one traced pass, through the public `explain`) against (a) one
+plain forward+backward of the adapted score with respect to the input, the floor, and (b) a loop of one
+forward+backward per conv layer, as single-layer CAM libraries do. P3 compares SHAP Partition's evaluations per second
+with the batched forward throughput of the adapted score, and reports the default `shap` run's wall time. Timed
+variants are interleaved round-robin, so load from other processes on this shared machine hits them alike.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ def one_layer_step(adapter: Any, layer_index: int, combiners: list[Callable[...,
 
 def p1_cam_family(repeats: int = 20) -> dict[str, Any]:
     from benchmarks.methods import demo_question
+    from explainers import explain
     from explainers.cam import cam_explainers
 
     adapter, image, region, target = demo_question()
@@ -58,9 +59,9 @@ def p1_cam_family(repeats: int = 20) -> dict[str, Any]:
     x, region_out, onehot = adapter.prepare(image[None], region, target)
     per_layer_steps = [one_layer_step(adapter, i, list(combiners.values())) for i in range(len(adapter.conv_layers))]
 
-    def ours() -> None:
+    def ours() -> None:  # the public API: four CAM results, each with its heatmap at image resolution
         adapter.clear_cache()
-        adapter.layer_maps(image, region, target, combiners)
+        explain(adapter, image, region, target, methods=list(combiners))
 
     def floor() -> None:
         adapter._score_fn(x, region_out, onehot)[1].numpy()

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -409,13 +409,14 @@ class SegmentationAdapter:
         region: np.ndarray,
         target: int,
         combiners: dict[str, Callable[[tf.Tensor, tf.Tensor], tf.Tensor]],
-    ) -> tuple[float, dict[str, dict[str, np.ndarray]]]:
+    ) -> tuple[float, dict[str, LayerMaps]]:
         """S(x) and {combiner name: {conv layer: (H, W) map}} from ONE traced forward+backward pass.
 
-        Each combiner maps one layer's activation and gradient, (h, w, k) tensors, to an (h, w) tensor; every map is
-        upsampled in the same traced function (bilinear, half-pixel centres) to image resolution. The traced function
-        is built once per set of combiners; the last few results are kept, so methods asked for together share one
-        pass.
+        Each combiner maps one layer's activation and gradient, (h, w, k) tensors, to an (h, w) tensor. The combiners
+        run for every layer in one XLA-compiled function (fused: a few memory passes instead of one per op) right
+        after the backward pass. Maps are kept at each layer's own resolution and upsampled to the image (bilinear,
+        half-pixel centres) when first read, so a layer that is never shown costs no resize. The last few results
+        are kept, so methods asked for together share one pass.
         """
         image = self.validate_image(image)
         names = tuple(combiners)
@@ -425,15 +426,16 @@ class SegmentationAdapter:
                 self._cache.move_to_end(key)
                 return self._cache[key]
             if names not in self._map_fns:
-                self._map_fns[names] = tf.function(self._maps_step(list(combiners.values())), reduce_retracing=True)
+                self._map_fns[names] = self._maps_step(list(combiners.values()))
             step = self._map_fns[names]
         x, region_out, onehot = self.prepare(image[None], region, target)
         scores, maps = step(x, region_out, onehot)
-        maps = _frozen(maps.numpy())  # (layers, H, W, combiners); kept results are shared, so read-only
+        native = [_frozen(layer_maps.numpy()) for layer_maps in maps]  # (h, w, combiners) per layer
+        size = image.shape[:2]
         result = (
             float(scores.numpy()[0]),
             {
-                name: {layer: maps[i, ..., j] for i, layer in enumerate(self.conv_layers)}
+                name: LayerMaps({layer: native[i][..., j] for i, layer in enumerate(self.conv_layers)}, size)
                 for j, name in enumerate(names)
             },
         )
@@ -441,16 +443,49 @@ class SegmentationAdapter:
         return result
 
     def _maps_step(self, combiners: list[Callable[[tf.Tensor, tf.Tensor], tf.Tensor]]) -> Callable[..., Any]:
-        def step(x: tf.Tensor, region: tf.Tensor, onehot: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        @tf.function(jit_compile=True)
+        def combine_all(activations: list[tf.Tensor], grads: list[tf.Tensor]) -> list[tf.Tensor]:
+            return [
+                tf.stack([combine(activation[0], grad[0]) for combine in combiners], axis=-1)
+                for activation, grad in zip(activations, grads, strict=True)
+            ]
+
+        @tf.function(reduce_retracing=True)
+        def step(x: tf.Tensor, region: tf.Tensor, onehot: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor]]:
             scores, activations, grads = self._score_and_layer_gradients(x, region, onehot)
-            size = tf.shape(x)[1:3]
-            maps = []
-            for activation, grad in zip(activations, grads, strict=True):
-                stacked = tf.stack([combine(activation[0], grad[0]) for combine in combiners], axis=-1)
-                maps.append(tf.image.resize(stacked[None], size, method="bilinear")[0])
-            return scores, tf.stack(maps)
+            return scores, combine_all(activations, grads)
 
         return step
+
+
+class LayerMaps(Mapping[str, np.ndarray]):
+    """{conv layer: (H, W) map}, stored at each layer's resolution and upsampled (bilinear, half-pixel centres, as
+    tf.image.resize) to image size on first access; upsampled maps are kept and read-only."""
+
+    def __init__(self, native: dict[str, np.ndarray], size: tuple[int, int]) -> None:
+        self._native = native
+        self._size = (int(size[0]), int(size[1]))
+        self._upsampled: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, layer: str) -> np.ndarray:
+        if layer not in self._upsampled:
+            native = self._native[layer]
+            if native.shape == self._size:
+                upsampled = np.array(native, dtype=np.float32)
+            else:
+                upsampled = tf.image.resize(native[None, ..., None], self._size, method="bilinear")[0, ..., 0].numpy()
+            self._upsampled[layer] = _frozen(upsampled)
+        return self._upsampled[layer]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._native)
+
+    def __len__(self) -> int:
+        return len(self._native)
+
+    def native(self, layer: str) -> np.ndarray:
+        """The map at the layer's own resolution (h, w)."""
+        return self._native[layer]
 
 
 def _mean_logit(logits: Any, region: Any, onehot: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +31,7 @@ class Attribution:
     score: float
     seconds: float
     params: dict[str, Any] = field(default_factory=dict)
-    per_layer: dict[str, np.ndarray] | None = None
+    per_layer: Mapping[str, np.ndarray] | None = None
     layer: str | None = None
     baseline_score: float | None = None
     diagnostics: dict[str, float] = field(default_factory=dict)
