@@ -38,7 +38,13 @@ def run(layer: str | None, repeats: int) -> dict[str, Any]:
 
     adapter, image, region, target = demo_question()
     layer = layer or adapter.conv_layers[-2]  # the last conv before the 1x1 logits head
-    score_model = adapter.region_score_model(region, target, image.shape[:2])
+    import keras
+
+    # A standalone clone: the adapted graph shares layer objects with the original model, and a peer that asks a layer
+    # for its `.output` would get the original graph's tensor.
+    shared = adapter.region_score_model(region, target, image.shape[:2])
+    score_model = keras.models.clone_model(shared)
+    score_model.set_weights(shared.get_weights())
     x = adapter.model_input(image[None])
     gradcam = registry.get("gradcam")
 

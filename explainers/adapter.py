@@ -194,7 +194,7 @@ class SegmentationAdapter:
             return outputs
 
         shape = input_shape or tuple(graph_of(self.model).inputs[0].shape[1:])
-        inputs = keras.Input(shape=shape, dtype="float32", name="image")
+        inputs = keras.Input(shape=shape, dtype="float32", name="adapted_image")
         trace_model(self.model, inputs, intercept)
         if "__logits__" not in recorded:
             raise ValueError(f"Unsupported model: the logits layer {source.layer!r} is not reached from the input.")

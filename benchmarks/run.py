@@ -1,0 +1,139 @@
+"""Run every benchmark in ONE run on the shipped demo model, print a table, write JSON and benchmarks/RESULTS.md.
+
+`python -m benchmarks.run [--quick] [--skip-peers] [--skip-app]`. Targets (issue 4) are checked as ratios measured in
+this run, never as absolute times in tests: P1 CAM family vs the forward+backward floor (<= 1.3) and vs a per-layer
+loop (>= 5x), and vs xplique / tf-keras-vis (faster, Pearson >= 0.99); P2 interactive latency over HTTP; P3 SHAP
+evaluations/s vs forward throughput (>= 0.8) and wall time (< 5 s); P4 server peak RSS (< 1.5 GB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+PEERS_PYTHON = HERE / ".venv-peers" / "bin" / "python"
+
+
+def peers(repeats: int) -> dict[str, Any]:
+    """P1(c) in the peers' venv (built by peers_env.sh when missing), as a subprocess."""
+    if not PEERS_PYTHON.exists():
+        subprocess.run(["bash", str(HERE / "peers_env.sh")], check=True)
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        subprocess.run([str(PEERS_PYTHON), "-m", "benchmarks.peers", "--repeats", str(repeats), "--json", out.name],
+                       check=True, cwd=HERE.parent, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+                       stdout=subprocess.DEVNULL)  # fmt: skip
+        return json.loads(Path(out.name).read_text())
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "versions": {p: version(p) for p in ("tensorflow-cpu", "keras", "shap", "dash", "numpy")},
+        "load_average_at_start": os.getloadavg(),
+    }
+
+
+def verdicts(results: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
+    """(target, measured, goal, met) rows for every target with a measurement."""
+    rows = []
+    p1 = results.get("p1")
+    if p1:
+        rows.append(
+            ("P1a CAM family / fwd+bwd floor", f"{p1['ratio_to_floor']:.2f}", "<= 1.3", p1["ratio_to_floor"] <= 1.3)
+        )
+        rows.append(
+            ("P1b speed-up vs per-layer loop", f"{p1['speedup_vs_loop']:.1f}x", ">= 5x", p1["speedup_vs_loop"] >= 5)
+        )
+    for name, peer in (results.get("peers") or {}).items():
+        if isinstance(peer, dict) and "ms" in peer:
+            ours = results["peers"]["ours_ms"]
+            rows.append(
+                (f"P1c vs {name} (time)", f"{ours:.1f} vs {peer['ms']:.1f} ms", "ours faster", ours < peer["ms"])
+            )
+            rows.append((f"P1c vs {name} (Pearson)", f"{peer['pearson']:.4f}", ">= 0.99", peer["pearson"] >= 0.99))
+        elif isinstance(peer, dict) and "error" in peer:
+            rows.append((f"P1c vs {name}", peer["error"][:80], "runs", False))
+    app = results.get("app")
+    if app:
+        for key, goal in (("selection_p50_ms", 250.0), ("slider_p50_ms", 80.0)):
+            if key in app:
+                rows.append((f"P2 {key}", f"{app[key]:.0f} ms", f"< {goal:.0f} ms", app[key] < goal))
+        if "peak_rss_total_mb" in app:
+            rows.append(("P4 peak RSS (server + jobs)", f"{app['peak_rss_total_mb']:.0f} MB", "< 1536 MB",
+                         app["peak_rss_total_mb"] < 1536))  # fmt: skip
+    p3 = results.get("p3")
+    if p3:
+        rows.append(("P3 SHAP evals/s / forward", f"{p3['ratio']:.2f}", ">= 0.8", p3["ratio"] >= 0.8))
+        rows.append(("P3 default shap wall time", f"{p3['shap_s']:.2f} s", "< 5 s", p3["shap_s"] < 5))
+    return rows
+
+
+def markdown(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Latest `python -m benchmarks.run`: {m['date']}, {m['cpu_count']} cores, {m['platform']},",
+        f"Python {m['python']};",
+        "versions "
+        + ", ".join(f"{k} {v}" for k, v in m["versions"].items())
+        + f"; load average at start {tuple(round(x, 2) for x in m['load_average_at_start'])}.",
+        "",
+        "| target | measured | goal | met |",
+        "| --- | --- | --- | --- |",
+    ]
+    lines += [f"| {name} | {measured} | {goal} | {'yes' if met else '**no**'} |" for name, measured, goal, met in
+              verdicts(results)]  # fmt: skip
+    if results.get("methods"):
+        lines += ["", "## Each method on the demo model (128x128)", "", "| method | median ms | runs as |",
+                  "| --- | --- | --- |"]  # fmt: skip
+        lines += [f"| {r['method']} | {1000 * r['median_s']:.1f} | {'background job' if r['slow'] else 'request'} |"
+                  for r in results["methods"]]  # fmt: skip
+    lines += ["", "## Raw numbers", "", "```json", json.dumps({k: v for k, v in results.items() if k != "methods"},
+                                                               indent=2, default=str), "```", ""]  # fmt: skip
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--skip-peers", action="store_true")
+    parser.add_argument("--skip-app", action="store_true")
+    parser.add_argument("--json", default=str(HERE / "out" / "results.json"))
+    parser.add_argument("--markdown", default=str(HERE / "RESULTS.md"))
+    args = parser.parse_args()
+    from benchmarks import engine, methods
+
+    repeats = 5 if args.quick else 20
+    results: dict[str, Any] = {"machine": machine()}
+    results["methods"] = methods.time_methods(2 if args.quick else 5)
+    results["p1"] = engine.p1_cam_family(repeats)
+    results["p3"] = engine.p3_shap(2 if args.quick else 3)
+    if not args.skip_peers:
+        results["peers"] = peers(repeats)
+    if not args.skip_app:
+        from benchmarks import app_server
+
+        results["app"] = app_server.run()
+    for name, measured, goal, met in verdicts(results):
+        print(f"{name:<34} {measured:>28}  goal {goal:<12} {'met' if met else 'MISSED'}")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(results, indent=2, default=str))
+    Path(args.markdown).write_text(markdown(results))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
