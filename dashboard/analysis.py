@@ -124,11 +124,15 @@ def stored_result(store: StateStore, session: str, question: Mapping[str, Any], 
 
 
 def store_result(store: StateStore, session: str, question: Mapping[str, Any], result: Attribution) -> dict[str, Any]:
-    """Store one Attribution (summary + every per-layer map); returns the summary."""
+    """Store one Attribution (summary + its per-layer maps, in ONE write); returns the summary.
+
+    The engine's per-layer maps stay at each layer's own resolution and are upsampled when a layer is first shown, so
+    storing them costs one small write per method rather than one full-size write per layer (benchmarks P2).
+    """
     key = result_key(question, result.method)
     summary = summarise(result)
-    for index, layer_map in enumerate((result.per_layer or {}).values()):
-        store.put(session, "layer", f"{key}.{index}", np.asarray(layer_map, dtype=np.float32))
+    if result.per_layer:
+        store.put(session, "layers", key, result.per_layer)
     store.put(session, "result", key, summary)
     return summary
 
@@ -140,10 +144,10 @@ def layer_map(
     layers = summary.get("layers")
     if not layers or layer is None or layer not in layers:
         return summary["heatmap"], summary.get("layer")
-    stored = store.get(session, "layer", f"{result_key(question, summary['method'])}.{layers.index(layer)}")
-    if stored is None:
+    stored = store.get(session, "layers", result_key(question, summary["method"]))
+    if stored is None or layer not in stored:
         return summary["heatmap"], summary.get("layer")
-    return stored, layer
+    return np.asarray(stored[layer], dtype=np.float32), layer
 
 
 def question_inputs(store: StateStore, session: str, question: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
