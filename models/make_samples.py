@@ -6,7 +6,8 @@ into ``assets/samples/``, their ground-truth class-id masks (uint8, ids as in ``
 Samples come from ``SAMPLES_SEED``, distinct from the training, validation and evaluation seeds.  Each of the twelve
 slots asks for a pose and which parts must (or must not) be visible; the first candidate
 ``np.random.default_rng([SAMPLES_SEED, slot, k])``, k = 0, 1, ... that satisfies it is taken, so the set is
-deterministic and varied: side views from below with gills, level and oblique views, top views where only the cap
+deterministic and varied (every visible part has at least ``MIN_PART_PIXELS`` pixels and the mushroom does
+not touch the border): side views from below with gills, level and oblique views, top views where only the cap
 is visible, species with and without ring and volva.
 """
 
@@ -54,7 +55,9 @@ def make_samples(out: Path | None = None, seed: int = SAMPLES_SEED, size: int = 
             # every visible part gets a fair number of pixels: no slivers in the showcase
             counts = np.bincount(mask.ravel(), minlength=len(CLASS_NAMES))
             big_enough = all(counts[CLASS_NAMES.index(c)] >= MIN_PART_PIXELS for c in present)
-            if need <= present and not (forbid & present) and big_enough:
+            border = np.concatenate([mask[0], mask[-1], mask[:, 0], mask[:, -1]])
+            in_frame = not border.any()  # the whole mushroom is inside the picture
+            if need <= present and not (forbid & present) and big_enough and in_frame:
                 break
         else:  # pragma: no cover - the generator satisfies every slot within a few tries
             raise RuntimeError(f"no sample found for slot {slot}: {desc}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -66,7 +67,7 @@ def train(epochs: int = DEFAULT_EPOCHS, train_size: int = DEFAULT_TRAIN_SIZE, se
     tf.config.threading.set_inter_op_parallelism_threads(1)
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-    t_start = time.perf_counter()
+    t_start, cpu_start, load_start = time.perf_counter(), time.process_time(), os.getloadavg()
 
     t0 = time.perf_counter()
     x_train, y_train = generate_dataset(train_size, seed)
@@ -118,6 +119,7 @@ def train(epochs: int = DEFAULT_EPOCHS, train_size: int = DEFAULT_TRAIN_SIZE, se
                   + " ".join(f"{n}={v:.3f}" for n, v in zip(CLASS_NAMES, val_iou, strict=True)))
     fit_time = time.perf_counter() - t_fit
     train_time = time.perf_counter() - t_start
+    cpu_time, load_end = time.process_time() - cpu_start, os.getloadavg()
 
     result = evaluate_model(model, seed=EVAL_SEED)
     print(format_report(result))
@@ -142,6 +144,9 @@ def train(epochs: int = DEFAULT_EPOCHS, train_size: int = DEFAULT_TRAIN_SIZE, se
         "data_generation_s": round(gen_time, 1),
         "fit_s": round(fit_time, 1),
         "train_time_s": round(train_time, 1),
+        "train_cpu_s": round(cpu_time, 1),
+        "load_average_1_5_15min": {"start": [round(v, 2) for v in load_start], "end": [round(v, 2) for v in load_end]},
+        "cpu_count": os.cpu_count(),
         "history": history,
         "command": f"python -m models.train --epochs {epochs} --train-size {train_size} --seed {seed}",
         "versions": {
