@@ -362,15 +362,21 @@ class SegmentationAdapter:
         built on the same gradient (saliency, gradient x input) share one pass."""
         image = self.validate_image(image)
         key = ("input-gradient", _digest(image), _digest(np.asarray(region, dtype=bool)), self.validate_target(target))
-        with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
+        if (kept := self._recall(key)) is not None:
+            return kept
         x = self.model_input(image[None])
         scores, grads = self.input_gradients(x, region, target)
         result = (float(scores[0]), _frozen(x[0]), _frozen(grads[0]))
         self._remember(key, result)
         return result
+
+    def _recall(self, key: tuple) -> Any:
+        """A kept result (marked most recently used), or None."""
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        return None
 
     def _remember(self, key: tuple, result: Any) -> None:
         with self._lock:
@@ -392,10 +398,8 @@ class SegmentationAdapter:
             _digest(np.asarray(region, dtype=bool)),
             int(target) if not isinstance(target, bool) else target,
         )
-        with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
+        if (kept := self._recall(key)) is not None:
+            return kept
         x, region_out, onehot = self.prepare(image[None], region, target)
         scores, activations, grads = self._cam_fn(x, region_out, onehot)
         pairs = zip(self.conv_layers, activations, grads, strict=True)
@@ -421,10 +425,9 @@ class SegmentationAdapter:
         image = self.validate_image(image)
         names = tuple(combiners)
         key = (names, _digest(image), _digest(np.asarray(region, dtype=bool)), self.validate_target(target))
+        if (kept := self._recall(key)) is not None:
+            return kept
         with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
             if names not in self._map_fns:
                 self._map_fns[names] = self._maps_step(list(combiners.values()))
             step = self._map_fns[names]
