@@ -309,7 +309,7 @@ class SegmentationAdapter:
         target = self.validate_target(target)
         region_out = resample_region(region, self.output_shape_for(images.shape[1:3]))
         x = tf.convert_to_tensor(self.preprocess(images), dtype=tf.float32)
-        onehot = tf.one_hot(target, self.num_classes, dtype=tf.float32)
+        onehot = tf.convert_to_tensor(np.eye(self.num_classes, dtype=np.float32)[target])
         return x, tf.convert_to_tensor(region_out, dtype=tf.float32), onehot
 
     def model_input(self, images: np.ndarray) -> np.ndarray:
@@ -427,11 +427,14 @@ class SegmentationAdapter:
         key = (names, _digest(image), _digest(np.asarray(region, dtype=bool)), self.validate_target(target))
         if (kept := self._recall(key)) is not None:
             return kept
-        with self._lock:
-            if names not in self._map_fns:
-                self._map_fns[names] = self._maps_step(list(combiners.values()))
-            step = self._map_fns[names]
         x, region_out, onehot = self.prepare(image[None], region, target)
+        with self._lock:  # one traced step per combiner set and image size, called as a concrete function
+            step_key = (names, tuple(x.shape), tuple(region_out.shape))
+            if step_key not in self._map_fns:
+                self._map_fns[step_key] = self._maps_step(list(combiners.values())).get_concrete_function(
+                    x, region_out, onehot
+                )
+            step = self._map_fns[step_key]
         scores, maps = step(x, region_out, onehot)
         native = [_frozen(layer_maps.numpy()) for layer_maps in maps]  # (h, w, combiners) per layer
         size = image.shape[:2]
