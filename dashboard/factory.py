@@ -20,6 +20,7 @@ from dashboard import layout
 from dashboard.background import ManagerFactory, diskcache_manager
 from dashboard.callbacks import register_callbacks
 from dashboard.config import AppConfig
+from dashboard.photos import register_photo_route
 from dashboard.resources import get_adapter, methods
 from dashboard.samples import gallery_items
 from dashboard.state import new_session_id
@@ -115,6 +116,7 @@ def create_app(
     app.validation_layout = layout.build_layout(layout.skeleton_context())
     app.layout = lambda: serve_layout(config)
     register_callbacks(app, config)
+    register_photo_route(app.server, config, app.config.routes_pathname_prefix)
     if warmup:
         threading.Thread(target=warm_up, args=(config,), name="segx-warmup", daemon=True).start()
     return app

@@ -1,10 +1,11 @@
 """Pure Plotly figure builders: the mask figure and the heatmap figures.
 
 All figures share one coordinate system, pixel units with pixel (r, c) centred on (x=c, y=r) and the y axis pointing
-down, so that selections, outlines and linked zoom/pan carry over between them unchanged. Photos and heatmaps are
-`image` traces with PNG sources; only the predicted label map is a (small, integer) `heatmap`, so that hovering shows
-the class name. Figures are plain dicts in Plotly's JSON schema: building them is ~500x cheaper than `go.Figure`,
-which matters for the time from selection to heatmaps.
+down, so that selections, outlines and linked zoom/pan carry over between them unchanged. The photo is a layout image
+below the traces, given by URL (`dashboard.photos`) so that the browser fetches it once for every figure; attribution
+overlays are `image` traces with PNG sources; only the predicted label map is a (small, integer) `heatmap`, so that
+hovering shows the class name. Figures are plain dicts in Plotly's JSON schema: building them is ~500x cheaper than
+`go.Figure`, which matters for the time from selection to heatmaps.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ OUTLINE_COLOUR = "#ffffff"
 OUTLINE_SHADOW = "rgba(0,0,0,0.75)"
 
 View = Mapping[str, Sequence[float]]  # {"x": [x0, x1], "y": [y_bottom, y_top]}
+
+# Trace positions that callbacks patch (the layer slider, the opacity sliders).
+LABELS_TRACE = 0  # mask figure: the predicted label map
+OVERLAY_TRACE = 0  # heatmap figure: the attribution overlay
+COLORBAR_TRACE = 1  # heatmap figure: the invisible trace carrying the colour bar
 
 
 def is_background(name: str) -> bool:
@@ -92,14 +98,21 @@ def image_trace(image_uri: str, name: str = "image", **extra: Any) -> dict[str, 
     return dict(type="image", source=image_uri, x0=0, dx=1, y0=0, dy=1, hoverinfo="x+y", name=name, **extra)
 
 
+def photo_layer(photo_url: str, shape: tuple[int, int]) -> dict[str, Any]:
+    """A layout image drawing the photo (a URL or data URI) below the traces, pixel (r, c) centred on (x=c, y=r)."""
+    height, width = shape
+    return dict(source=photo_url, xref="x", yref="y", x=-0.5, y=-0.5, sizex=width, sizey=height, xanchor="left",
+                yanchor="top", sizing="stretch", layer="below", name="photo")  # fmt: skip
+
+
 def base_figure(
-    image_uri: str, shape: tuple[int, int], *, view: View | None = None, uirevision: str = "image"
+    photo_url: str, shape: tuple[int, int], *, view: View | None = None, uirevision: str = "image"
 ) -> Figure:
-    """A figure showing the image at pixel coordinates, axes hidden, aspect ratio kept.
+    """A figure showing the photo at pixel coordinates, axes hidden, aspect ratio kept, no traces yet.
 
     Figures are plain dicts in Plotly's JSON schema (go.Figure validation cost ~50 ms per figure; this is ~0.1 ms).
     """
-    return {"data": [image_trace(image_uri)], "layout": base_layout(shape, view, uirevision)}
+    return {"data": [], "layout": {**base_layout(shape, view, uirevision), "images": [photo_layer(photo_url, shape)]}}
 
 
 def outline_shapes(paths: Sequence[str]) -> list[dict[str, Any]]:
@@ -126,8 +139,8 @@ def mask_figure(
 ) -> Figure:
     """The image with the predicted label map over it, a legend of the predicted classes and the region outline.
 
-    Trace 0 is the photo, trace 1 the label map (its opacity is what the opacity slider patches), the rest legend
-    entries. The figure opens in box-select mode.
+    Trace `LABELS_TRACE` is the label map (its opacity is what the opacity slider patches), the rest legend entries.
+    The figure opens in box-select mode.
     """
     labels = np.asarray(labels)
     shape = labels.shape[:2]
@@ -181,13 +194,12 @@ def heatmap_figure(
 ) -> Figure:
     """The image under a semi-transparent attribution overlay, with a colour bar of the raw values.
 
-    Trace 0 is the photo, trace 1 the overlay PNG (patched by the layer slider and the opacity slider), trace 2 an
-    invisible marker carrying the colour bar.
+    Trace `OVERLAY_TRACE` is the overlay PNG (patched by the layer slider and the opacity slider), `COLORBAR_TRACE`
+    an invisible marker carrying the colour bar.
     """
     lo, hi = value_range
     fig = base_figure(image_uri, shape, view=view, uirevision=uirevision)
     fig["data"].append(image_trace(overlay_uri, name="attribution", opacity=float(opacity)))
-    fig["data"][-1]["hoverinfo"] = "skip"
     fig["data"].append(colorbar_trace(lo, hi, signed))
     fig["layout"].update(dragmode="zoom", showlegend=False, shapes=outline_shapes(outline),
                          margin=dict(l=0, r=0, t=0, b=30))  # fmt: skip

@@ -17,6 +17,7 @@ from dash import Patch
 from dash._utils import stringify_id as dash_stringify_id
 
 from benchmarks import app_server as bench
+from dashboard.figures import OVERLAY_TRACE
 
 
 @pytest.mark.parametrize("q", [0, 5, 25, 50, 90, 95, 99, 100])
@@ -161,7 +162,8 @@ def _page(served) -> bench.Page:
 
 
 def _heatmap_card(method: str) -> dict:
-    figure = {"data": [{"type": "image", "source": "photo"}, {"type": "image", "opacity": 0.8}], "layout": {}}
+    traces = [{"type": "image", "opacity": 0.8}, {"type": "scatter"}]
+    figure = {"data": traces, "layout": {"images": [{"source": "photo"}]}}
     graph_id = {"type": "heatmap-graph", "method": method}
     graph = {"type": "Graph", "namespace": "dash_core_components", "props": {"id": graph_id, "figure": figure}}
     return {"type": "Div", "namespace": "dash_html_components", "props": {"children": [graph]}}
@@ -223,8 +225,8 @@ def test_pattern_outputs_are_resolved_posted_and_applied(served) -> None:
     assert len(set_now) == 2
     for method in ("gradcam", "saliency"):
         figure = page.get(bench.stringify_id({"method": method, "type": "heatmap-graph"}), "figure")
-        assert figure["data"][1]["opacity"] == pytest.approx(0.3)
-        assert figure["data"][0]["source"] == "photo"
+        assert figure["data"][OVERLAY_TRACE]["opacity"] == pytest.approx(0.3)
+        assert figure["layout"]["images"] == [{"source": "photo"}]
 
 
 def test_prevented_update_answers_204(served) -> None:

@@ -22,6 +22,8 @@ from dashboard import analysis, ids, layout
 from dashboard.callbacks.common import CLEAR, Message, as_int, message_outputs, show
 from dashboard.components import card_note, card_parts, failed_card, heatmap_card, hint, layer_label, placeholder_card
 from dashboard.config import AppConfig
+from dashboard.figures import COLORBAR_TRACE, OVERLAY_TRACE
+from dashboard.photos import photo_url
 from dashboard.render import heatmap_uri
 from dashboard.resources import MethodInfo, get_adapter, get_store, methods
 from dashboard.state import StateStore, content_key
@@ -45,7 +47,8 @@ class CardContext:
         view: Mapping[str, Any] | None,
     ) -> None:
         self.store, self.session, self.question = store, session, question
-        _, _, self.image_uri = analysis.image_data(store, session, question["image"])
+        analysis.image_data(store, session, question["image"])  # ValueError if the image expired
+        self.image_uri = photo_url(session, question["image"])
         self.outline = analysis.region_outline(store, session, question["region"])
         self.layer = pick_layer(conv_layers, layer_index)
         self.layer_shapes = layer_shapes
@@ -239,10 +242,10 @@ def handle_layer(
             heatmap, used = analysis.layer_map(store, session, question, summary, layer)
             overlay, (lo, hi) = heatmap_uri(heatmap, info.signed)
             patch = Patch()
-            patch["data"][1]["source"] = overlay
-            patch["data"][2]["marker"]["cmin"] = lo
-            patch["data"][2]["marker"]["cmax"] = hi
-            patch["data"][2]["marker"]["color"] = [lo, hi]
+            patch["data"][OVERLAY_TRACE]["source"] = overlay
+            patch["data"][COLORBAR_TRACE]["marker"]["cmin"] = lo
+            patch["data"][COLORBAR_TRACE]["marker"]["cmax"] = hi
+            patch["data"][COLORBAR_TRACE]["marker"]["color"] = [lo, hi]
             figures[name] = patch
             subtitles[name] = "layer " + layer_label(used or layer, layer_shapes)
             notes[name] = card_note(summary, heatmap)
@@ -261,7 +264,7 @@ def opacity_patches(opacity: float | None, graph_methods: Sequence[str]) -> list
     patches = []
     for _ in graph_methods:
         patch = Patch()
-        patch["data"][1]["opacity"] = float(opacity)
+        patch["data"][OVERLAY_TRACE]["opacity"] = float(opacity)
         patches.append(patch)
     return patches
 

@@ -103,7 +103,7 @@ def mask_opacity_patch(opacity: float | None, image_ref: Any) -> Any:
     if opacity is None or not image_ref:
         raise PreventUpdate
     patch = Patch()
-    patch["data"][1]["opacity"] = float(opacity)
+    patch["data"][figures.LABELS_TRACE]["opacity"] = float(opacity)
     return patch
 
 

@@ -12,6 +12,7 @@ from dash.exceptions import PreventUpdate
 from dashboard import analysis, figures, ids, images, layout
 from dashboard.callbacks.common import CLEAR, Message, message_outputs, show
 from dashboard.config import AppConfig
+from dashboard.photos import photo_url
 from dashboard.resources import get_adapter, get_store
 from dashboard.samples import list_samples
 from dashboard.state import StateStore
@@ -77,11 +78,13 @@ def handle_image(
     if not image_ref:
         raise PreventUpdate
     try:
-        _, labels, png = analysis.image_data(store, session, image_ref["key"])
+        _, labels, _ = analysis.image_data(store, session, image_ref["key"])
     except ValueError as err:
         return (no_update,) * 9 + show(str(err))
-    figure = figures.mask_figure(png, labels, class_names, opacity=opacity if opacity is not None else 0.45,
-                                 uirevision=image_ref["key"])  # fmt: skip
+    figure = figures.mask_figure(
+        photo_url(session, image_ref["key"]), labels, class_names,
+        opacity=opacity if opacity is not None else 0.45, uirevision=image_ref["key"],
+    )  # fmt: skip
     info = f"{image_ref['name']} · {image_ref['note']}" if image_ref.get("note") else image_ref["name"]
     pickers = (class_picker_options(labels, class_names), None, None, None, target_options(labels, class_names))
     return (figure, *pickers, layout.SELECT_HINT, info, None, *CLEAR)

@@ -72,7 +72,7 @@ def pick_sample(dash_duo, index: int = 0) -> str:
     wait_for(lambda: dash_duo.find_element("#image-info").text.startswith(name), message=f"sample {name}")
     wait_for(lambda: dash_duo.driver.execute_script(
         "const g = document.querySelector('#mask-graph .js-plotly-plot');"
-        "return g && g.data && g.data.length > 1 && g.data[1].type === 'heatmap'"
+        "return g && g.data && g.data.length > 0 && g.data[0].type === 'heatmap'"
         " && document.querySelectorAll('#mask-graph .hm, #mask-graph .heatmaplayer image').length > 0;"),
         message="mask figure")  # fmt: skip
     return name
@@ -102,8 +102,25 @@ def overlay_sources(dash_duo) -> dict[str, str]:
     return dash_duo.driver.execute_script(
         "const out = {}; document.querySelectorAll('.hm-card').forEach(c => {"
         "  const g = c.querySelector('.js-plotly-plot');"
-        "  if (g && g.data && g.data[1]) { out[c.getAttribute('data-method')] = g.data[1].source; } });"
+        "  if (g && g.data && g.data[0]) { out[c.getAttribute('data-method')] = g.data[0].source; } });"
         "return out;"
+    )
+
+
+def photos(dash_duo) -> dict[str, list[Any]]:
+    """{graph: [photo URL in the figure, HTTP status of fetching it, its content type]} for the mask figure and every
+    heatmap card: the photo is a layout image drawn below the traces, fetched by URL."""
+    return dash_duo.driver.execute_async_script(
+        "const done = arguments[arguments.length - 1]; const out = {};"
+        "const graphs = Array.from(document.querySelectorAll('.js-plotly-plot'));"
+        "Promise.all(graphs.map(g => {"
+        "  const card = g.closest('.hm-card'); const key = card ? card.getAttribute('data-method') : 'mask';"
+        "  const image = g.querySelector('.layer-subplot .imagelayer image');"
+        "  const url = (g.layout.images || [{}])[0].source;"
+        "  if (!image) { out[key] = [url, 'not drawn', null]; return null; }"
+        "  return fetch(image.getAttribute('href')).then(r => { out[key] = [url, r.status,"
+        "    r.headers.get('content-type')]; });"
+        "})).then(() => done(out)).catch(e => done({error: String(e)}));"
     )
 
 

@@ -19,6 +19,7 @@ from tests.browser.helpers import (
     drag_area,
     open_app,
     overlay_sources,
+    photos,
     pick_sample,
     ranges,
     settle_and_check_console,
@@ -35,6 +36,10 @@ def test_box_selection_shows_heatmaps_and_the_layer_slider_swaps_cam_maps(dash_d
     assert dash_duo.find_element("#region-info").text.startswith("Box ·")
     second = box_select_and_time(dash_duo, start=(-30, -10), size=(70, 60))
     print(f"\nbox selection -> heatmaps visible ({len(methods)} methods): first {first:.0f} ms, second {second:.0f} ms")
+    drawn = photos(dash_duo)  # one photo URL under every figure, drawn and served as a PNG
+    assert set(methods) | {"mask"} <= set(drawn)
+    assert len({url for url, _, _ in drawn.values()}) == 1 and not drawn["mask"][0].startswith("data:")
+    assert all(status == 200 and kind == "image/png" for _, status, kind in drawn.values()), drawn
 
     before = overlay_sources(dash_duo)
     subtitle = dash_duo.find_element('[id*="heatmap-subtitle"][id*="gradcam"]').text

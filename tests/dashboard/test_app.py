@@ -134,3 +134,33 @@ def test_a_job_process_runs_tensorflow_after_the_parent_did(adapter, config):
         total = result.get(timeout=180)
     assert total == pytest.approx(32 * 32, rel=1e-3)
     print(f"job process with TF finished in {time.monotonic() - start:.1f} s (forkserver start included)")
+
+
+def test_photo_is_served_once_by_url_and_figures_point_at_it(built, config, adapter):
+    """The photo under the mask figure and every card is one cacheable URL, with the stored image's PNG bytes."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from dashboard import analysis
+    from dashboard.callbacks import upload
+    from dashboard.resources import get_store
+    from dashboard.state import new_session_id
+
+    dash_app, _ = built
+    store, session = get_store(config), new_session_id()
+    image = np.random.default_rng(3).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    ref = analysis.ingest_image(store, session, adapter, image, name="noise")
+    figure = upload.handle_image(ref, session, store, list(adapter.class_names), 0.4)[0]
+    url = figure["layout"]["images"][0]["source"]
+    assert url == f"_segx/photo/{session}/{ref['key']}.png" and not url.startswith("data:")
+
+    client = dash_app.server.test_client()
+    response = client.get("/" + url)
+    assert response.status_code == 200 and response.mimetype == "image/png"
+    assert "immutable" in response.headers["Cache-Control"]
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(response.data))), image)
+    for unknown in (f"/_segx/photo/{session}/{'0' * 16}.png", f"/_segx/photo/not-a-session/{ref['key']}.png",
+                    f"/_segx/photo/{new_session_id()}/{ref['key']}.png"):  # fmt: skip
+        assert client.get(unknown).status_code == 404

@@ -11,8 +11,10 @@ from dash import Patch, no_update
 from dash.exceptions import PreventUpdate
 from PIL import Image
 
-from dashboard import analysis, ids
+from dashboard import analysis, figures, ids
 from dashboard.callbacks import explain, jobs, selection, upload, view
+from dashboard.figures import OVERLAY_TRACE
+from dashboard.photos import photo_url
 from dashboard.resources import methods
 
 NAMES = ["background", "cap", "stem"]
@@ -72,8 +74,9 @@ def test_sample_from_the_gallery(store, session, adapter, config):
 def test_new_image_resets_region_and_shows_mask(store, session, image_ref):
     out = upload.handle_image(image_ref, session, store, NAMES, 0.4)
     figure, picker_options, picker_value, region, target, target_options, _info, image_info, view_ = out[:9]
-    assert [t["type"] for t in figure["data"][:2]] == ["image", "heatmap"]
-    assert figure["data"][1]["opacity"] == 0.4
+    assert figure["data"][figures.LABELS_TRACE]["type"] == "heatmap"
+    assert figure["data"][figures.LABELS_TRACE]["opacity"] == 0.4
+    assert [image["source"] for image in figure["layout"]["images"]] == [photo_url(session, image_ref["key"])]
     assert region is None and target is None and view_ is None and picker_value is None
     assert all(o["value"] in range(3) for o in picker_options)
     assert len(target_options) == 3
@@ -232,7 +235,7 @@ def test_layer_slider_swaps_cam_maps_from_the_store_without_a_model_call(store, 
     assert subtitles[0].startswith(f"layer {adapter.conv_layers[0]}") and subtitles[2] is no_update
     assert info.startswith(adapter.conv_layers[0])
     first = figures[0].to_plotly_json()["operations"]
-    source = next(op for op in first if op["location"] == ["data", 1, "source"])["params"]["value"]
+    source = next(op for op in first if op["location"] == ["data", OVERLAY_TRACE, "source"])["params"]["value"]
     summary = analysis.stored_result(store, session, results["question"], "gradcam")
     layer0, _ = analysis.layer_map(store, session, results["question"], summary, adapter.conv_layers[0])
     from dashboard.render import heatmap_uri
