@@ -164,7 +164,8 @@ class SegxCeleryManager(CeleryManager):
     def call_job_fn(self, key: str, job_fn: Any, args: Any, context: Any) -> str:
         try:
             job = super().call_job_fn(key, job_fn, args, context)
-        except _redis_errors() as err:
+        except Exception as err:  # kombu / redis errors, or Celery's RuntimeError when its result consumer cannot
+            # resubscribe: either way the job is not queued; the poll reports it (`get_result`)
             log.warning("could not submit a background job: %s", err)
             return UNSUBMITTED + uuid.uuid4().hex
         try:

@@ -117,6 +117,11 @@ class StateStore:
         self.put(session, kind, key, np.asarray(array))
         return key
 
+    def share(self, session: str, kind: str, key: str) -> bool:
+        """Make sure the entry is visible to every host (a job on another machine is about to read it); returns
+        whether it is. Stores on one host have nothing to do."""
+        return self.has(session, kind, key)
+
     def close(self) -> None:
         """Close the backend's handles (they reopen on the next use)."""
 
@@ -297,6 +302,16 @@ class TieredStore(StateStore):
 
     def _touch(self, full: str) -> None:
         self.local._touch(full)  # the shared copy was refreshed by `_get`
+
+    def share(self, session: str, kind: str, key: str) -> bool:
+        """Copy a local entry to Redis if Redis lacks it (written during an outage, or Redis restarted empty); tries
+        Redis even while it is paused. False if the entry is nowhere or Redis is unreachable."""
+        full = self._key(session, kind, key)
+        value = self.local._get(full)
+        self._down_until = 0.0
+        if value is _MISSING:
+            return self._shared("_contains", full) is True
+        return self._shared("restore", full, value) is not _MISSING
 
     def _contains(self, full: str) -> bool:
         return self.local._contains(full) or bool(self._shared("_contains", full) is True)
