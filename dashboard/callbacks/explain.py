@@ -290,11 +290,13 @@ def register(app: Dash, config: AppConfig) -> None:
         State(ids.HEATMAP_OPACITY, "value"),
         State(ids.VIEW, "data"),
         State(ids.SLOW_REQUEST, "data"),
+        State(ids.SLOW_RESULT, "data"),
         prevent_initial_call=True,
     )
-    def on_question(region_ref, target, chosen, image_ref, session, layer_index, opacity, view, previous):
+    def on_question(region_ref, target, chosen, image_ref, session, layer_index, opacity, view, previous, result):
         return handle_explain(region_ref, target, chosen, image_ref, session, layer_index, opacity, view, previous,
-                              adapter=get_adapter(config), store=get_store(config), infos=methods())  # fmt: skip
+                              adapter=get_adapter(config), store=get_store(config), infos=methods(),
+                              previous_result=result)  # fmt: skip
 
     @app.callback(
         Output(ids.SLOW_GRID, "children", allow_duplicate=True),

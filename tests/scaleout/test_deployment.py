@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from benchmarks import app_server as bench
+from benchmarks.deployment import RedisServer, Service, web_service, worker_service
 from dashboard.scaleout import KEY_PREFIX, LOST_MESSAGE, REDIS_MESSAGE
-from tests.scaleout.conftest import RedisServer, Service, web_service, worker_service
 
 SLOW_METHODS = ["shap", "integrated_gradients", "smoothgrad"]
 FAILED_CARD_TEXT = "Not computed: the background job failed."
