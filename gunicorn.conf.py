@@ -1,6 +1,11 @@
 """gunicorn settings for the web tier (`gunicorn -w 2 app:server`; gunicorn reads this file from the working directory).
 
 - Threaded workers (`gthread`): most requests wait on Redis or on background-job polls, not on the CPU.
+- Keep-alive 75 s (gunicorn's default is 2 s): idle client connections stay usable between a person's clicks, and
+  outlive the usual 60 s idle timeout of a load balancer in front; with 2 s, a pooled connection closed by the
+  server while the client reuses it fails with "connection reset" (seen in benchmarks/load.py).
+- No control socket: its default path is per user ($HOME/.gunicorn/gunicorn.ctl), shared by every gunicorn the
+  user runs on the host; nothing here uses it.
 - No `preload_app`: each worker imports the app after the fork, so TensorFlow never runs in a process that forks
   (`app:server` is built lazily; the model loads in each worker, in its warm-up thread).
 - Dash signs background-job handles (the page's `end_id`, `cacheKey`, `job`) with the Flask secret key. With several
@@ -17,9 +22,11 @@ bind = os.environ.get("SEGX_BIND", "127.0.0.1:8050")
 workers = 2
 worker_class = "gthread"
 threads = 4
+keepalive = 75
 timeout = 120  # the first request of a worker may wait for the model to load
 graceful_timeout = 20
 preload_app = False
+control_socket_disable = True
 
 
 def on_starting(server) -> None:
