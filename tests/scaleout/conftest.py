@@ -18,8 +18,7 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
-@pytest.fixture(autouse=True)
-def _require_redis_server() -> None:
+def require_redis_server() -> None:
     """Without redis-server: skip locally, fail in CI."""
     if os.path.isfile(REDIS_SERVER) and os.access(REDIS_SERVER, os.X_OK):
         return
@@ -31,6 +30,7 @@ def _require_redis_server() -> None:
 
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    require_redis_server()
     server = RedisServer(tmp_path_factory.mktemp("redis"))
     server.start()
     yield server
