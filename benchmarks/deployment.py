@@ -129,7 +129,8 @@ def worker_service(redis_url: str, directory: Path, threads: int = 2) -> Service
 def web_service(redis_url: str, directory: Path, workers: int = 2) -> Service:
     """The web tier: ``gunicorn -w N app:server`` on a free port."""
     port = free_port()
-    cmd = [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}", "app:server"]
+    cmd = [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}", "--graceful-timeout", "5",
+           "app:server"]  # fmt: skip
     return Service(cmd, service_env(redis_url, directory / "web-state"), directory / "web.log",
                    url=f"http://127.0.0.1:{port}")  # fmt: skip
 
