@@ -452,9 +452,14 @@ def markdown_section(result: Mapping[str, Any]) -> str:
     rows += [(labels.get(kind, kind), stats) for kind, stats in result["interaction_ms"].items()]
     rows.append(("page load", result["page_load_ms"]))
     lines += [f"| {name} | {s['n']} | {_fmt(s, 'p50')} | {_fmt(s, 'p95')} | {_fmt(s, 'max')} |" for name, s in rows]
+    lines += ["", "Requests are what the web tier answers; “explain -> job card” is the wait for a background job, "
+              "mostly in the queue of the one Celery worker (every session submits one per cycle), so it shrinks with "
+              "more workers, not with a faster web tier."]  # fmt: skip
     cpu = result.get("cpu_s") or {}
     if cpu:
-        lines += ["", "CPU seconds used during the run: " + ", ".join(f"{k} {v}" for k, v in cpu.items()) + "."]
+        ours = sum(v for k, v in cpu.items() if k in ("web", "worker", "redis"))
+        lines += ["", "CPU seconds used during the run: " + ", ".join(f"{k} {v}" for k, v in cpu.items())
+                  + f"; other processes on the (shared) machine: {cpu.get('machine_busy', 0) - ours:.1f}."]  # fmt: skip
     if errors["samples"]:
         first = "; ".join(f"session {i} {kind}: {text}" for i, kind, text in errors["samples"])
         lines += ["", f"First errors: {first}"]
