@@ -14,12 +14,12 @@
   a private random one for its lifetime; so several workers without DASH_SECRET_KEY are refused at start-up.
 
 Every setting can be overridden on the command line (`-b 0.0.0.0:8050 -w 4 --threads 8`) or with GUNICORN_CMD_ARGS.
+A single worker (`gunicorn app:server`) starts without DASH_SECRET_KEY, as before.
 """
 
 import os
 
-bind = os.environ.get("SEGX_BIND", "127.0.0.1:8050")
-workers = 2
+# bind and workers keep gunicorn's defaults (127.0.0.1:8000; 1 worker or $WEB_CONCURRENCY): pass -b and -w.
 worker_class = "gthread"
 threads = 4
 keepalive = 75
