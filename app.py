@@ -5,7 +5,8 @@
     gunicorn app:server                            # production: the module exposes `server` (and `app`)
 
 With gunicorn, configure the model with environment variables: SEGX_MODEL (a .keras file), SEGX_CLASS_NAMES
-(comma-separated), SEGX_STATE_DIR (shared server-side state; give every replica the same one).
+(comma-separated), SEGX_STATE_DIR (shared server-side state; give every replica the same one). To scale out, set
+REDIS_URL (jobs on Celery workers, state in Redis) and DASH_SECRET_KEY; see README "Running on several machines".
 
 Background jobs start from a forkserver; its children re-import this file as `__mp_main__`, so nothing here runs at
 import time except definitions: `app` and `server` are built lazily on first access.
@@ -21,6 +22,7 @@ from typing import Any
 
 from dash import Dash
 
+from dashboard.config import redis_url_from_env
 from dashboard.factory import create_app
 
 __all__ = ["create_app", "main", "parse_args"]
@@ -46,6 +48,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--state-dir", help="directory for server-side state and job results")
     parser.add_argument("--samples", help="folder of images for the sample gallery")
     parser.add_argument("--debug", action="store_true", help="Dash debug mode (dev tools, hot reload)")
+    parser.add_argument("--redis-url", default=redis_url_from_env(),
+                        help="scale out: jobs on Celery workers, state in this Redis (default: $REDIS_URL)")
     args = parser.parse_args(argv)
     if args.model and not os.path.isfile(args.model):
         parser.error(f"model file not found: {args.model}")
@@ -53,11 +57,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 @functools.lru_cache(maxsize=1)
-def _default_app() -> Dash:
+def _default_app(warmup: bool = True) -> Dash:
+    """The app configured from the environment; also what the Celery worker builds (`dashboard.celery_worker`)."""
     return create_app(
         os.environ.get("SEGX_MODEL") or None,
         parse_class_names(os.environ.get("SEGX_CLASS_NAMES")),
         state_dir=os.environ.get("SEGX_STATE_DIR") or None,
+        redis_url=redis_url_from_env(),
+        warmup=warmup,
     )
 
 
@@ -73,7 +80,8 @@ def __getattr__(name: str) -> Any:
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse the flags and serve the app."""
     args = parse_args(argv)
-    dash_app = create_app(args.model, args.class_names, state_dir=args.state_dir, samples_dir=args.samples)
+    dash_app = create_app(args.model, args.class_names, state_dir=args.state_dir, samples_dir=args.samples,
+                          redis_url=args.redis_url)
     dash_app.run(host=args.host, port=args.port, debug=args.debug)
 
 

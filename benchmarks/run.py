@@ -145,7 +145,11 @@ def main() -> None:
 def report(results: dict[str, Any], args: argparse.Namespace) -> None:
     for name, measured, goal, met in verdicts(results):
         print(f"{name:<38} {measured:>28}  goal {goal:<12} {'met' if met else 'MISSED'}")
-    Path(args.markdown).write_text(markdown(results))
+    path = Path(args.markdown)
+    from benchmarks.load import extract_section  # the load section (python -m benchmarks.load) is kept as it is
+
+    kept = extract_section(path.read_text()) if path.exists() else ""
+    path.write_text(markdown(results) + (f"\n{kept}\n" if kept else ""))
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ imports TensorFlow, shap, Dash and the job code (imports only, no TF op runs the
 (`dashboard.job_preload`) and forks a child per job. A job then costs ~0.2-0.4 s of process overhead plus loading the
 model in the child (`resources.get_adapter`).
 
-The manager is built by a factory `(AppConfig) -> manager`, so a Celery + Redis factory can replace
-`diskcache_manager` without touching the callbacks.
+The manager is built by a factory `(AppConfig) -> manager`. `default_manager` picks the embedded default above, or,
+with `AppConfig.redis_url`, the Celery + Redis manager of `dashboard.scaleout` (jobs on Celery workers); callers may
+pass any other factory to `create_app`, and the callbacks never know which one runs their jobs.
 """
 
 from __future__ import annotations
@@ -54,3 +55,12 @@ def diskcache_manager(config: AppConfig) -> Any:
     use_forkserver()
     os.makedirs(config.jobs_path, exist_ok=True)
     return DiskcacheManager(diskcache.Cache(config.jobs_path), expire=3600)
+
+
+def default_manager(config: AppConfig) -> Any:
+    """Celery + Redis when `config.redis_url` is set (`dashboard.scaleout.celery_manager`), else `diskcache_manager`."""
+    if config.redis_url:
+        from dashboard.scaleout import celery_manager
+
+        return celery_manager(config)
+    return diskcache_manager(config)

@@ -1,7 +1,7 @@
 """The app's configuration: a small frozen, picklable value.
 
 It is what background jobs receive (never the model): a job process rebuilds the adapter from `model_path` through
-`resources.get_adapter`, and opens the shared state store from `state_dir`.
+`resources.get_adapter`, and opens the shared state store from `state_dir` (and `redis_url` when scaled out).
 """
 
 from __future__ import annotations
@@ -11,6 +11,16 @@ import tempfile
 from dataclasses import dataclass
 
 MiB = 1024 * 1024
+
+
+def redis_url_from_env() -> str | None:
+    """$REDIS_URL, or None when unset or empty (the embedded default)."""
+    return os.environ.get("REDIS_URL") or None
+
+
+def secret_key_from_env() -> str | None:
+    """$DASH_SECRET_KEY: the Flask secret key every web worker shares (Dash signs background-job handles with it)."""
+    return os.environ.get("DASH_SECRET_KEY") or None
 
 
 def default_state_dir() -> str:
@@ -32,6 +42,11 @@ class AppConfig:
         max_side: for models without a fixed input size, uploads are scaled to fit this side length.
         job_interval_ms: how often the browser polls a background job for progress.
         state_expire_s: server-side state is dropped after this many seconds without use.
+        redis_url: a Redis server for scale-out (`dashboard.scaleout`): background jobs on Celery workers, state
+            shared in Redis (with a local tier in `state_dir`). None: the embedded default (diskcache + forkserver).
+        job_heartbeat_s, job_lost_after_s: with Redis, a running job beats every `job_heartbeat_s`; one silent for
+            `job_lost_after_s` lost its worker and is reported to the user.
+        job_queue_timeout_s: with Redis, a job no worker picked up within this time is reported and given up.
     """
 
     model_path: str | None = None
@@ -43,6 +58,10 @@ class AppConfig:
     max_side: int = 512
     job_interval_ms: int = 400
     state_expire_s: int = 6 * 3600
+    redis_url: str | None = None
+    job_heartbeat_s: float = 2.0
+    job_lost_after_s: float = 10.0
+    job_queue_timeout_s: float = 120.0
 
     def __post_init__(self) -> None:
         if not self.state_dir:

@@ -17,9 +17,9 @@ import numpy as np
 from dash import Dash, html
 
 from dashboard import layout
-from dashboard.background import ManagerFactory, diskcache_manager
+from dashboard.background import ManagerFactory, default_manager
 from dashboard.callbacks import register_callbacks
-from dashboard.config import AppConfig
+from dashboard.config import AppConfig, secret_key_from_env
 from dashboard.photos import register_photo_route
 from dashboard.resources import get_adapter, methods
 from dashboard.samples import gallery_items
@@ -87,7 +87,8 @@ def create_app(
     *,
     state_dir: str | None = None,
     samples_dir: str | None = None,
-    manager_factory: ManagerFactory = diskcache_manager,
+    redis_url: str | None = None,
+    manager_factory: ManagerFactory = default_manager,
     warmup: bool = True,
     config: AppConfig | None = None,
 ) -> Dash:
@@ -98,20 +99,24 @@ def create_app(
         class_names: names overriding the model's class names.
         state_dir: directory for server-side state and job results (default: $SEGX_STATE_DIR or a temp dir).
         samples_dir: folder of gallery images (default: the bundled samples for the demo model, none otherwise).
-        manager_factory: builds the background-callback manager from the config (default: diskcache + forkserver).
+        redis_url: a Redis server: jobs on Celery workers, state shared in Redis (see `dashboard.scaleout`).
+        manager_factory: builds the background-callback manager from the config (default: diskcache + forkserver, or
+            Celery + Redis with `redis_url`).
         warmup: load the model and trace the fast methods in a background thread right away.
         config: a complete configuration, overriding the arguments above.
     """
     if config is None:
         config = AppConfig(
             model_path=model_path, class_names=tuple(class_names) if class_names else None,
-            state_dir=state_dir or "", samples_dir=samples_dir or default_samples_dir(model_path),
+            state_dir=state_dir or "", samples_dir=samples_dir or default_samples_dir(model_path), redis_url=redis_url,
         )  # fmt: skip
     manager = manager_factory(config)
     app = Dash(
         __name__, title=TITLE, update_title=None, assets_folder=str(ASSETS_DIR), background_callback_manager=manager,
         suppress_callback_exceptions=False, serve_locally=True,
     )  # fmt: skip
+    # Dash signs background-job handles with the Flask secret key: every web worker must share it (DASH_SECRET_KEY).
+    app.server.secret_key = secret_key_from_env() or app.server.secret_key
     # Dash validates callbacks against the layout; a model-free skeleton with every id avoids loading the model here.
     app.validation_layout = layout.build_layout(layout.skeleton_context())
     app.layout = lambda: serve_layout(config)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dashboard.config import AppConfig
-from dashboard.state import StateStore
+from dashboard.state import StateStore, open_store
 
 if TYPE_CHECKING:
     from explainers import SegmentationAdapter
@@ -46,13 +46,13 @@ def get_adapter(config: AppConfig) -> SegmentationAdapter:
 
 
 @functools.lru_cache(maxsize=8)
-def _open_store(directory: str, expire: int) -> StateStore:
-    return StateStore(directory, expire=expire)
+def _open_store(directory: str, redis_url: str | None, expire: int) -> StateStore:
+    return open_store(directory, redis_url=redis_url, expire=expire)
 
 
 def get_store(config: AppConfig) -> StateStore:
-    """The server-side state store of the configured state directory (one handle per process)."""
-    return _open_store(config.state_path, config.state_expire_s)
+    """The server-side state store of the configuration (diskcache, or diskcache + Redis); one per process."""
+    return _open_store(config.state_path, config.redis_url, config.state_expire_s)
 
 
 @dataclass(frozen=True)

@@ -166,6 +166,8 @@ def handle_explain(
             slow_cards.append(placeholder_card(info, WAITING_TEXT, order))
     results = {"question": question, "methods": [info.name for _, info in selected]}
     if missing:
+        for kind in ("image", "region"):  # a job on another machine reads them (a no-op for a one-host store)
+            store.share(session, kind, question[kind])
         request = {"session": session, "question": question, "methods": missing,
                    "token": content_key(question, missing, time.time())}  # fmt: skip
     else:
@@ -291,11 +293,13 @@ def register(app: Dash, config: AppConfig) -> None:
         State(ids.HEATMAP_OPACITY, "value"),
         State(ids.VIEW, "data"),
         State(ids.SLOW_REQUEST, "data"),
+        State(ids.SLOW_RESULT, "data"),
         prevent_initial_call=True,
     )
-    def on_question(region_ref, target, chosen, image_ref, session, layer_index, opacity, view, previous):
+    def on_question(region_ref, target, chosen, image_ref, session, layer_index, opacity, view, previous, result):
         return handle_explain(region_ref, target, chosen, image_ref, session, layer_index, opacity, view, previous,
-                              adapter=get_adapter(config), store=get_store(config), infos=methods())  # fmt: skip
+                              adapter=get_adapter(config), store=get_store(config), infos=methods(),
+                              previous_result=result)  # fmt: skip
 
     @app.callback(
         Output(ids.SLOW_GRID, "children", allow_duplicate=True),

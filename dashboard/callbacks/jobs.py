@@ -3,6 +3,10 @@
 It runs in a process started by the background-callback manager (see `dashboard.background`), gets only keys and the
 picklable `AppConfig`, loads the model lazily in that process, computes each missing method with progress reports,
 stores every result server-side as soon as it is done (so a cancel keeps what finished) and returns keys only.
+
+A job that fails as a whole (it raised, or the manager reports it lost: see `dashboard.scaleout`) goes through the
+callback's `on_error` handler, which puts a `{"job_error": message}` marker in `SLOW_RESULT`; `on_job_error` then
+turns the waiting cards into failure cards and shows the message, so the user never watches an endless spinner.
 """
 
 from __future__ import annotations
@@ -17,13 +21,14 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import analysis, ids
 from dashboard.callbacks.common import message_outputs, show
-from dashboard.components import placeholder_card
+from dashboard.components import failed_card, placeholder_card
 from dashboard.config import AppConfig
 from dashboard.resources import get_adapter, get_store, method_info, methods
 
 log = logging.getLogger(__name__)
 SetProgress = Callable[[tuple[Any, ...]], None]
 PROGRESS_PERIOD_S = 0.25
+_DASH_ERROR_PREFIX = "An error occurred inside a background callback:"
 
 
 class ProgressReporter:
@@ -81,6 +86,33 @@ def cancelled_cards(request: Mapping[str, Any] | None) -> list[Any]:
                              order.get(name, 0), busy=False) for name in request["methods"]]  # fmt: skip
 
 
+def job_error_marker(err: BaseException) -> dict[str, str]:
+    """The `SLOW_RESULT` value for a job that failed as a whole: its message without Dash's prefix and traceback."""
+    text = str(err).strip()
+    if text.startswith(_DASH_ERROR_PREFIX):
+        text = text[len(_DASH_ERROR_PREFIX) :].strip()
+    text = text.split("\nTraceback (most recent call last)", 1)[0].strip()
+    return {"job_error": text or "The background job failed."}
+
+
+def failed_job_cards(request: Mapping[str, Any] | None, message: str) -> list[Any]:
+    """Failure cards for the methods of `request` after its job failed as a whole."""
+    if not request:
+        raise PreventUpdate
+    order = {info.name: k for k, info in enumerate(methods())}
+    return [failed_card(method_info(name), message, order.get(name, 0)) for name in request["methods"]]
+
+
+def handle_job_error(result: Mapping[str, Any] | None, request: Mapping[str, Any] | None) -> tuple[Any, ...]:
+    """(slow grid, SLOW_RESULT marker, message) for a `job_error` marker; PreventUpdate for anything else."""
+    if not result or "job_error" not in result:
+        raise PreventUpdate
+    message = str(result["job_error"])
+    marker = {"token": (request or {}).get("token"), "failed": message}
+    cards = failed_job_cards(request, "Not computed: the background job failed.") if request else []
+    return (cards, marker, *show(message, "danger"))
+
+
 def register(app: Dash, config: AppConfig) -> None:
     """Register the background job and its cancel handler."""
 
@@ -96,6 +128,7 @@ def register(app: Dash, config: AppConfig) -> None:
         ],
         cancel=[Input(ids.CANCEL, "n_clicks")],
         interval=config.job_interval_ms,
+        on_error=job_error_marker,
         prevent_initial_call=True,
     )
     def slow_job(set_progress: SetProgress, request: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -114,3 +147,14 @@ def register(app: Dash, config: AppConfig) -> None:
             raise PreventUpdate
         marker = {"token": (request or {}).get("token"), "cancelled": True}
         return (cancelled_cards(request), marker, *show("Background job cancelled.", "secondary"))
+
+    @app.callback(
+        Output(ids.SLOW_GRID, "children", allow_duplicate=True),
+        Output(ids.SLOW_RESULT, "data", allow_duplicate=True),
+        *message_outputs(),
+        Input(ids.SLOW_RESULT, "data"),
+        State(ids.SLOW_REQUEST, "data"),
+        prevent_initial_call=True,
+    )
+    def on_job_error(result: Mapping[str, Any] | None, request: Mapping[str, Any] | None) -> tuple[Any, ...]:
+        return handle_job_error(result, request)

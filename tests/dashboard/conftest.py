@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dashboard.config import AppConfig
-from dashboard.state import StateStore, new_session_id
+from dashboard.state import DiskStore, StateStore, new_session_id
 
 SIZE = 32
 CLASS_NAMES = ("background", "cap", "stem")
@@ -65,7 +65,7 @@ def adapter(config: AppConfig):
 
 @pytest.fixture()
 def store(tmp_path) -> StateStore:
-    store = StateStore(str(tmp_path / "state"))
+    store = DiskStore(str(tmp_path / "state"))
     yield store
     store.close()
 

@@ -7,7 +7,7 @@ import pickle
 import numpy as np
 import pytest
 
-from dashboard.state import StateStore, check_session, content_key, new_session_id
+from dashboard.state import DiskStore, check_session, content_key, new_session_id
 
 
 def test_put_get_round_trip(store, session):
@@ -59,7 +59,7 @@ def test_store_pickles_as_its_directory(store, session):
 
 
 def test_entries_expire(tmp_path, session):
-    store = StateStore(str(tmp_path / "s"), expire=0.01)
+    store = DiskStore(str(tmp_path / "s"), expire=0.01)
     store.put(session, "x", "k", 1)
     import time
 
