@@ -105,10 +105,9 @@ def image_card(ctx: PageContext) -> dbc.Card:
                         id=ids.UPLOAD,
                         children=html.Div([html.Span("Drop an image here or ", className="text-muted"),
                                            html.A("browse", className="upload-link"),
-                                           html.Div(f"PNG · JPEG · WebP · TIFF · BMP, up to {limit}",
+                                           html.Div(f"PNG · JPEG · WebP · TIFF · BMP · GIF, up to {limit}",
                                                     className="upload-formats")]),
-                        accept="image/png,image/jpeg,image/webp,image/tiff,image/bmp,.png,.jpg,.jpeg,.webp,.tif,"
-                               ".tiff,.bmp",
+                        # No `accept` filter: the browser would drop other files silently; the server names the problem.
                         max_size=4 * ctx.max_upload_bytes,
                         multiple=False,
                         className="upload-area",

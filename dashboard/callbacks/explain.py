@@ -19,7 +19,7 @@ from dash import ALL, Dash, Input, Output, Patch, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import analysis, ids, layout
-from dashboard.callbacks.common import CLEAR, Message, as_int, message_outputs, show
+from dashboard.callbacks.common import CLEAR, KEEP, Message, as_int, message_outputs, show
 from dashboard.components import card_note, card_parts, failed_card, heatmap_card, hint, layer_label, placeholder_card
 from dashboard.config import AppConfig
 from dashboard.render import heatmap_uri
@@ -132,7 +132,7 @@ def handle_explain(
     """
     clear_slow = None if job_may_run(previous_request, previous_result) else no_update
     if not image_ref or not region_ref or region_ref.get("image") != image_ref.get("key"):
-        return (hint(layout.SELECT_HINT), [], clear_slow, None, *CLEAR)
+        return (hint(layout.SELECT_HINT), [], clear_slow, None, *KEEP)  # keeps e.g. the note of a new upload
     target = as_int(target)
     if target is None:
         return (hint("Choose a target class."), [], clear_slow, None, *CLEAR)

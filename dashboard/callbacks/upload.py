@@ -10,7 +10,7 @@ from dash import ALL, Dash, Input, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import analysis, figures, ids, images, layout
-from dashboard.callbacks.common import CLEAR, Message, message_outputs, show
+from dashboard.callbacks.common import CLEAR, KEEP, Message, message_outputs, show
 from dashboard.config import AppConfig
 from dashboard.resources import get_adapter, get_store
 from dashboard.samples import list_samples
@@ -29,7 +29,10 @@ def handle_upload(
                                     max_pixels=config.max_upload_pixels, max_side=config.max_side)  # fmt: skip
     except images.ImageError as err:
         return no_update, show(f"Could not use “{name}”: {err}")
-    return analysis.ingest_image(store, session, adapter, loaded.array, name=name, note=loaded.note), CLEAR
+    image_ref = analysis.ingest_image(store, session, adapter, loaded.array, name=name, note=loaded.note)
+    if loaded.conversions:
+        return image_ref, show(f"Loaded “{name}”: " + "; ".join(loaded.conversions) + ".", "info")
+    return image_ref, CLEAR
 
 
 def handle_sample(name: str, session: str, adapter: Any, store: StateStore, config: AppConfig) -> tuple[Any, Message]:
@@ -84,7 +87,8 @@ def handle_image(
                                  uirevision=image_ref["key"])  # fmt: skip
     info = f"{image_ref['name']} · {image_ref['note']}" if image_ref.get("note") else image_ref["name"]
     pickers = (class_picker_options(labels, class_names), None, None, None, target_options(labels, class_names))
-    return (figure, *pickers, layout.SELECT_HINT, info, None, *CLEAR)
+    # The message is left alone: the upload / sample callback that loaded the image has set it (e.g. a conversion note).
+    return (figure, *pickers, layout.SELECT_HINT, info, None, *KEEP)
 
 
 def register(app: Dash, config: AppConfig) -> None:
