@@ -70,9 +70,24 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def check_model(model: str, class_names: Sequence[str] | None) -> None:
+    """Load the command-line model once (kept for serving) and exit with the reason if the app cannot use it."""
+    from dashboard.config import AppConfig
+    from dashboard.resources import get_adapter
+    from explainers.model_loading import ModelRefused, check_model_file, probe_adapter
+
+    try:
+        check_model_file(model)
+        probe_adapter(get_adapter(AppConfig(model_path=model, class_names=tuple(class_names) if class_names else None)))
+    except ModelRefused as err:
+        raise SystemExit(f"segxplain: cannot serve {model}: {err}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Parse the flags and serve the app."""
+    """Parse the flags, check the model and serve the app."""
     args = parse_args(argv)
+    if args.model:
+        check_model(args.model, args.class_names)
     dash_app = create_app(args.model, args.class_names, state_dir=args.state_dir, samples_dir=args.samples)
     dash_app.run(host=args.host, port=args.port, debug=args.debug)
 

@@ -31,12 +31,10 @@ def _load_adapter(model_path: str | None, class_names: tuple[str, ...] | None) -
 
         model = models.load_demo_model()
         names = list(class_names) if class_names else list(models.CLASS_NAMES)
-    else:
-        import keras
+        return SegmentationAdapter(model, class_names=names)
+    from explainers.model_loading import load_adapter
 
-        model = keras.models.load_model(model_path, compile=False)
-        names = list(class_names) if class_names else None
-    return SegmentationAdapter(model, class_names=names)
+    return load_adapter(model_path, class_names, probe=False)
 
 
 def get_adapter(config: AppConfig) -> SegmentationAdapter:
