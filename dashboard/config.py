@@ -32,6 +32,9 @@ class AppConfig:
         max_side: for models without a fixed input size, uploads are scaled to fit this side length.
         job_interval_ms: how often the browser polls a background job for progress.
         state_expire_s: server-side state is dropped after this many seconds without use.
+        allow_model_upload: show a model upload control; an uploaded `.keras` model is checked, loaded in a sandboxed
+            process and then serves the uploading session only (`--allow-model-upload`; off by default).
+        max_model_bytes: largest accepted model upload (.keras file size).
     """
 
     model_path: str | None = None
@@ -43,6 +46,8 @@ class AppConfig:
     max_side: int = 512
     job_interval_ms: int = 400
     state_expire_s: int = 6 * 3600
+    allow_model_upload: bool = False
+    max_model_bytes: int = 50 * MiB
 
     def __post_init__(self) -> None:
         if not self.state_dir:
@@ -54,6 +59,11 @@ class AppConfig:
     def state_path(self) -> str:
         """Directory of the server-side state store."""
         return os.path.join(self.state_dir, "state")
+
+    @property
+    def models_path(self) -> str:
+        """Directory of uploaded models that passed the checks (the trusted location they are loaded from)."""
+        return os.path.join(self.state_dir, "models")
 
     @property
     def jobs_path(self) -> str:

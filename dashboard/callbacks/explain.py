@@ -23,7 +23,7 @@ from dashboard.callbacks.common import CLEAR, KEEP, Message, as_int, message_out
 from dashboard.components import card_note, card_parts, failed_card, heatmap_card, hint, layer_label, placeholder_card
 from dashboard.config import AppConfig
 from dashboard.render import heatmap_uri
-from dashboard.resources import MethodInfo, get_adapter, get_store, methods
+from dashboard.resources import MethodInfo, get_session_adapter, get_store, methods
 from dashboard.state import StateStore, content_key
 
 log = logging.getLogger(__name__)
@@ -292,7 +292,8 @@ def register(app: Dash, config: AppConfig) -> None:
     )
     def on_question(region_ref, target, chosen, image_ref, session, layer_index, opacity, view, previous):
         return handle_explain(region_ref, target, chosen, image_ref, session, layer_index, opacity, view, previous,
-                              adapter=get_adapter(config), store=get_store(config), infos=methods())  # fmt: skip
+                              adapter=get_session_adapter(config, session), store=get_store(config),
+                              infos=methods())  # fmt: skip
 
     @app.callback(
         Output(ids.SLOW_GRID, "children", allow_duplicate=True),
@@ -307,7 +308,8 @@ def register(app: Dash, config: AppConfig) -> None:
     )
     def on_slow_result(slow_result, results, session, layer_index, opacity, view):
         return handle_slow_result(slow_result, results, session, layer_index, opacity, view,
-                                  adapter=get_adapter(config), store=get_store(config), infos=methods())  # fmt: skip
+                                  adapter=get_session_adapter(config, session), store=get_store(config),
+                                  infos=methods())  # fmt: skip
 
     @app.callback(
         Output(ids.heatmap_graph(ALL), "figure", allow_duplicate=True),  # type: ignore[arg-type]
@@ -320,7 +322,7 @@ def register(app: Dash, config: AppConfig) -> None:
         prevent_initial_call=True,
     )
     def on_layer(layer_index, results, session):
-        adapter = get_adapter(config)
+        adapter = get_session_adapter(config, session)
         graphs, subtitles, notes = (_methods_of(o) for o in ctx.outputs_list[:3])
         return handle_layer(layer_index, results, session, graphs, subtitles, notes, conv_layers=adapter.conv_layers,
                             layer_shapes=adapter.layer_shapes, store=get_store(config), infos=methods())  # fmt: skip

@@ -12,7 +12,7 @@ from dash.exceptions import PreventUpdate
 from dashboard import analysis, figures, ids, images, layout
 from dashboard.callbacks.common import CLEAR, KEEP, Message, message_outputs, show
 from dashboard.config import AppConfig
-from dashboard.resources import get_adapter, get_store
+from dashboard.resources import get_session_adapter, get_store
 from dashboard.samples import list_samples
 from dashboard.state import StateStore
 
@@ -104,7 +104,8 @@ def register(app: Dash, config: AppConfig) -> None:
         prevent_initial_call=True,
     )
     def on_upload(contents: str | None, filename: str | None, session: str) -> tuple[Any, ...]:
-        image_ref, message = handle_upload(contents, filename, session, get_adapter(config), get_store(config), config)
+        adapter = get_session_adapter(config, session)
+        image_ref, message = handle_upload(contents, filename, session, adapter, get_store(config), config)
         return (image_ref, None, *message)
 
     @app.callback(
@@ -118,8 +119,8 @@ def register(app: Dash, config: AppConfig) -> None:
         trigger = ctx.triggered_id
         if not isinstance(trigger, Mapping) or not any(clicks or []):
             raise PreventUpdate
-        image_ref, message = handle_sample(str(trigger["index"]), session, get_adapter(config), get_store(config),
-                                           config)  # fmt: skip
+        adapter = get_session_adapter(config, session)
+        image_ref, message = handle_sample(str(trigger["index"]), session, adapter, get_store(config), config)
         return (image_ref, *message)
 
     @app.callback(
@@ -139,4 +140,5 @@ def register(app: Dash, config: AppConfig) -> None:
         prevent_initial_call=True,
     )
     def on_image(image_ref: Mapping[str, Any] | None, session: str, opacity: float) -> tuple[Any, ...]:
-        return handle_image(image_ref, session, get_store(config), get_adapter(config).class_names, opacity)
+        names = get_session_adapter(config, session).class_names
+        return handle_image(image_ref, session, get_store(config), names, opacity)
