@@ -14,7 +14,18 @@ from tests.browser.helpers import box_select_and_time, open_app, pick_sample, se
 
 
 @pytest.fixture()
-def upload_app(browser_config):
+def archives(tmp_path):
+    """(marker, hostile path, benign path), built before the app: its warm-up thread imports TensorFlow, and two
+    threads importing it at once fail."""
+    marker = tmp_path / "PWNED"
+    hostile_path, benign_path = tmp_path / "evil.keras", tmp_path / "my_unet.keras"
+    hostile_path.write_bytes(hostile.lambda_archive(tmp_path, marker))
+    benign_path.write_bytes(hostile.benign_unet_bytes(tmp_path))
+    return marker, hostile_path, benign_path
+
+
+@pytest.fixture()
+def upload_app(browser_config, archives):
     from dashboard.factory import create_app
 
     return create_app(config=replace(browser_config, allow_model_upload=True))
@@ -28,11 +39,8 @@ def _status(dash_duo, text: str) -> str:
     return wait_for(status, timeout=240, message=f"model status '{text}'")
 
 
-def test_model_upload_refuses_a_lambda_and_serves_a_benign_unet_for_this_page(dash_duo, upload_app, tmp_path):
-    marker = tmp_path / "PWNED"
-    hostile_path, benign_path = tmp_path / "evil.keras", tmp_path / "my_unet.keras"
-    hostile_path.write_bytes(hostile.lambda_archive(tmp_path, marker))
-    benign_path.write_bytes(hostile.benign_unet_bytes(tmp_path))
+def test_model_upload_refuses_a_lambda_and_serves_a_benign_unet_for_this_page(dash_duo, upload_app, archives):
+    marker, hostile_path, benign_path = archives
 
     open_app(dash_duo, upload_app)
     demo_facts = dash_duo.find_element("#model-facts").text
