@@ -123,7 +123,10 @@ def open_image(data: bytes, max_pixels: int) -> tuple[Image.Image, str, list[str
             if getattr(image, "is_animated", False):
                 image.seek(0)
                 notes.append("first frame used (the file has several frames/pages)")
+            rawmode = image.tile[0].args if image.tile and isinstance(image.tile[0].args, str) else ""
             image.load()
+            if image.mode in ("RGB", "RGBA") and ";16" in rawmode:
+                notes.append("16 bits per channel reduced to 8")
             orientation = image.getexif().get(EXIF_ORIENTATION, 1)
             image = ImageOps.exif_transpose(image)
             if orientation not in (None, 1):

@@ -190,7 +190,7 @@ ACCEPTED = [
         True,
         r"16-bit greyscale converted to RGB",
     ),
-    Case("rgb16.png", lambda: uri(png16_rgb()), True, r""),
+    Case("rgb16.png", lambda: uri(png16_rgb()), True, r"16 bits per channel reduced to 8"),
     Case(
         "cmyk.jpg",
         lambda: uri(saved(quadrants().convert("CMYK"), "JPEG", quality=95), "image/jpeg"),
