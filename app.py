@@ -5,8 +5,9 @@
     gunicorn app:server                            # production: the module exposes `server` (and `app`)
 
 With gunicorn, configure the model with environment variables: SEGX_MODEL (a .keras file), SEGX_CLASS_NAMES
-(comma-separated), SEGX_STATE_DIR (shared server-side state; give every replica the same one). To scale out, set
-REDIS_URL (jobs on Celery workers, state in Redis) and DASH_SECRET_KEY; see README "Running on several machines".
+(comma-separated), SEGX_STATE_DIR (shared server-side state; give every replica the same one), SEGX_ALLOW_MODEL_UPLOAD=1
+(the same as --allow-model-upload). To scale out, set REDIS_URL (jobs on Celery workers, state in Redis) and
+DASH_SECRET_KEY; see README "Running on several machines".
 
 Background jobs start from a forkserver; its children re-import this file as `__mp_main__`, so nothing here runs at
 import time except definitions: `app` and `server` are built lazily on first access.
@@ -22,8 +23,8 @@ from typing import Any
 
 from dash import Dash
 
-from dashboard.config import redis_url_from_env
-from dashboard.factory import create_app
+from dashboard.config import AppConfig, redis_url_from_env
+from dashboard.factory import create_app, default_samples_dir
 
 __all__ = ["create_app", "main", "parse_args"]
 
@@ -50,6 +51,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--debug", action="store_true", help="Dash debug mode (dev tools, hot reload)")
     parser.add_argument("--redis-url", default=redis_url_from_env(),
                         help="scale out: jobs on Celery workers, state in this Redis (default: $REDIS_URL)")
+    parser.add_argument("--allow-model-upload", action="store_true",
+                        help="let users upload their own .keras model for their session (checked, then loaded in a "
+                             "sandboxed process; off by default)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.model and not os.path.isfile(args.model):
         parser.error(f"model file not found: {args.model}")
@@ -59,13 +63,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 @functools.lru_cache(maxsize=1)
 def _default_app(warmup: bool = True) -> Dash:
     """The app configured from the environment; also what the Celery worker builds (`dashboard.celery_worker`)."""
-    return create_app(
-        os.environ.get("SEGX_MODEL") or None,
-        parse_class_names(os.environ.get("SEGX_CLASS_NAMES")),
-        state_dir=os.environ.get("SEGX_STATE_DIR") or None,
+    model = os.environ.get("SEGX_MODEL") or None
+    names = parse_class_names(os.environ.get("SEGX_CLASS_NAMES"))
+    return create_app(config=AppConfig(
+        model_path=model, class_names=tuple(names) if names else None, state_dir=os.environ.get("SEGX_STATE_DIR") or "",
+        samples_dir=default_samples_dir(model), allow_model_upload=os.environ.get("SEGX_ALLOW_MODEL_UPLOAD") == "1",
         redis_url=redis_url_from_env(),
-        warmup=warmup,
-    )
+    ), warmup=warmup)  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:
@@ -77,11 +81,29 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def check_model(model: str, class_names: Sequence[str] | None) -> None:
+    """Load the command-line model once (kept for serving) and exit with the reason if the app cannot use it."""
+    from dashboard.resources import get_adapter
+    from explainers.model_loading import ModelRefused, check_model_file, probe_adapter
+
+    try:
+        check_model_file(model)
+        probe_adapter(get_adapter(AppConfig(model_path=model, class_names=tuple(class_names) if class_names else None)))
+    except ModelRefused as err:
+        raise SystemExit(f"segxplain: cannot serve {model}: {err}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Parse the flags and serve the app."""
+    """Parse the flags, check the model and serve the app."""
     args = parse_args(argv)
-    dash_app = create_app(args.model, args.class_names, state_dir=args.state_dir, samples_dir=args.samples,
-                          redis_url=args.redis_url)
+    if args.model:
+        check_model(args.model, args.class_names)
+    config = AppConfig(
+        model_path=args.model, class_names=tuple(args.class_names) if args.class_names else None,
+        state_dir=args.state_dir or "", samples_dir=args.samples or default_samples_dir(args.model),
+        allow_model_upload=args.allow_model_upload, redis_url=args.redis_url,
+    )  # fmt: skip
+    dash_app = create_app(config=config)
     dash_app.run(host=args.host, port=args.port, debug=args.debug)
 
 

@@ -47,6 +47,9 @@ class AppConfig:
         job_heartbeat_s, job_lost_after_s: with Redis, a running job beats every `job_heartbeat_s`; one silent for
             `job_lost_after_s` lost its worker and is reported to the user.
         job_queue_timeout_s: with Redis, a job no worker picked up within this time is reported and given up.
+        allow_model_upload: show a model upload control; an uploaded `.keras` model is checked, loaded in a sandboxed
+            process and then serves the uploading session only (`--allow-model-upload`; off by default).
+        max_model_bytes: largest accepted model upload (.keras file size).
     """
 
     model_path: str | None = None
@@ -62,6 +65,8 @@ class AppConfig:
     job_heartbeat_s: float = 2.0
     job_lost_after_s: float = 10.0
     job_queue_timeout_s: float = 120.0
+    allow_model_upload: bool = False
+    max_model_bytes: int = 50 * MiB
 
     def __post_init__(self) -> None:
         if not self.state_dir:
@@ -73,6 +78,11 @@ class AppConfig:
     def state_path(self) -> str:
         """Directory of the server-side state store."""
         return os.path.join(self.state_dir, "state")
+
+    @property
+    def models_path(self) -> str:
+        """Directory of uploaded models that passed the checks (the trusted location they are loaded from)."""
+        return os.path.join(self.state_dir, "models")
 
     @property
     def jobs_path(self) -> str:

@@ -53,6 +53,7 @@ def page_context(config: AppConfig) -> layout.PageContext:
         layer_shapes=dict(adapter.layer_shapes), input_size=adapter.input_size, methods=infos,
         samples=gallery_items(config.samples_dir), default_methods=layout.default_methods(infos),
         max_upload_bytes=config.max_upload_bytes, session=new_session_id(),
+        allow_model_upload=config.allow_model_upload, max_model_bytes=config.max_model_bytes,
     )  # fmt: skip
 
 

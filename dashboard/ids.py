@@ -21,6 +21,12 @@ UPLOAD = "image-upload"
 SAMPLE = "sample-thumb"
 IMAGE_INFO = "image-info"
 
+# Model upload (only with --allow-model-upload).
+MODEL_UPLOAD = "model-upload"
+MODEL_CLASS_NAMES = "model-class-names"
+MODEL_STATUS = "model-status"
+MODEL_FACTS = "model-facts"
+
 # Prediction and region.
 MASK_GRAPH = "mask-graph"
 MASK_OPACITY = "mask-opacity"

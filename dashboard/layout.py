@@ -52,11 +52,14 @@ class PageContext:
     max_upload_bytes: int = 10 * 1024 * 1024
     session: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
+    allow_model_upload: bool = False
+    max_model_bytes: int = 50 * 1024 * 1024
 
 
 def skeleton_context() -> PageContext:
     """A model-free context: the layout built from it has every component id (for Dash's callback validation)."""
-    return PageContext(model_name="", class_names=[], conv_layers=[], layer_shapes={}, input_size=None, methods=[])
+    return PageContext(model_name="", class_names=[], conv_layers=[], layer_shapes={}, input_size=None, methods=[],
+                       allow_model_upload=True)
 
 
 def default_methods(methods: Sequence[MethodInfo]) -> list[str]:
@@ -73,17 +76,22 @@ def layer_marks(conv_layers: Sequence[str]) -> dict[int, str]:
     return marks
 
 
+def model_facts(model_name: str, input_size: tuple[int, int] | None, classes: int, conv_layers: int) -> str:
+    """One line about the model served, for the title bar."""
+    size = "any size" if input_size is None else f"{input_size[0]}{TIMES}{input_size[1]}"
+    return f"{model_name} · input {size} · {classes} classes · {conv_layers} conv layers"
+
+
 def navbar(ctx: PageContext) -> dbc.Navbar:
     """Title bar with the model facts."""
-    size = "any size" if ctx.input_size is None else f"{ctx.input_size[0]}{TIMES}{ctx.input_size[1]}"
-    facts = f"{ctx.model_name} · input {size} · {len(ctx.class_names)} classes · {len(ctx.conv_layers)} conv layers"
+    facts = model_facts(ctx.model_name, ctx.input_size, len(ctx.class_names), len(ctx.conv_layers))
     return dbc.Navbar(
         dbc.Container(
             [
                 html.Div([html.Span("◧", className="brand-mark"), html.Span("SegXplain", className="brand-name"),
                           html.Span("attribution explorer for segmentation networks", className="brand-sub")],
                          className="brand"),
-                html.Span(facts, className="model-facts"),
+                html.Span(facts, id=ids.MODEL_FACTS, className="model-facts"),
             ],
             fluid=True,
         ),
@@ -105,10 +113,9 @@ def image_card(ctx: PageContext) -> dbc.Card:
                         id=ids.UPLOAD,
                         children=html.Div([html.Span("Drop an image here or ", className="text-muted"),
                                            html.A("browse", className="upload-link"),
-                                           html.Div(f"PNG · JPEG · WebP · TIFF · BMP, up to {limit}",
+                                           html.Div(f"PNG · JPEG · WebP · TIFF · BMP · GIF, up to {limit}",
                                                     className="upload-formats")]),
-                        accept="image/png,image/jpeg,image/webp,image/tiff,image/bmp,.png,.jpg,.jpeg,.webp,.tif,"
-                               ".tiff,.bmp",
+                        # No `accept` filter: the browser would drop other files silently; the server names the problem.
                         max_size=4 * ctx.max_upload_bytes,
                         multiple=False,
                         className="upload-area",
@@ -116,6 +123,32 @@ def image_card(ctx: PageContext) -> dbc.Card:
                     html.Div("Samples", className="section-label mt-3"),
                     gallery(ctx.samples),
                     html.Div(id=ids.IMAGE_INFO, className="image-info"),
+                ]
+            ),
+        ],
+        className="mb-3",
+    )  # fmt: skip
+
+
+def model_card(ctx: PageContext) -> dbc.Card:
+    """Upload a `.keras` model for this session (shown only with --allow-model-upload)."""
+    limit = f"{ctx.max_model_bytes / 1024 / 1024:.0f} MiB"
+    return dbc.Card(
+        [
+            dbc.CardHeader("Model"),
+            dbc.CardBody(
+                [
+                    dbc.Input(id=ids.MODEL_CLASS_NAMES, placeholder="class names, comma-separated (optional)",
+                              size="sm", className="mb-2"),
+                    dcc.Loading(dcc.Upload(
+                        id=ids.MODEL_UPLOAD,
+                        children=html.Div([html.Span("Drop a .keras model here or ", className="text-muted"),
+                                           html.A("browse", className="upload-link"),
+                                           html.Div(f"Keras 3 .keras only, up to {limit}; built-in layers only; it "
+                                                    "serves this page only", className="upload-formats")]),
+                        max_size=2 * ctx.max_model_bytes, multiple=False, className="upload-area",
+                    ), type="dot"),
+                    html.Div(id=ids.MODEL_STATUS, className="image-info"),
                 ]
             ),
         ],
@@ -256,7 +289,8 @@ def build_layout(ctx: PageContext) -> html.Div:
                     dbc.Alert(id=ids.MESSAGE, is_open=False, dismissable=True, fade=False, className="app-message"),
                     dbc.Row(
                         [
-                            dbc.Col([image_card(ctx), mask_card(ctx)], lg=4, className="left-col"),
+                            dbc.Col([*([model_card(ctx)] if ctx.allow_model_upload else []), image_card(ctx),
+                                     mask_card(ctx)], lg=4, className="left-col"),
                             dbc.Col(
                                 [
                                     methods_card(ctx),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from dashboard.config import AppConfig
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 _LOAD_LOCK = threading.Lock()
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=8)
 def _load_adapter(model_path: str | None, class_names: tuple[str, ...] | None) -> SegmentationAdapter:
     from explainers import SegmentationAdapter
 
@@ -31,18 +31,45 @@ def _load_adapter(model_path: str | None, class_names: tuple[str, ...] | None) -
 
         model = models.load_demo_model()
         names = list(class_names) if class_names else list(models.CLASS_NAMES)
-    else:
-        import keras
+        return SegmentationAdapter(model, class_names=names)
+    from explainers.model_loading import load_adapter
 
-        model = keras.models.load_model(model_path, compile=False)
-        names = list(class_names) if class_names else None
-    return SegmentationAdapter(model, class_names=names)
+    return load_adapter(model_path, class_names, probe=False)
 
 
 def get_adapter(config: AppConfig) -> SegmentationAdapter:
     """The adapter for the configured model, loaded once per process."""
     with _LOAD_LOCK:
         return _load_adapter(config.model_path, config.class_names)
+
+
+def session_config(config: AppConfig, session: str | None) -> AppConfig:
+    """The configuration serving `session`: `config`, or with the model the session uploaded (see
+    `callbacks.model_upload`) when model upload is allowed. The store records only the model's id (a sha256); the
+    path is derived here, inside the trusted models directory."""
+    if not config.allow_model_upload or not session:
+        return config
+    try:
+        record = get_store(config).get(session, "model", "current")
+    except ValueError:  # not a valid session id
+        return config
+    if not record:
+        return config
+    from explainers.model_sandbox import trusted_path
+
+    try:
+        path = trusted_path(config.models_path, record["id"])
+    except (ValueError, KeyError, TypeError):
+        return config
+    if not path.is_file():
+        return config
+    names = record.get("class_names")
+    return replace(config, model_path=str(path), class_names=tuple(names) if names else None)
+
+
+def get_session_adapter(config: AppConfig, session: str | None) -> SegmentationAdapter:
+    """The adapter serving `session` (its uploaded model, or the configured one)."""
+    return get_adapter(session_config(config, session))
 
 
 @functools.lru_cache(maxsize=8)

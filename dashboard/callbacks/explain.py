@@ -19,13 +19,13 @@ from dash import ALL, Dash, Input, Output, Patch, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import analysis, ids, layout
-from dashboard.callbacks.common import CLEAR, Message, as_int, message_outputs, show
+from dashboard.callbacks.common import CLEAR, KEEP, Message, as_int, message_outputs, show
 from dashboard.components import card_note, card_parts, failed_card, heatmap_card, hint, layer_label, placeholder_card
 from dashboard.config import AppConfig
 from dashboard.figures import COLORBAR_TRACE, OVERLAY_TRACE
 from dashboard.photos import photo_url
 from dashboard.render import heatmap_uri
-from dashboard.resources import MethodInfo, get_adapter, get_store, methods
+from dashboard.resources import MethodInfo, get_session_adapter, get_store, methods
 from dashboard.state import StateStore, content_key
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ def handle_explain(
     """
     clear_slow = None if job_may_run(previous_request, previous_result) else no_update
     if not image_ref or not region_ref or region_ref.get("image") != image_ref.get("key"):
-        return (hint(layout.SELECT_HINT), [], clear_slow, None, *CLEAR)
+        return (hint(layout.SELECT_HINT), [], clear_slow, None, *KEEP)  # keeps e.g. the note of a new upload
     target = as_int(target)
     if target is None:
         return (hint("Choose a target class."), [], clear_slow, None, *CLEAR)
@@ -298,7 +298,7 @@ def register(app: Dash, config: AppConfig) -> None:
     )
     def on_question(region_ref, target, chosen, image_ref, session, layer_index, opacity, view, previous, result):
         return handle_explain(region_ref, target, chosen, image_ref, session, layer_index, opacity, view, previous,
-                              adapter=get_adapter(config), store=get_store(config), infos=methods(),
+                              adapter=get_session_adapter(config, session), store=get_store(config), infos=methods(),
                               previous_result=result)  # fmt: skip
 
     @app.callback(
@@ -314,7 +314,8 @@ def register(app: Dash, config: AppConfig) -> None:
     )
     def on_slow_result(slow_result, results, session, layer_index, opacity, view):
         return handle_slow_result(slow_result, results, session, layer_index, opacity, view,
-                                  adapter=get_adapter(config), store=get_store(config), infos=methods())  # fmt: skip
+                                  adapter=get_session_adapter(config, session), store=get_store(config),
+                                  infos=methods())  # fmt: skip
 
     @app.callback(
         Output(ids.heatmap_graph(ALL), "figure", allow_duplicate=True),  # type: ignore[arg-type]
@@ -327,7 +328,7 @@ def register(app: Dash, config: AppConfig) -> None:
         prevent_initial_call=True,
     )
     def on_layer(layer_index, results, session):
-        adapter = get_adapter(config)
+        adapter = get_session_adapter(config, session)
         graphs, subtitles, notes = (_methods_of(o) for o in ctx.outputs_list[:3])
         return handle_layer(layer_index, results, session, graphs, subtitles, notes, conv_layers=adapter.conv_layers,
                             layer_shapes=adapter.layer_shapes, store=get_store(config), infos=methods())  # fmt: skip

@@ -23,7 +23,7 @@ from dashboard import analysis, ids
 from dashboard.callbacks.common import message_outputs, show
 from dashboard.components import failed_card, placeholder_card
 from dashboard.config import AppConfig
-from dashboard.resources import get_adapter, get_store, method_info, methods
+from dashboard.resources import get_session_adapter, get_store, method_info, methods
 
 log = logging.getLogger(__name__)
 SetProgress = Callable[[tuple[Any, ...]], None]
@@ -62,7 +62,7 @@ def run_slow_job(set_progress: SetProgress, request: Mapping[str, Any] | None, c
     names = list(request["methods"])
     reporter = ProgressReporter(set_progress, len(names))
     set_progress((0, "", "Loading the model in the job process…"))
-    adapter = get_adapter(config)
+    adapter = get_session_adapter(config, request["session"])  # the session's uploaded model, if any
     store = get_store(config)
     failed: dict[str, str] = {}
     for index, name in enumerate(names):

@@ -18,7 +18,7 @@ from dashboard import analysis, figures, ids, selection
 from dashboard.callbacks.common import CLEAR, as_int, message_outputs, show
 from dashboard.callbacks.upload import target_options
 from dashboard.config import AppConfig
-from dashboard.resources import get_adapter, get_store
+from dashboard.resources import get_session_adapter, get_store
 from dashboard.state import StateStore
 
 KIND_LABELS = {"box": "Box", "lasso": "Lasso", "click": "Pixel", "class": "Class"}
@@ -122,23 +122,23 @@ def _outputs() -> list[Output]:
 def register(app: Dash, config: AppConfig) -> None:
     """Register the region callbacks."""
 
-    def names() -> list[str]:
-        return get_adapter(config).class_names
+    def names(session: str) -> list[str]:
+        return get_session_adapter(config, session).class_names
 
     @app.callback(*_outputs(), Input(ids.MASK_GRAPH, "selectedData"), State(ids.IMAGE, "data"),
                   State(ids.SESSION, "data"), prevent_initial_call=True)  # fmt: skip
     def on_select(selected: Any, image_ref: Any, session: str) -> tuple[Any, ...]:
-        return handle_selected(get_store(config), session, image_ref, selected, names())
+        return handle_selected(get_store(config), session, image_ref, selected, names(session))
 
     @app.callback(*_outputs(), Input(ids.MASK_GRAPH, "clickData"), State(ids.IMAGE, "data"),
                   State(ids.SESSION, "data"), prevent_initial_call=True)  # fmt: skip
     def on_click(click: Any, image_ref: Any, session: str) -> tuple[Any, ...]:
-        return handle_click(get_store(config), session, image_ref, click, names())
+        return handle_click(get_store(config), session, image_ref, click, names(session))
 
     @app.callback(*_outputs(), Input(ids.CLASS_PICKER, "value"), State(ids.IMAGE, "data"),
                   State(ids.SESSION, "data"), prevent_initial_call=True)  # fmt: skip
     def on_class(value: Any, image_ref: Any, session: str) -> tuple[Any, ...]:
-        return handle_class(get_store(config), session, image_ref, value, names())
+        return handle_class(get_store(config), session, image_ref, value, names(session))
 
     @app.callback(Output(ids.MASK_GRAPH, "figure", allow_duplicate=True), Input(ids.MASK_OPACITY, "value"),
                   State(ids.IMAGE, "data"), prevent_initial_call=True)  # fmt: skip

@@ -10,10 +10,10 @@ from dash import ALL, Dash, Input, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import analysis, figures, ids, images, layout
-from dashboard.callbacks.common import CLEAR, Message, message_outputs, show
+from dashboard.callbacks.common import CLEAR, KEEP, Message, message_outputs, show
 from dashboard.config import AppConfig
 from dashboard.photos import photo_url
-from dashboard.resources import get_adapter, get_store
+from dashboard.resources import get_session_adapter, get_store
 from dashboard.samples import list_samples
 from dashboard.state import StateStore
 
@@ -30,7 +30,10 @@ def handle_upload(
                                     max_pixels=config.max_upload_pixels, max_side=config.max_side)  # fmt: skip
     except images.ImageError as err:
         return no_update, show(f"Could not use “{name}”: {err}")
-    return analysis.ingest_image(store, session, adapter, loaded.array, name=name, note=loaded.note), CLEAR
+    image_ref = analysis.ingest_image(store, session, adapter, loaded.array, name=name, note=loaded.note)
+    if loaded.conversions:
+        return image_ref, show(f"Loaded “{name}”: " + "; ".join(loaded.conversions) + ".", "info")
+    return image_ref, CLEAR
 
 
 def handle_sample(name: str, session: str, adapter: Any, store: StateStore, config: AppConfig) -> tuple[Any, Message]:
@@ -87,7 +90,8 @@ def handle_image(
     )  # fmt: skip
     info = f"{image_ref['name']} · {image_ref['note']}" if image_ref.get("note") else image_ref["name"]
     pickers = (class_picker_options(labels, class_names), None, None, None, target_options(labels, class_names))
-    return (figure, *pickers, layout.SELECT_HINT, info, None, *CLEAR)
+    # The message is left alone: the upload / sample callback that loaded the image has set it (e.g. a conversion note).
+    return (figure, *pickers, layout.SELECT_HINT, info, None, *KEEP)
 
 
 def register(app: Dash, config: AppConfig) -> None:
@@ -103,7 +107,8 @@ def register(app: Dash, config: AppConfig) -> None:
         prevent_initial_call=True,
     )
     def on_upload(contents: str | None, filename: str | None, session: str) -> tuple[Any, ...]:
-        image_ref, message = handle_upload(contents, filename, session, get_adapter(config), get_store(config), config)
+        adapter = get_session_adapter(config, session)
+        image_ref, message = handle_upload(contents, filename, session, adapter, get_store(config), config)
         return (image_ref, None, *message)
 
     @app.callback(
@@ -117,8 +122,8 @@ def register(app: Dash, config: AppConfig) -> None:
         trigger = ctx.triggered_id
         if not isinstance(trigger, Mapping) or not any(clicks or []):
             raise PreventUpdate
-        image_ref, message = handle_sample(str(trigger["index"]), session, get_adapter(config), get_store(config),
-                                           config)  # fmt: skip
+        adapter = get_session_adapter(config, session)
+        image_ref, message = handle_sample(str(trigger["index"]), session, adapter, get_store(config), config)
         return (image_ref, *message)
 
     @app.callback(
@@ -138,4 +143,5 @@ def register(app: Dash, config: AppConfig) -> None:
         prevent_initial_call=True,
     )
     def on_image(image_ref: Mapping[str, Any] | None, session: str, opacity: float) -> tuple[Any, ...]:
-        return handle_image(image_ref, session, get_store(config), get_adapter(config).class_names, opacity)
+        names = get_session_adapter(config, session).class_names
+        return handle_image(image_ref, session, get_store(config), names, opacity)

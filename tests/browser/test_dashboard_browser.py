@@ -125,7 +125,7 @@ def test_upload_a_png_and_a_broken_file(dash_duo, segx_app, tmp_path):
     broken.write_bytes(b"this is not an image")
     dash_duo.find_element("#image-upload input[type=file]").send_keys(str(broken))
     wait_for(lambda: "broken.png" in dash_duo.find_element("#message").text, message="upload error message")
-    assert "not an image" in dash_duo.find_element("#message").text
+    assert "not a PNG, JPEG" in dash_duo.find_element("#message").text
     assert dash_duo.find_element("#image-info").text.startswith("my photo.png")  # nothing lost
 
     box_select_and_time(dash_duo)  # the app keeps working

@@ -81,6 +81,7 @@ def test_new_image_resets_region_and_shows_mask(store, session, image_ref):
     assert all(o["value"] in range(3) for o in picker_options)
     assert len(target_options) == 3
     assert image_info.startswith("test")
+    assert out[-3:] == (no_update,) * 3  # the message set by the upload (e.g. a conversion note) stays
 
 
 def test_expired_image_reports_a_message(store, session):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from dash import html
 from dash.development.base_component import Component
@@ -41,7 +42,7 @@ def test_ids_are_unique():
 
 
 def test_layout_has_every_singleton_id():
-    found = set(all_ids(layout.build_layout(context())))
+    found = set(all_ids(layout.build_layout(replace(context(), allow_model_upload=True))))
     singletons = {value for name, value in vars(ids).items() if name.isupper() and isinstance(value, str)}
     singletons -= {ids.SAMPLE, ids.HEATMAP_GRAPH, ids.HEATMAP_SUBTITLE, ids.HEATMAP_NOTE}  # pattern-id types
     assert singletons <= found, singletons - found
@@ -49,8 +50,14 @@ def test_layout_has_every_singleton_id():
 
 def test_skeleton_layout_needs_no_model_and_has_the_same_ids():
     skeleton = set(all_ids(layout.build_layout(layout.skeleton_context())))
-    full = set(all_ids(layout.build_layout(context())))
+    full = set(all_ids(layout.build_layout(replace(context(), allow_model_upload=True))))
     assert {i for i in full if not i.startswith("{")} == {i for i in skeleton if not i.startswith("{")}
+
+
+def test_the_model_upload_control_is_shown_only_when_allowed():
+    model_ids = {ids.MODEL_UPLOAD, ids.MODEL_CLASS_NAMES, ids.MODEL_STATUS}
+    assert not model_ids & set(all_ids(layout.build_layout(context())))
+    assert model_ids <= set(all_ids(layout.build_layout(replace(context(), allow_model_upload=True))))
 
 
 def test_gallery_ids_and_heatmap_card_ids_are_pattern_ids():

@@ -1,0 +1,92 @@
+"""Load a `.keras` segmentation model and check that the adapter can explain it, with a reason when it cannot.
+
+`load_adapter` is the one way the app turns a model file into a `SegmentationAdapter`: for the model given on the
+command line (trusted: refused at start-up with the reason, no traceback) and, inside the sandboxed child process of
+`explainers.model_sandbox`, for a model uploaded through the app (untrusted: its archive has passed
+`explainers.model_safety.check_archive` first, and it is loaded with `safe_mode=True`).
+
+A model is refused when it is not a `.keras` (zip) file, cannot be read by Keras, does not take one (N, H, W, 3) image,
+does not output per-pixel class scores (N, H', W', C) (e.g. a classifier), has no convolution layer for the CAM
+methods, does not match the given class names, or fails on a test image.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from explainers.adapter import SegmentationAdapter
+
+PROBE_SIZE = (64, 64)  # test image side for models of any input size (a multiple of 32, for 5-pooling U-Nets)
+
+
+class ModelRefused(ValueError):
+    """A model the app cannot use; the message says why, for the user."""
+
+
+def _first_line(err: BaseException, limit: int = 300) -> str:
+    text = str(err).strip().splitlines()
+    line = text[0] if text else type(err).__name__
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def check_model_file(path: str | Path) -> Path:
+    """`path` if it names an existing `.keras` (zip) file; ModelRefused otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelRefused(f"{path} does not exist or is not a file.")
+    if path.suffix.lower() != ".keras":
+        kind = {".h5": "a legacy HDF5 (.h5) file", ".hdf5": "a legacy HDF5 file", ".pb": "a TensorFlow SavedModel"}
+        found = kind.get(path.suffix.lower(), f"a '{path.suffix or 'no extension'}' file")
+        raise ModelRefused(f"{path.name} is {found}; only Keras 3 '.keras' files are accepted (save with model.save("
+                           f"'model.keras')).")  # fmt: skip
+    if not zipfile.is_zipfile(path):
+        raise ModelRefused(f"{path.name} is not a valid .keras file (a .keras file is a zip archive; this one is "
+                           "damaged or is something else renamed).")  # fmt: skip
+    return path
+
+
+def load_adapter(
+    path: str | Path, class_names: Sequence[str] | None = None, *, safe_mode: bool = True, probe: bool = True
+) -> SegmentationAdapter:
+    """Load the `.keras` model at `path` and wrap it in a `SegmentationAdapter`; ModelRefused with the reason if the
+    model cannot be used. `probe` runs one prediction on a grey test image."""
+    import keras
+
+    from explainers.adapter import SegmentationAdapter
+
+    path = check_model_file(path)
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
+    except Exception as err:
+        raise ModelRefused(f"Keras could not load {path.name}: {_first_line(err)}") from None
+    if not isinstance(model, keras.Model):
+        raise ModelRefused(f"{path.name} holds a {type(model).__name__}, not a Keras model.")
+    try:
+        adapter = SegmentationAdapter(model, class_names=list(class_names) if class_names else None)
+    except ValueError as err:
+        raise ModelRefused(_first_line(err, 600)) from None
+    except Exception as err:
+        raise ModelRefused(f"The model's layer graph could not be adapted: {_first_line(err)}") from None
+    if not adapter.conv_layers:
+        raise ModelRefused("Unsupported model: it has no convolution layer (Conv2D, Conv2DTranspose, DepthwiseConv2D, "
+                           "SeparableConv2D), so the CAM methods have nothing to explain.")  # fmt: skip
+    if probe:
+        probe_adapter(adapter)
+    return adapter
+
+
+def probe_adapter(adapter: SegmentationAdapter) -> None:
+    """Run one prediction on a grey test image; ModelRefused if it fails or is not finite."""
+    height, width = adapter.input_size or PROBE_SIZE
+    try:
+        probabilities = adapter.predict(np.full((height, width, 3), 127, dtype=np.uint8))
+    except Exception as err:
+        raise ModelRefused(f"The model failed on a {height}x{width} test image: {_first_line(err)}") from None
+    if not np.all(np.isfinite(probabilities)):
+        raise ModelRefused("The model predicts non-finite values (NaN or infinity) on a test image.")
