@@ -141,13 +141,21 @@ def curves_csv(faithfulness: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 def auc_csv(faithfulness: Mapping[str, Mapping[str, Any]]) -> str:
-    """One row per method: deletion, insertion and random-order AUCs and the inside share of positive attribution."""
+    """One row per method: raw and normalised deletion, insertion and random-order AUCs, and the inside share."""
     rows = []
     for method, result in faithfulness.items():
-        aucs = [repr(float(result[kind]["auc"])) if result.get(kind) else "" for kind in CURVE_KINDS]
-        share = result.get("inside_share")
-        rows.append([method, *aucs, "" if share is None else repr(float(share))])
-    return _csv(["method", *(f"{kind}_auc" for kind in CURVE_KINDS), "inside_share"], rows)
+        values = []
+        for kind in CURVE_KINDS:
+            curve = result.get(kind) or {}
+            values += [_number(curve.get("auc")), _number(curve.get("normalized_auc"))]
+        rows.append([method, *values, _number(result.get("inside_share"))])
+    header = [name for kind in CURVE_KINDS for name in (f"{kind}_auc", f"{kind}_normalized_auc")]
+    return _csv(["method", *header, "inside_share"], rows)
+
+
+def _number(value: Any) -> str:
+    """A float as exact text ('nan' for NaN), '' when missing."""
+    return "" if value is None else repr(float(value))
 
 
 def sanity_csv(sanity: Mapping[str, Any]) -> str:

@@ -41,7 +41,7 @@ def inputs():
 
 def faithfulness_plain():
     fractions = [0.0, 0.5, 1.0]
-    curve = {"fractions": fractions, "scores": [2.0, 1.0, 0.5], "auc": 1.125}
+    curve = {"fractions": fractions, "scores": [2.0, 1.0, 0.5], "auc": 1.125, "normalized_auc": 0.5}
     return {
         "gradcam": {"deletion": curve, "insertion": {**curve, "scores": [0.5, 1.5, 2.0], "auc": 1.375},
                     "random_deletion": {**curve, "auc": 1.2}, "random_insertion": {**curve, "auc": 1.3},
@@ -96,6 +96,7 @@ def test_round_trip(inputs):
         aucs = {r["method"]: r for r in csv.DictReader(io.StringIO(archive.read("metrics/auc.csv").decode()))}
         assert float(aucs["gradcam"]["insertion_auc"]) == 1.375 and float(aucs["gradcam"]["inside_share"]) == 0.75
         assert aucs["saliency"]["random_deletion_auc"] == ""
+        assert float(aucs["saliency"]["deletion_normalized_auc"]) == 0.5
         sanity_rows = list(csv.DictReader(io.StringIO(archive.read("metrics/sanity.csv").decode())))
         assert len(sanity_rows) == 4 and sanity_rows[1]["depth"] == "dec_conv"
         assert float(sanity_rows[1]["ssim"]) == 0.1 and sanity_rows[2]["flagged"] == "True"
