@@ -60,3 +60,8 @@ def agreement_matrix(
     np.fill_diagonal(matrix, 1.0)
     matrix = (matrix + matrix.T) / 2  # exact symmetry despite rounding
     return names, matrix
+
+
+def rank_correlation(first: np.ndarray, second: np.ndarray, region: np.ndarray | None = None) -> float:
+    """Spearman's rho between two maps (NaN if either is constant), as one entry of `agreement_matrix`."""
+    return float(agreement_matrix({"first": first, "second": second}, region)[1][0, 1])
