@@ -230,7 +230,8 @@ def faithfulness(
     seed: int = 0,
     progress: Callable[[float], None] | None = None,
 ) -> dict[str, Faithfulness]:
-    """Deletion/insertion curves and inside share for each map; the random-order curves are computed once.
+    """Deletion/insertion curves and inside share for each map; the random-order curves are computed once, and maps
+    that rank the pixels identically (e.g. HiResCAM and LayerCAM at the logits layer) share one computation.
 
     Args:
         attributions: {method name: Attribution (its `heatmap` is used) or an (H, W) array}.
@@ -254,9 +255,13 @@ def faithfulness(
     )
     report(1 / total)
     results: dict[str, Faithfulness] = {}
+    by_order: dict[bytes, tuple[Curve, Curve]] = {}  # maps that rank the pixels identically share their curves
     for index, (name, heatmap) in enumerate(maps.items(), start=2):
         ranks = pixel_ranks(heatmap, image.shape[:2], seed)
-        deletion, insertion = _curves_for_ranks(adapter, image, reference, region, target, ranks, steps)
+        key = ranks.tobytes()
+        if key not in by_order:
+            by_order[key] = _curves_for_ranks(adapter, image, reference, region, target, ranks, steps)
+        deletion, insertion = by_order[key]
         results[name] = Faithfulness(
             method=name,
             deletion=deletion,

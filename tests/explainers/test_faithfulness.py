@@ -165,8 +165,10 @@ def test_one_batched_score_call_per_map(linear_adapter, image, region, monkeypat
         return original(images, *args, **kwargs)
 
     monkeypatch.setattr(linear_adapter, "score", spy)
-    faithfulness(linear_adapter, image, region, 0, {"a": np.random.default_rng(0).random(SIZE)}, steps=STEPS)
-    assert calls == [2 * (STEPS + 1), 2 * (STEPS + 1)]  # random order, then the map
+    heatmap = np.random.default_rng(0).random(SIZE)
+    results = faithfulness(linear_adapter, image, region, 0, {"a": heatmap, "same order": 3 * heatmap}, steps=STEPS)
+    assert calls == [2 * (STEPS + 1), 2 * (STEPS + 1)]  # random order, then the map (the rescaled one ranks alike)
+    np.testing.assert_array_equal(results["a"].deletion.scores, results["same order"].deletion.scores)
 
 
 def test_ranks_descending_with_seeded_tie_breaks():
