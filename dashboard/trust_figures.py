@@ -166,13 +166,14 @@ def share_figure(
     text = ["no positive attribution" if v is None else f"{v:.0%}" for v in values]
     bar = dict(
         type="bar", orientation="h", y=[_label(labels, m) for m in names], x=[0.0 if v is None else v for v in values],
-        marker=dict(color=[_colour(colours, m, k) for k, m in enumerate(names)]), text=text, textposition="auto",
+        marker=dict(color=[_colour(colours, m, k) for k, m in enumerate(names)]), text=text, textposition="outside",
         cliponaxis=False, hovertemplate="%{y}: %{text} of the positive attribution inside the region<extra></extra>",
         name="inside",
     )  # fmt: skip
     fraction = float(np.clip(region_fraction, 0.0, 1.0))
     layout = _base_layout(
-        xaxis=_axis("share of positive attribution inside the region", range=[0, 1], tickformat=".0%"),
+        xaxis=_axis("share of positive attribution inside the region", range=[0, 1.18], tickformat=".0%",
+                    tickvals=[0, 0.2, 0.4, 0.6, 0.8, 1.0]),
         yaxis=dict(autorange="reversed", automargin=True, tickfont=dict(size=10)),
         showlegend=False, bargap=0.3,
         shapes=[dict(type="line", x0=fraction, x1=fraction, y0=0, y1=1, xref="x", yref="paper",

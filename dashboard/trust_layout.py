@@ -121,12 +121,13 @@ def _gap(value: float | None) -> Any:
 
 
 def auc_table(rows: Sequence[Mapping[str, Any]]) -> Any:
-    """The AUC table: deletion (lower is better) and insertion (higher is better) AUCs, margins over random order,
-    inside share; the best method per column in bold."""
+    """The AUC table: deletion (lower is better) and insertion (higher is better) AUCs and their margins over random
+    order; the best method per column in bold (the inside share has its own figure)."""
     if not rows:
         return html.Div("No curves.", className="text-muted small")
-    header = html.Thead(html.Tr([html.Th("Method"), html.Th("Deletion AUC ↓"), html.Th("vs random"),
-                                 html.Th("Insertion AUC ↑"), html.Th("vs random"), html.Th("Inside")]))  # fmt: skip
+    header = html.Thead(html.Tr([html.Th("Method"), html.Th("Deletion ↓", title="deletion AUC: lower is better"),
+                                 html.Th("vs random"), html.Th("Insertion ↑", title="insertion AUC: higher is better"),
+                                 html.Th("vs random")]))  # fmt: skip
     body = []
     for row in rows:
         deletion = _number(row.get("deletion_auc"))
@@ -137,14 +138,14 @@ def auc_table(rows: Sequence[Mapping[str, Any]]) -> Any:
             html.Td(_gap(row.get("deletion_gap"))),
             html.Td(html.B(insertion) if row.get("best_insertion") else insertion),
             html.Td(_gap(row.get("insertion_gap"))),
-            html.Td(_number(row.get("inside_share"), ".0%")),
         ], **{"data-method": row["method"]}))  # fmt: skip
     random = rows[0]
     note = html.Div(f"Random order: deletion {_number(random.get('random_deletion_auc'))}, insertion "
-                    f"{_number(random.get('random_insertion_auc'))} (AUC of the region score S over the fraction of "
-                    f"pixels; “vs random” compares normalised AUCs, > 0 is better than random).",
+                    f"{_number(random.get('random_insertion_auc'))}. AUC: area under the region score S over the "
+                    f"fraction of pixels; “vs random”: margin of the normalised AUC over random order, > 0 is better.",
                     className="trust-note")  # fmt: skip
-    return html.Div([dbc.Table([header, html.Tbody(body)], size="sm", hover=True, className="trust-auc mb-1"), note])
+    return html.Div([dbc.Table([header, html.Tbody(body)], size="sm", hover=True, responsive=True,
+                                className="trust-auc mb-1"), note])
 
 
 def flag_note(sanity: Mapping[str, Any], labels: Mapping[str, str]) -> Any:
