@@ -159,16 +159,19 @@ def _number(value: Any) -> str:
 
 
 def sanity_csv(sanity: Mapping[str, Any]) -> str:
-    """One row per (method, depth): Spearman and SSIM with the original map, and whether the method is flagged."""
+    """One row per (method, depth): Spearman (raw maps, and |map| when given) and SSIM with the original map, and
+    whether the method is flagged."""
     rows = []
     depths = list(sanity["depths"])
     for method, values in sanity["spearman"].items():
-        ssim = sanity.get("ssim", {}).get(method)
-        flagged = bool(sanity.get("flagged", {}).get(method, False))
+        ssim = (sanity.get("ssim") or {}).get(method)
+        absolute = (sanity.get("spearman_abs") or {}).get(method)
+        flagged = bool((sanity.get("flagged") or {}).get(method, False))
         for index, depth in enumerate(depths):
-            ssim_value = "" if ssim is None else repr(float(ssim[index]))
-            rows.append([method, index, depth, repr(float(values[index])), ssim_value, flagged])
-    return _csv(["method", "depth_index", "depth", "spearman", "ssim", "flagged"], rows)
+            rows.append([method, index, depth, _number(values[index]),
+                         "" if absolute is None else _number(absolute[index]),
+                         "" if ssim is None else _number(ssim[index]), flagged])  # fmt: skip
+    return _csv(["method", "depth_index", "depth", "spearman", "spearman_abs", "ssim", "flagged"], rows)
 
 
 def agreement_csv(names: Sequence[str], matrix: np.ndarray | Sequence[Sequence[float]]) -> str:

@@ -71,15 +71,26 @@ def plain_faithfulness(results: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return plain
 
 
+def _per_depth(values: Mapping[str, Any] | None) -> dict[str, list[float]]:
+    return {m: [float(v) for v in np.ravel(series)] for m, series in (values or {}).items()}
+
+
 def plain_sanity(result: Any) -> dict[str, Any]:
-    """A `sanity.SanityResult` as a dict of lists, floats and bools."""
+    """A `sanity.SanityResult` as a dict of lists, floats and bools (Spearman of the raw maps, of |map| when the
+    engine reports it, SSIM, flags, threshold)."""
     return {
         "depths": [str(d) for d in result.depths],
-        "spearman": {m: [float(v) for v in np.ravel(values)] for m, values in result.spearman.items()},
-        "ssim": {m: [float(v) for v in np.ravel(values)] for m, values in (result.ssim or {}).items()},
+        "spearman": _per_depth(result.spearman),
+        "spearman_abs": _per_depth(getattr(result, "spearman_abs", None)),
+        "ssim": _per_depth(result.ssim),
         "flagged": {m: bool(v) for m, v in result.flagged.items()},
         "threshold": float(result.threshold),
     }
+
+
+def sanity_maps(result: Any) -> dict[str, np.ndarray]:
+    """{method: (depths + 1, H, W) float32}: the trained model's map, then the map after each randomization step."""
+    return {m: np.asarray(stack, dtype=np.float32) for m, stack in (getattr(result, "maps", None) or {}).items()}
 
 
 def inside_shares(maps: Mapping[str, np.ndarray], region: np.ndarray) -> dict[str, float]:
@@ -195,7 +206,7 @@ def compute_sanity(
         return key
     result = cascading_randomization(adapter, image, region, int(question["target"]), names, params=params,
                                      seed=opts["seed"], progress=progress)  # fmt: skip
-    store.put(session, "sanity", key, {**plain_sanity(result), "options": opts})
+    store.put(session, "sanity", key, {**plain_sanity(result), "options": opts, "maps": sanity_maps(result)})
     return key
 
 
@@ -227,7 +238,8 @@ def export_zip(
     sanity_key: str | None = None,
 ) -> tuple[bytes, str]:
     """(zip bytes, file name) of the current explanation: image, region, settings, the heatmaps as the cards render
-    them (CAMs at `layer`), every raw map including every CAM layer, and the metric tables computed so far.
+    them (CAMs at `layer`), every raw map including every CAM layer (and, after a sanity check, `sanity/<method>`:
+    the map at each randomization depth, trained first), and the metric tables computed so far.
 
     ValueError if the image or region expired, or when no map is stored yet.
     """
@@ -249,9 +261,11 @@ def export_zip(
         tables["deletion_insertion.csv"] = export.curves_csv(faith["methods"])
         tables["auc.csv"] = export.auc_csv(faith["methods"])
         metrics["faithfulness"] = {"options": faith.get("options"), "layers": faith.get("layers")}
+    flat = export.flatten_maps(maps, per_layer)
     sanity = store.get(session, "sanity", sanity_key) if sanity_key else None
     if sanity:
         tables["sanity.csv"] = export.sanity_csv(sanity)
+        flat.update({f"sanity/{m}": stack for m, stack in (sanity.get("maps") or {}).items()})
         metrics["sanity"] = {"options": sanity.get("options"), "threshold": sanity.get("threshold"),
                              "flagged": sanity.get("flagged")}  # fmt: skip
     if len(maps) >= 2:
@@ -274,7 +288,7 @@ def export_zip(
         "exported_utc": datetime.now(UTC).isoformat(timespec="seconds"),
     }  # fmt: skip
     data = export.build_zip(image=image, region=region, settings=_clean(settings),
-                            maps=export.flatten_maps(maps, per_layer), overlays=overlays, opacity=opacity,
+                            maps=flat, overlays=overlays, opacity=opacity,
                             tables=tables)  # fmt: skip
     class_name = settings["class"]["name"]
     filename = f"segxplain_{export.safe_name(image_name)}_{export.safe_name(class_name)}.zip"

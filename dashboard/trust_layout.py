@@ -152,8 +152,8 @@ def flag_note(sanity: Mapping[str, Any], labels: Mapping[str, str]) -> Any:
     """Flagged methods (maps that barely change when the weights are randomized), or a note that none is."""
     flagged = [labels.get(m, m) for m, is_flagged in (sanity.get("flagged") or {}).items() if is_flagged]
     threshold = sanity.get("threshold")
-    rule = (f" (Spearman of |map| with the trained model's map still \u2265 {threshold:.2f} with every layer "
-            f"randomized)" if threshold is not None else "")  # fmt: skip
+    rule = (f" (Spearman with the trained model's map still \u2265 {threshold:.2f} with every layer randomized)"
+            if threshold is not None else "")  # fmt: skip
     if not flagged:
         return html.Div("No method flagged: every map changes when the weights are randomized.",
                         className="trust-note text-success")  # fmt: skip

@@ -55,7 +55,8 @@ def test_round_trip(inputs):
     maps = export.flatten_maps(heatmaps, per_layer)
     overlays = {m: export.overlay_rgba(h, signed[m]) for m, h in heatmaps.items()}
     sanity = {"depths": ["logits", "dec_conv"], "spearman": {"gradcam": [0.9, 0.2], "saliency": [0.99, 0.98]},
-              "ssim": {"gradcam": [0.8, 0.1], "saliency": [0.97, 0.95]}, "flagged": {"saliency": True}}  # fmt: skip
+              "ssim": {"gradcam": [0.8, 0.1], "saliency": [0.97, 0.95]}, "flagged": {"saliency": True},
+              "spearman_abs": {"saliency": [0.5, 0.25]}}  # fmt: skip
     tables = {
         "deletion_insertion.csv": export.curves_csv(faithfulness_plain()),
         "auc.csv": export.auc_csv(faithfulness_plain()),
@@ -100,6 +101,7 @@ def test_round_trip(inputs):
         sanity_rows = list(csv.DictReader(io.StringIO(archive.read("metrics/sanity.csv").decode())))
         assert len(sanity_rows) == 4 and sanity_rows[1]["depth"] == "dec_conv"
         assert float(sanity_rows[1]["ssim"]) == 0.1 and sanity_rows[2]["flagged"] == "True"
+        assert sanity_rows[1]["spearman_abs"] == "" and float(sanity_rows[3]["spearman_abs"]) == 0.25
         agreement = list(csv.reader(io.StringIO(archive.read("metrics/agreement.csv").decode())))
         assert agreement[0] == ["method", "gradcam", "saliency"] and float(agreement[1][2]) == 0.3
 

@@ -238,6 +238,12 @@ def test_export_zip_round_trip_with_metrics(shared, session, adapter, explained,
             stored_layers = shared.get(session, "layers", analysis.result_key(question, "gradcam"))
             for layer in adapter.conv_layers:
                 np.testing.assert_array_equal(npz[f"gradcam/layers/{layer}"], stored_layers[layer])
+            depths = shared.get(session, "sanity", out["sanity"])["depths"]
+            for method in FAST:  # the sanity maps: the trained model's map first, then one per randomization depth
+                stack = npz[f"sanity/{method}"]
+                assert stack.shape == (len(depths) + 1, 32, 32)
+                np.testing.assert_allclose(stack[0], stored_map(shared, session, question, method,
+                                                                adapter.conv_layers[-1]), rtol=1e-4, atol=1e-6)
         with Image.open(io.BytesIO(archive.read("heatmaps/gradcam.png"))) as img:
             card_uri, _ = heatmap_uri(stored_map(shared, session, question, "gradcam", adapter.conv_layers[-1]), False)
             with Image.open(io.BytesIO(base64.b64decode(card_uri.split(",", 1)[1]))) as card:
