@@ -124,3 +124,20 @@ def test_method_colours_are_distinct_and_stable():
     colours = tf.method_colours(names)
     assert len(set(colours.values())) == len(names)
     assert tf.method_colours(names) == colours
+
+
+def test_auc_table_bolds_the_best_methods_and_flag_note_names_flagged_methods():
+    from dash import html
+
+    from dashboard import trust_layout
+
+    table = trust_layout.auc_table(tf.auc_rows(faithfulness(), LABELS))
+    rows = [c for c in table._traverse() if isinstance(c, html.Tr) and getattr(c, "data-method", None)]
+    assert [getattr(r, "data-method") for r in rows] == ["gradcam", "saliency"]
+    bold = [b.children for b in rows[0]._traverse() if isinstance(b, html.B)]
+    assert bold == ["1.6", "2.3"] and not [b for b in rows[1]._traverse() if isinstance(b, html.B)]
+    note = trust_layout.flag_note(sanity(), LABELS)
+    assert "Saliency" in str(note) and "Grad-CAM" not in str(note) and "0.50" in str(note)
+    assert "No method flagged" in str(trust_layout.flag_note(sanity(flag_saliency=False), LABELS))
+    text = trust_layout.status_text(["gradcam"], ["shap"], LABELS, "dec_conv")
+    assert text == "Measuring 1 map(s): Grad-CAM; CAMs at layer dec_conv. Not computed yet (skipped): shap."
