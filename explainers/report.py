@@ -279,12 +279,14 @@ def markdown_report(settings: dict[str, Any], summary: dict[str, Any], cases: li
         "",
         f"Model: `{settings['model']}`. {settings['input']}. {len(cases)} regions "
         f"({len({c['image'] for c in cases})} images), target = the region's class. "
-        f"Made by `explainers/report.py` in {settings['seconds']:.0f} s on {settings['machine']}.",
+        f"Made by `explainers/report.py` in {settings['seconds']:.0f} s wall time ({settings['cpu_seconds']:.0f} s "
+        f"of CPU time) on {settings['machine']}.",
         "",
         "Command:",
         "",
         f"    {settings['command']}",
         "",
+        *_highlights(summary, labels),
         "## Faithfulness and sanity per method",
         "",
         "Mean ± sd over regions. Deletion/insertion AUCs are normalised per region (image score = 1, fully removed "
@@ -377,6 +379,30 @@ def markdown_report(settings: dict[str, Any], summary: dict[str, Any], cases: li
     return "\n".join(lines)
 
 
+def _highlights(summary: dict[str, Any], labels: dict[str, str]) -> list[str]:
+    """A few sentences read off the table (which method leads on each measure), computed, not written by hand."""
+    methods = summary["methods"]
+
+    def best(key: str) -> str:
+        scored = {n: e[key]["mean"] for n, e in methods.items() if e[key]["n"] and np.isfinite(e[key]["mean"])}
+        if not scored:
+            return "n/a"
+        top = max(scored.values())
+        return ", ".join(f"{labels[n]} ({v:+.3f})" for n, v in scored.items() if v >= top - 1e-3)
+
+    flagged = [
+        f"{labels[n]} ({_pct(e['sanity_flagged_rate'])} of regions)"
+        for n, e in methods.items()
+        if "sanity_flagged_rate" in e and e["sanity_flagged_rate"]["n"] and e["sanity_flagged_rate"]["mean"] > 0
+    ]
+    return [
+        "Read off the table below: the largest margin over random pixel order is, for deletion, "
+        f"{best('deletion_gap')}; for insertion, {best('insertion_gap')}. Flagged by the randomization check in at "
+        f"least one region: {', '.join(flagged) if flagged else 'none'}.",
+        "",
+    ]
+
+
 def _every(k: int) -> str:
     return "every region" if k == 1 else f"every {({2: '2nd', 3: '3rd'}).get(k, f'{k}th')} region"
 
@@ -397,7 +423,7 @@ def write_outputs(out: Path, settings: dict[str, Any], summary: dict[str, Any], 
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.md").write_text(markdown_report(settings, summary, cases), encoding="utf-8")
     payload = {"settings": settings, "summary": summary, "cases": cases}
-    (out / "results.json").write_text(json.dumps(_jsonable(payload), indent=1), encoding="utf-8")
+    (out / "results.json").write_text(json.dumps(_jsonable(payload)), encoding="utf-8")
     columns = [
         "image", "class", "region_pixels", "method", "deletion_auc", "insertion_auc", "deletion_auc_norm",
         "insertion_auc_norm", "deletion_gap", "insertion_gap", "inside_share", "sanity_deepest_spearman",
@@ -434,7 +460,7 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     if isinstance(value, (float, np.floating)):
-        return None if not np.isfinite(value) else round(float(value), 6)
+        return None if not np.isfinite(value) else round(float(value), 5)
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, np.bool_):
@@ -535,7 +561,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         input_text = f"Images from `{args.images.name}/`, predicted classes"
         regions_text = f"one per (image, predicted class), at least {args.min_pixels} px, first {args.limit}."
     sanity_methods = [] if args.no_sanity else [n for n in methods if n not in ("shap", "deep_shap")]
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     cascade = RandomizationCascade(adapter, seed=args.seed, max_depths=args.sanity_depths) if sanity_methods else None
     if args.sanity_every < 1:
         raise SystemExit("--sanity-every must be at least 1.")
@@ -565,6 +591,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "cam_layer": args.cam_layer or (adapter.conv_layers[-1] if adapter.conv_layers else None),
         "sanity_threshold": DEFAULT_THRESHOLD,
         "seconds": time.perf_counter() - start,
+        "cpu_seconds": time.process_time() - cpu_start,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, load average {load_before:.1f} at the start and "
         f"{os.getloadavg()[0]:.1f} at the end (shared machine)",
         "sanity_every": args.sanity_every,
