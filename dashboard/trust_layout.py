@@ -12,10 +12,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dash_bootstrap_components as dbc
+import numpy as np
 from dash import dcc, html
+from PIL import Image
 
 from dashboard import ids
+from dashboard.export import composite, overlay_rgba
 from dashboard.figures import placeholder_figure
+from dashboard.render import png_data_uri
 from dashboard.trust_figures import FLAG
 
 GRAPH_CONFIG = {"displaylogo": False, "showSendToCloud": False, "showEditInChartStudio": False,
@@ -31,6 +35,7 @@ CURVES_HINT = "Deletion / insertion curves appear here."
 SANITY_HINT = "Sanity-check curves appear here."
 SHARE_HINT = "Inside share appears here."
 AGREEMENT_HINT = "Method agreement appears here (needs two or more maps)."
+THUMBNAIL = 72  # px, side of the sanity-check map thumbnails
 
 
 def graph(graph_id: str, message: str, height: int) -> dcc.Graph:
@@ -172,3 +177,37 @@ def status_text(methods: Sequence[str], missing: Sequence[str], labels: Mapping[
     if missing:
         text += " Not computed yet (skipped): " + ", ".join(labels.get(m, m) for m in missing) + "."
     return text
+
+
+def thumbnail_uri(image: np.ndarray, heatmap: np.ndarray, signed: bool, size: int = THUMBNAIL) -> str:
+    """A small PNG of a map over the image, rendered as the cards render it (own display range), `size` px wide."""
+    picture = Image.fromarray(composite(image, overlay_rgba(heatmap, signed), opacity=0.85))
+    height = max(1, round(size * picture.height / picture.width))
+    return png_data_uri(np.asarray(picture.resize((size, height), Image.Resampling.BILINEAR)))
+
+
+def sanity_grid(
+    image: np.ndarray,
+    depths: Sequence[str],
+    stacks: Mapping[str, np.ndarray],
+    labels: Mapping[str, str],
+    signed: Mapping[str, bool],
+    flagged: Mapping[str, bool] | None = None,
+) -> Any:
+    """Adebayo et al.'s figure: one row per method, the trained model's map then the map after each cascading
+    randomization step (each on its own colour range, so a map that keeps its pattern is easy to spot)."""
+    if not stacks:
+        return html.Div()
+    header = html.Tr([html.Th("")] + [html.Th(name, title=name) for name in ["trained", *depths]])
+    rows = []
+    for method, stack in stacks.items():
+        label = (f"{FLAG} " if (flagged or {}).get(method) else "") + labels.get(method, method)
+        cells = [html.Td(html.Img(src=thumbnail_uri(image, stack[k], bool(signed.get(method, True))),
+                                  alt=f"{label}, {'trained' if k == 0 else depths[k - 1]}"))
+                 for k in range(len(stack))]  # fmt: skip
+        rows.append(html.Tr([html.Th(label, className="trust-grid-method"), *cells], **{"data-method": method}))
+    return html.Div(
+        [html.Div("Maps as layers are randomized (logits first):", className="trust-note mt-2"),
+         html.Div(html.Table([html.Thead(header), html.Tbody(rows)], className="trust-grid"),
+                  className="trust-grid-scroll")],
+    )  # fmt: skip

@@ -36,6 +36,7 @@ from dashboard.trust_layout import (
     SHARE_HINT,
     auc_table,
     flag_note,
+    sanity_grid,
     status_text,
 )
 
@@ -161,7 +162,11 @@ def handle_trust_result(
     sanity = store.get(session, "sanity", trust_result.get("sanity")) if trust_result.get("sanity") else None
     if sanity:
         sanity_fig = tf.sanity_figure(sanity, labels, colours)
-        flags = flag_note(sanity, labels)
+        flags = [flag_note(sanity, labels)]
+        image = store.get(session, "image", trust_result["question"]["image"])
+        if image is not None and sanity.get("maps"):
+            flags.append(sanity_grid(image, sanity["depths"], sanity["maps"], labels,
+                                     {info.name: info.signed for info in infos}, sanity.get("flagged")))  # fmt: skip
     elif "sanity" in failed:
         sanity_fig, flags = placeholder_figure(failed["sanity"]), []
     names = ", ".join(labels.get(m, m) for m in trust_result.get("methods", []))

@@ -113,6 +113,11 @@ def test_job_computes_curves_and_sanity_stores_them_and_they_render(shared, sess
     assert set(sanity["spearman"]) == set(FAST) and len(sanity["depths"]) >= 2
     assert len(sanity_fig["data"]) == 2 * len(FAST)
     assert ("Barely changes" in str(flags)) == any(sanity["flagged"].values())
+    grid_rows = [r["props"]["data-method"] for r in _rows(flags[1])]
+    assert grid_rows == FAST  # the grid of maps per randomization depth, one row per method
+    images = [c for c in flags[1]._traverse() if type(c).__name__ == "Img"]
+    assert len(images) == len(FAST) * (len(sanity["depths"]) + 1)
+    assert all(img.src.startswith("data:image/png;base64,") for img in images)
     assert status.startswith("Trust metrics done")
 
     def engine_must_not_run(*args, **kwargs):
