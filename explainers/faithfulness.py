@@ -152,10 +152,10 @@ def _curves_for_ranks(
     steps: int,
 ) -> tuple[Curve, Curve]:
     fractions, counts = step_counts(ranks.size, steps)
-    kept_in = (ranks[None] < counts[:, None, None])[..., None]  # (K+1, H, W, 1): pixels removed / inserted so far
+    chosen = (ranks[None] < counts[:, None, None])[..., None]  # (K+1, H, W, 1): pixels removed / inserted so far
     pixels = image.astype(np.float32)[None]
-    deleted = np.where(kept_in, reference[None], pixels)
-    inserted = np.where(kept_in, pixels, reference[None])
+    deleted = np.where(chosen, reference[None], pixels)
+    inserted = np.where(chosen, pixels, reference[None])
     scores = adapter.score(np.concatenate([deleted, inserted]), region, target)
     deletion_scores, insertion_scores = scores[: steps + 1], scores[steps + 1 :]
     # Both curves share their end points' images (x and x'); take S(x), S(x') from the deletion curve.
