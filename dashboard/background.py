@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 # Modules the forkserver imports once, so that each job child starts with them loaded.
 FORKSERVER_PRELOAD = (
     "numpy", "tensorflow", "keras", "shap", "dash", "explainers", "dashboard.callbacks.jobs", "dashboard.job_preload",
+    "explainers.faithfulness", "explainers.sanity", "explainers.agreement", "dashboard.callbacks.trust",
 )  # fmt: skip
 
 ManagerFactory = Callable[[AppConfig], Any]

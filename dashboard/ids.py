@@ -52,6 +52,26 @@ PROGRESS = "slow-progress"
 PROGRESS_TEXT = "slow-progress-text"
 CANCEL = "slow-cancel"
 
+# Trust section (faithfulness, sanity check, agreement, export).
+TRUST_OPTIONS = "trust-options"
+TRUST_STEPS = "trust-steps"
+TRUST_RUN = "trust-run"
+TRUST_EXPORT = "trust-export"
+TRUST_DOWNLOAD = "trust-download"
+TRUST_STATUS = "trust-status"
+TRUST_REQUEST = "trust-request-store"
+TRUST_RESULT = "trust-result-store"
+TRUST_PANEL = "trust-panel"
+TRUST_PROGRESS = "trust-progress"
+TRUST_PROGRESS_TEXT = "trust-progress-text"
+TRUST_CANCEL = "trust-cancel"
+TRUST_CURVES = "trust-curves"
+TRUST_TABLE = "trust-table"
+TRUST_SHARE = "trust-share"
+TRUST_AGREEMENT = "trust-agreement"
+TRUST_SANITY = "trust-sanity"
+TRUST_FLAGS = "trust-flags"
+
 
 def sample(name: str) -> dict[str, str]:
     """The id of the gallery thumbnail of the bundled sample `name`."""

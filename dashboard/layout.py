@@ -18,6 +18,7 @@ from dashboard import ids
 from dashboard.components import TIMES, gallery, hint, layer_label, method_badges
 from dashboard.figures import placeholder_figure
 from dashboard.resources import MethodInfo
+from dashboard.trust_layout import trust_section, trust_stores
 
 MASK_GRAPH_CONFIG = {
     "displaylogo": False,
@@ -300,6 +301,7 @@ def build_layout(ctx: PageContext) -> html.Div:
                                          html.Div(id=ids.SLOW_GRID, className="grid-part")],
                                         className="heatmap-grid",
                                     ),
+                                    trust_section(),
                                 ],
                                 lg=8,
                             ),
@@ -307,6 +309,7 @@ def build_layout(ctx: PageContext) -> html.Div:
                         className="g-3",
                     ),
                     *stores(ctx),
+                    *trust_stores(),
                 ],
                 fluid=True,
                 className="app-body",

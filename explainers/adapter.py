@@ -119,6 +119,7 @@ class SegmentationAdapter:
     ) -> None:
         self.model = model
         self.preprocess: Preprocess = preprocess or default_preprocess
+        self._logits_layer = logits_layer
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple, Any] = OrderedDict()
         self._output_shapes: dict[tuple[int, int], tuple[int, int]] = {}
@@ -166,6 +167,11 @@ class SegmentationAdapter:
         self._cam_fn = tf.function(self._score_and_layer_gradients, reduce_retracing=True)
         self._logits_fn = tf.function(lambda x: self._features(x, training=False)[0], reduce_retracing=True)
         self._map_fns: dict[str, Any] = {}
+
+    def with_model(self, model: keras.Model) -> SegmentationAdapter:
+        """A new adapter on another model of the same architecture (e.g. a clone with randomized weights), with the
+        same class names, preprocess and logits choice."""
+        return SegmentationAdapter(model, self.class_names, self.preprocess, self._logits_layer)
 
     # ----------------------------------------------------------------------------------------------- graph building
     def _features_for(self, size: tuple[int, int]) -> keras.Model:

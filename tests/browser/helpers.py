@@ -127,7 +127,8 @@ def photos(dash_duo) -> dict[str, list[Any]]:
 def ranges(dash_duo) -> dict[str, list[float]]:
     """{graph container id: x range} of the mask figure and every heatmap."""
     return dash_duo.driver.execute_script(
-        "const out = {}; document.querySelectorAll('.js-plotly-plot').forEach(g => {"
+        "const out = {}; document.querySelectorAll('#mask-graph .js-plotly-plot, .hm-card .js-plotly-plot')"
+        ".forEach(g => {"
         "  const card = g.closest('.hm-card'); const key = card ? card.getAttribute('data-method') : 'mask';"
         "  out[key] = g._fullLayout.xaxis.range.slice(); }); return out;"
     )

@@ -59,13 +59,15 @@ def _walk(node):
 def test_dependencies_include_a_background_job_with_progress_and_cancel(built):
     dash_app, _ = built
     deps = dash_app.server.test_client().get("/_dash-dependencies").get_json()
-    background_deps = [d for d in deps if d.get("background")]
-    assert len(background_deps) == 1
-    job = background_deps[0]
-    assert job["output"] == f"{ids.SLOW_RESULT}.data"
-    assert job["background"]["interval"] > 0
-    text = json.dumps(job)
-    assert ids.CANCEL in text and ids.SLOW_PANEL in text  # cancel input, running outputs
+    background_deps = {d["output"]: d for d in deps if d.get("background")}
+    # Two jobs: the slow attribution methods, and the trust metrics (faithfulness + sanity check).
+    assert set(background_deps) == {f"{ids.SLOW_RESULT}.data", f"{ids.TRUST_RESULT}.data"}
+    for output, cancel, panel in ((ids.SLOW_RESULT, ids.CANCEL, ids.SLOW_PANEL),
+                                  (ids.TRUST_RESULT, ids.TRUST_CANCEL, ids.TRUST_PANEL)):  # fmt: skip
+        job = background_deps[f"{output}.data"]
+        assert job["background"]["interval"] > 0
+        text = json.dumps(job)
+        assert cancel in text and panel in text  # cancel input, running outputs
 
 
 def test_index_page_is_served_without_external_resources(built):
