@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -419,6 +419,7 @@ class SegmentationAdapter:
         region: np.ndarray,
         target: int,
         combiners: dict[str, Callable[[tf.Tensor, tf.Tensor], tf.Tensor]],
+        layers: Sequence[str] | None = None,
     ) -> tuple[float, dict[str, LayerMaps]]:
         """S(x) and {combiner name: {conv layer: (H, W) map}} from ONE traced forward+backward pass.
 
@@ -427,34 +428,45 @@ class SegmentationAdapter:
         after the backward pass. Maps are kept at each layer's own resolution and upsampled to the image (bilinear,
         half-pixel centres) when first read, so a layer that is never shown costs no resize. The last few results
         are kept, so methods asked for together share one pass.
+
+        `layers`: only these conv layers (default: all). The backward pass then stops at the shallowest of them, so
+        one layer near the output costs little more than the forward pass (what single-layer CAM tools compute).
         """
         image = self.validate_image(image)
         names = tuple(combiners)
-        key = (names, _digest(image), _digest(np.asarray(region, dtype=bool)), self.validate_target(target))
+        chosen = tuple(self.conv_layers) if layers is None else tuple(dict.fromkeys(layers))
+        unknown = [layer for layer in chosen if layer not in self.layer_shapes]
+        if unknown or not chosen:
+            choose = f"choose from {self.conv_layers}"
+            raise ValueError(f"{unknown or 'No layer'} is not a conv layer of the model; {choose}.")
+        indices = tuple(self.conv_layers.index(layer) for layer in chosen)
+        key = (names, indices, _digest(image), _digest(np.asarray(region, dtype=bool)), self.validate_target(target))
         if (kept := self._recall(key)) is not None:
             return kept
         x, region_out, onehot = self.prepare(image[None], region, target)
-        with self._lock:  # one traced step per combiner set and image size, called as a concrete function
-            step_key = (names, tuple(x.shape), tuple(region_out.shape))
+        with self._lock:  # one traced step per combiner set, layer set and image size, called as a concrete function
+            step_key = (names, indices, tuple(x.shape), tuple(region_out.shape))
             if step_key not in self._map_fns:
-                self._map_fns[step_key] = self._maps_step(list(combiners.values())).get_concrete_function(
+                self._map_fns[step_key] = self._maps_step(list(combiners.values()), indices).get_concrete_function(
                     x, region_out, onehot
                 )
             step = self._map_fns[step_key]
         scores, maps = step(x, region_out, onehot)
-        native = [_frozen(layer_maps.numpy()) for layer_maps in maps]  # (h, w, combiners) per layer
+        native = [_frozen(layer_maps.numpy()) for layer_maps in maps]  # (h, w, combiners) per chosen layer
         size = image.shape[:2]
         result = (
             float(scores.numpy()[0]),
             {
-                name: LayerMaps({layer: native[i][..., j] for i, layer in enumerate(self.conv_layers)}, size)
+                name: LayerMaps({layer: native[i][..., j] for i, layer in enumerate(chosen)}, size)
                 for j, name in enumerate(names)
             },
         )
         self._remember(key, result)
         return result
 
-    def _maps_step(self, combiners: list[Callable[[tf.Tensor, tf.Tensor], tf.Tensor]]) -> Callable[..., Any]:
+    def _maps_step(
+        self, combiners: list[Callable[[tf.Tensor, tf.Tensor], tf.Tensor]], indices: tuple[int, ...]
+    ) -> Callable[..., Any]:
         @tf.function(jit_compile=True)
         def combine_all(activations: list[tf.Tensor], grads: list[tf.Tensor]) -> list[tf.Tensor]:
             return [
@@ -464,8 +476,11 @@ class SegmentationAdapter:
 
         @tf.function(reduce_retracing=True)
         def step(x: tf.Tensor, region: tf.Tensor, onehot: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor]]:
-            scores, activations, grads = self._score_and_layer_gradients(x, region, onehot)
-            return scores, combine_all(activations, grads)
+            with tf.GradientTape() as tape:
+                outputs = self._features(x, training=False)
+                scores = _mean_logit(outputs[0], region[None], onehot[None])
+            activations = [outputs[1 + i] for i in indices]
+            return scores, combine_all(activations, tape.gradient(scores, activations))
 
         return step
 

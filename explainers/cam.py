@@ -33,7 +33,9 @@ class CAMExplainer(Explainer):
 
     family = "cam"
     signed = False
-    defaults: dict[str, Any] = {"layer": None}
+    # all_layers: maps for every conv layer from the one pass (the layer slider's lookups); False: only `layer`, whose
+    # backward pass stops there (faster for a layer near the output; what single-layer CAM tools compute).
+    defaults: dict[str, Any] = {"layer": None, "all_layers": True}
 
     @staticmethod
     def combine(activations: tf.Tensor, gradients: tf.Tensor) -> tf.Tensor:
@@ -56,7 +58,7 @@ class CAMExplainer(Explainer):
             raise ValueError(f"{layer!r} is not a conv layer of the model; choose one of {adapter.conv_layers}.")
         # Every registered CAM variant is computed in the same traced pass, so asking for the others is free.
         combiners = {name: explainer.combine for name, explainer in cam_explainers().items()}
-        score, maps = adapter.layer_maps(image, region, target, combiners)
+        score, maps = adapter.layer_maps(image, region, target, combiners, None if params["all_layers"] else [layer])
         per_layer = maps[self.name]
         progress(1.0, f"{self.label}: done")
         return {"heatmap": per_layer[layer], "score": score, "per_layer": per_layer, "layer": layer}

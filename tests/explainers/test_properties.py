@@ -75,6 +75,21 @@ def test_per_layer_maps_from_one_pass_equal_one_layer_at_a_time(tiny_model, adap
             np.testing.assert_allclose(results[name].per_layer[layer], reference, rtol=1e-4, atol=1e-7)
 
 
+def test_one_layer_mode_gives_the_same_map_as_the_all_layer_pass(adapter, image, region):
+    """all_layers=False computes only the chosen layer (its backward pass stops there): same map, one entry."""
+    for layer in (adapter.conv_layers[0], adapter.conv_layers[-2]):
+        adapter.clear_cache()
+        every = explain(adapter, image, region, TARGET, methods=["gradcam", "layercam"], params={
+            "gradcam": {"layer": layer}, "layercam": {"layer": layer}})  # fmt: skip
+        adapter.clear_cache()
+        one = explain(adapter, image, region, TARGET, methods=["gradcam", "layercam"], params={
+            "gradcam": {"layer": layer, "all_layers": False}, "layercam": {"layer": layer, "all_layers": False}})
+        for name in ("gradcam", "layercam"):
+            assert list(one[name].per_layer) == [layer] and len(every[name].per_layer) == len(adapter.conv_layers)
+            np.testing.assert_allclose(one[name].heatmap, every[name].heatmap, rtol=1e-5, atol=1e-8)
+            assert one[name].score == pytest.approx(every[name].score)
+
+
 def test_saliency_equals_a_gradient_tape_gradient(tiny_model, adapter, image, region):
     logits_model = keras.Model(tiny_model.inputs, tiny_model.get_layer("logits").output)
     x = tf.constant(image[None].astype(np.float32) / 255.0)
