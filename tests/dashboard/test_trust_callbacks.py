@@ -232,7 +232,8 @@ def test_export_zip_round_trip_with_metrics(shared, session, adapter, explained,
         settings = json.loads(archive.read("settings.json"))
         assert settings["model"] == "tiny.keras" and settings["layer"] == adapter.conv_layers[-1]
         assert settings["class"] == {"name": adapter.class_names[question["target"]], "index": question["target"]}
-        assert list(settings["methods"]) == FAST and settings["methods"]["gradcam"]["params"] == {"layer": None}
+        assert list(settings["methods"]) == FAST
+        assert settings["methods"]["gradcam"]["params"] == {"layer": None, "all_layers": True}
         assert set(settings["packages"]) == {"tensorflow", "keras", "numpy", "shap", "dash"}
         assert all(settings["packages"].values())
         assert settings["metrics"]["faithfulness"]["options"]["steps"] == 10
