@@ -118,6 +118,16 @@ def summarise(result: Attribution) -> dict[str, Any]:
     }
 
 
+def share_question(store: StateStore, session: str, question: Mapping[str, Any], methods: Iterable[str] = ()) -> None:
+    """Before a background job is queued: make the question's image and region, and the stored results of `methods`,
+    visible to a job on another machine (copies entries written while Redis was down; a no-op on one host)."""
+    for kind in ("image", "region"):
+        store.share(session, kind, question[kind])
+    for method in methods:
+        for kind in ("result", "layers"):
+            store.share(session, kind, result_key(question, method))
+
+
 def stored_result(store: StateStore, session: str, question: Mapping[str, Any], method: str) -> dict[str, Any] | None:
     """The stored summary of `method` for `question`, or None."""
     return store.get(session, "result", result_key(question, method))

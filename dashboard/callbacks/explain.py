@@ -166,8 +166,7 @@ def handle_explain(
             slow_cards.append(placeholder_card(info, WAITING_TEXT, order))
     results = {"question": question, "methods": [info.name for _, info in selected]}
     if missing:
-        for kind in ("image", "region"):  # a job on another machine reads them (a no-op for a one-host store)
-            store.share(session, kind, question[kind])
+        analysis.share_question(store, session, question)  # a job on another machine reads them
         request = {"session": session, "question": question, "methods": missing,
                    "token": content_key(question, missing, time.time())}  # fmt: skip
     else:

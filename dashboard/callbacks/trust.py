@@ -20,7 +20,7 @@ from typing import Any
 from dash import Dash, Input, Output, State, dcc, no_update
 from dash.exceptions import PreventUpdate
 
-from dashboard import ids, trust
+from dashboard import analysis, ids, trust
 from dashboard import trust_figures as tf
 from dashboard.callbacks.explain import job_may_run, pick_layer
 from dashboard.callbacks.jobs import ProgressReporter, SetProgress
@@ -101,6 +101,7 @@ def handle_run(
     curves = placeholder_figure(RUNNING_TEXT if "faithfulness" in parts else NOT_REQUESTED)
     sanity = placeholder_figure(RUNNING_TEXT if "sanity" in parts else NOT_REQUESTED)
     if parts:
+        analysis.share_question(store, session, question, measured)  # the job may run on another machine
         request = {"session": session, "question": question, "methods": measured, "layer": layer, "parts": parts,
                    "options": {"steps": int(steps or trust.DEFAULT_OPTIONS["steps"])},
                    "token": content_key(question, measured, layer, parts, time.time())}  # fmt: skip

@@ -87,6 +87,30 @@ def test_share_pushes_a_local_entry_to_a_restarted_redis_even_while_paused(tmp_p
     worker.close()
 
 
+def test_share_question_makes_image_region_and_stored_maps_visible_to_a_worker(tmp_path, redis_server, session):
+    """What a job on another machine reads (the question's image and region, and the maps a trust job measures) is
+    pushed to Redis before the job is queued, also when Redis lost it (restarted empty)."""
+    from dashboard import analysis
+
+    web = TieredStore(DiskStore(str(tmp_path / "web")), RedisStore(redis_server.url))
+    worker = RedisStore(redis_server.url)
+    question = {"image": web.put_array(session, "image", np.ones((4, 4, 3), np.uint8)),
+                "region": web.put_array(session, "region", np.eye(4, dtype=bool)), "target": 1}  # fmt: skip
+    key = analysis.result_key(question, "gradcam")
+    web.put(session, "result", key, {"method": "gradcam"})
+    web.put(session, "layers", key, {"conv": np.zeros((2, 2))})
+    redis_server.stop()
+    redis_server.start()  # empty
+    assert worker.get(session, "result", key) is None
+    analysis.share_question(web, session, question, ["gradcam", "saliency"])  # saliency has nothing stored: skipped
+    assert worker.get(session, "result", key) == {"method": "gradcam"}
+    np.testing.assert_array_equal(worker.get(session, "layers", key)["conv"], np.zeros((2, 2)))
+    np.testing.assert_array_equal(worker.get(session, "region", question["region"]), np.eye(4, dtype=bool))
+    assert worker.get(session, "image", question["image"]) is not None
+    web.close()
+    worker.close()
+
+
 def test_tiered_store_pauses_redis_after_a_failure(tmp_path, session):
     """An unreachable Redis is tried once, then skipped for `retry_after` seconds; the local tier answers."""
     from benchmarks.app_server import free_port
