@@ -243,11 +243,15 @@ class SegmentationAdapter:
             scores = self._forward_scores(x, region, onehot)
         return scores, tape.gradient(scores, x)
 
-    def _score_and_layer_gradients(self, x: tf.Tensor, region: tf.Tensor, onehot: tf.Tensor) -> tuple:
+    def _score_and_layer_gradients(
+        self, x: tf.Tensor, region: tf.Tensor, onehot: tf.Tensor, indices: tuple[int, ...] | None = None
+    ) -> tuple:
+        """S, and the activations and gradients of the conv layers at `indices` (all by default); the backward pass
+        goes no deeper than the shallowest of them."""
         with tf.GradientTape() as tape:
             outputs = self._features(x, training=False)
             scores = _mean_logit(outputs[0], region[None], onehot[None])
-        activations = list(outputs[1:])
+        activations = list(outputs[1:]) if indices is None else [outputs[1 + i] for i in indices]
         return scores, activations, tape.gradient(scores, activations)
 
     # ------------------------------------------------------------------------------------------------- validation
@@ -476,11 +480,8 @@ class SegmentationAdapter:
 
         @tf.function(reduce_retracing=True)
         def step(x: tf.Tensor, region: tf.Tensor, onehot: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor]]:
-            with tf.GradientTape() as tape:
-                outputs = self._features(x, training=False)
-                scores = _mean_logit(outputs[0], region[None], onehot[None])
-            activations = [outputs[1 + i] for i in indices]
-            return scores, combine_all(activations, tape.gradient(scores, activations))
+            scores, activations, grads = self._score_and_layer_gradients(x, region, onehot, indices)
+            return scores, combine_all(activations, grads)
 
         return step
 
