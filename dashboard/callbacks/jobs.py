@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dash import Dash, Input, Output, State
 from dash.exceptions import PreventUpdate
@@ -24,6 +24,10 @@ from dashboard.callbacks.common import message_outputs, show
 from dashboard.components import failed_card, placeholder_card
 from dashboard.config import AppConfig
 from dashboard.resources import get_session_adapter, get_store, method_info, methods
+from dashboard.state import StateStore
+
+if TYPE_CHECKING:
+    from explainers import SegmentationAdapter
 
 log = logging.getLogger(__name__)
 SetProgress = Callable[[tuple[Any, ...]], None]
@@ -55,15 +59,28 @@ class ProgressReporter:
         self.set_progress((percent, f"{percent}%", text))
 
 
-def run_slow_job(set_progress: SetProgress, request: Mapping[str, Any] | None, config: AppConfig) -> dict[str, Any]:
-    """Compute the requested slow methods; returns {"question", "methods", "failed"} (keys and messages only)."""
+def start_job(
+    set_progress: SetProgress, request: Mapping[str, Any] | None, config: AppConfig, steps: int
+) -> tuple[ProgressReporter, SegmentationAdapter, StateStore]:
+    """What every background job starts with: its progress reporter over `steps` steps, then the session's model
+    (loaded in the job process on first use) and the state store. No request: nothing to do."""
     if not request:
         raise PreventUpdate
-    names = list(request["methods"])
-    reporter = ProgressReporter(set_progress, len(names))
+    reporter = ProgressReporter(set_progress, steps)
     set_progress((0, "", "Loading the model in the job process…"))
     adapter = get_session_adapter(config, request["session"])  # the session's uploaded model, if any
-    store = get_store(config)
+    return reporter, adapter, get_store(config)
+
+
+def cancel_marker(request: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The result a cancelled job's request is answered with (`explain.job_may_run` reads its token)."""
+    return {"token": (request or {}).get("token"), "cancelled": True}
+
+
+def run_slow_job(set_progress: SetProgress, request: Mapping[str, Any] | None, config: AppConfig) -> dict[str, Any]:
+    """Compute the requested slow methods; returns {"question", "methods", "failed"} (keys and messages only)."""
+    names = list((request or {}).get("methods") or [])
+    reporter, adapter, store = start_job(set_progress, request, config, len(names))
     failed: dict[str, str] = {}
     for index, name in enumerate(names):
         info = method_info(name)
@@ -145,8 +162,7 @@ def register(app: Dash, config: AppConfig) -> None:
     def on_cancel(n_clicks: int | None, request: Mapping[str, Any] | None) -> tuple[Any, ...]:
         if not n_clicks:
             raise PreventUpdate
-        marker = {"token": (request or {}).get("token"), "cancelled": True}
-        return (cancelled_cards(request), marker, *show("Background job cancelled.", "secondary"))
+        return (cancelled_cards(request), cancel_marker(request), *show("Background job cancelled.", "secondary"))
 
     @app.callback(
         Output(ids.SLOW_GRID, "children", allow_duplicate=True),

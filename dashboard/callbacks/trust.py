@@ -23,10 +23,10 @@ from dash.exceptions import PreventUpdate
 from dashboard import analysis, ids, trust
 from dashboard import trust_figures as tf
 from dashboard.callbacks.explain import job_may_run, pick_layer
-from dashboard.callbacks.jobs import ProgressReporter, SetProgress
+from dashboard.callbacks.jobs import SetProgress, cancel_marker, start_job
 from dashboard.config import AppConfig
 from dashboard.figures import placeholder_figure
-from dashboard.resources import MethodInfo, get_session_adapter, get_store, methods, session_config
+from dashboard.resources import MethodInfo, get_adapter, get_session_adapter, get_store, methods, session_config
 from dashboard.state import StateStore, content_key
 from dashboard.trust_layout import (
     AGREEMENT_HINT,
@@ -112,13 +112,8 @@ def handle_run(
 
 def run_trust_job(set_progress: SetProgress, request: Mapping[str, Any] | None, config: AppConfig) -> dict[str, Any]:
     """Compute the requested metrics, storing each as it finishes; returns keys and failure messages only."""
-    if not request:
-        raise PreventUpdate
-    parts = list(request["parts"])
-    reporter = ProgressReporter(set_progress, len(parts))
-    set_progress((0, "", "Loading the model in the job process…"))
-    adapter = get_session_adapter(config, request["session"])  # the session's uploaded model, if any
-    store = get_store(config)
+    parts = list((request or {}).get("parts") or [])
+    reporter, adapter, store = start_job(set_progress, request, config, len(parts))
     session, question, names = request["session"], request["question"], list(request["methods"])
     out: dict[str, Any] = {"question": question, "methods": names, "layer": request.get("layer"),
                            "token": request.get("token"), "faith": None, "sanity": None, "failed": {}}  # fmt: skip
@@ -180,8 +175,7 @@ def handle_cancel(n_clicks: int | None, request: Mapping[str, Any] | None) -> tu
     if not n_clicks:
         raise PreventUpdate
     text = "Cancelled. Press Run again: parts that finished are kept and return at once."
-    marker = {"token": (request or {}).get("token"), "cancelled": True}
-    return (marker, placeholder_figure("Cancelled."), placeholder_figure("Cancelled."), text)
+    return (cancel_marker(request), placeholder_figure("Cancelled."), placeholder_figure("Cancelled."), text)
 
 
 def handle_question_change(previous_request: Any, previous_result: Any) -> tuple[Any, ...]:
@@ -327,8 +321,8 @@ def register(app: Dash, config: AppConfig) -> None:
         prevent_initial_call=True,
     )
     def on_export(n_clicks, results, image_ref, session, layer_index, opacity, trust_result):
-        adapter = get_session_adapter(config, session)
-        model_path = session_config(config, session).model_path
+        served = session_config(config, session)  # the session's uploaded model, if any
+        adapter = get_adapter(served)
         return handle_export(n_clicks, results, image_ref, session, layer_index, opacity, trust_result,
                              store=get_store(config), infos=methods(), class_names=list(adapter.class_names),
-                             conv_layers=adapter.conv_layers, model=model_path or "demo")  # fmt: skip
+                             conv_layers=adapter.conv_layers, model=served.model_path or "demo")  # fmt: skip
