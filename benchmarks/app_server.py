@@ -548,6 +548,14 @@ class RequestRecord:
     parse_ms: float = 0.0
     updated: list[str] = field(default_factory=list)
 
+    @classmethod
+    def of(cls, label: str, kind: str, t0: float, posted: tuple[float, float, float, int, bytes],
+           parse_ms: float = 0.0) -> RequestRecord:  # fmt: skip
+        """The record of one `DashClient._post` result, its perf-counter times taken from the user event at `t0`."""
+        start, headers_at, end, status, content = posted
+        return cls(label, kind, 1000 * (start - t0), 1000 * (headers_at - t0), 1000 * (end - t0), status,
+                   len(content), parse_ms)  # fmt: skip
+
     @property
     def total_ms(self) -> float:
         return self.end_ms - self.start_ms
@@ -650,20 +658,11 @@ class DashClient:
     def _call(self, cb: Callback, payload: dict[str, Any], t0: float) -> tuple[list[RequestRecord], dict | None]:
         """One plain callback request."""
         url = update_url(self.base_url, self.config.get("end_id"))
-        start, headers_at, end, status, content = self._post(url, payload)
+        posted = self._post(url, payload)
+        _, _, end, status, content = posted
         data = json.loads(content) if status == 200 and content else None
         parse_ms = 1000 * (time.perf_counter() - end)
-        record = RequestRecord(
-            cb.label,
-            "callback",
-            1000 * (start - t0),
-            1000 * (headers_at - t0),
-            1000 * (end - t0),
-            status,
-            len(content),
-            parse_ms,
-        )
-        return [record], data
+        return [RequestRecord.of(cb.label, "callback", t0, posted, parse_ms)], data
 
     def _background(self, cb: Callback, payload: dict[str, Any], t0: float) -> tuple[list[RequestRecord], dict | None]:
         """A background callback: start the job, then poll with its signed handles until the result arrives."""
@@ -672,18 +671,9 @@ class DashClient:
         records: list[RequestRecord] = []
         progress: dict[str, Any] = {}
         url = update_url(self.base_url, end_id)
-        start, headers_at, end, status, content = self._post(url, payload)
-        records.append(
-            RequestRecord(
-                cb.label,
-                "job-start",
-                1000 * (start - t0),
-                1000 * (headers_at - t0),
-                1000 * (end - t0),
-                status,
-                len(content),
-            )
-        )
+        posted = self._post(url, payload)
+        _, _, _, status, content = posted
+        records.append(RequestRecord.of(cb.label, "job-start", t0, posted))
         if status != 200:
             return records, None
         handles = json.loads(content)
@@ -695,18 +685,9 @@ class DashClient:
         while time.perf_counter() < deadline:
             time.sleep(interval)
             url = update_url(self.base_url, end_id, cache_key, job)
-            start, headers_at, end, status, content = self._post(url, poll_body)
-            records.append(
-                RequestRecord(
-                    cb.label,
-                    "job-poll",
-                    1000 * (start - t0),
-                    1000 * (headers_at - t0),
-                    1000 * (end - t0),
-                    status,
-                    len(content),
-                )
-            )
+            posted = self._post(url, poll_body)
+            _, _, _, status, content = posted
+            records.append(RequestRecord.of(cb.label, "job-poll", t0, posted))
             if status != 200:
                 return records, None
             data = json.loads(content)
