@@ -47,7 +47,8 @@ class CardContext:
         view: Mapping[str, Any] | None,
     ) -> None:
         self.store, self.session, self.question = store, session, question
-        analysis.image_data(store, session, question["image"])  # ValueError if the image expired
+        if not store.has(session, "png", question["image"]):  # the photo the cards draw (served by URL)
+            raise ValueError(analysis.EXPIRED_MESSAGE)
         self.image_uri = photo_url(session, question["image"])
         self.outline = analysis.region_outline(store, session, question["region"])
         self.layer = pick_layer(conv_layers, layer_index)
