@@ -276,6 +276,11 @@ def test_slow_job_computes_reports_progress_and_returns_keys(store, session, ada
         stale = {"question": dict(question, target=0 if target else 1), "methods": []}
         explain.handle_slow_result(result, stale, session, None, 0.8, None, adapter=adapter, store=shared,
                                    infos=methods())  # fmt: skip
+    gone = dict(question, image="0" * 16)  # the image expired while the job ran
+    cards, *message = explain.handle_slow_result(dict(result, question=gone), {"question": gone, "methods": []},
+                                                 session, None, 0.8, None, adapter=adapter, store=shared,
+                                                 infos=methods())  # fmt: skip
+    assert cards == [] and message[0] == analysis.EXPIRED_MESSAGE
 
 
 def test_empty_job_request_does_nothing(config):
