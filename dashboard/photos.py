@@ -1,10 +1,10 @@
 """The photo under every figure, served once per image by URL instead of embedded in each figure.
 
 The mask figure and every heatmap card draw the same photo under their overlays. Embedded as a PNG data URI it was
-sent once per figure (six cards: ~260 KB of a ~510 KB selection response on the demo model). Instead each figure's
-image trace points at ``_segx/photo/<session>/<image key>.png``; the browser fetches it once and keeps it, since the
-key is the image's content hash (the response is immutable). The URL is relative, so it resolves under whatever
-path prefix the app is served at.
+sent once per figure (six cards: ~260 KB of a ~510 KB selection response on the demo model). Instead each figure has
+a layout image pointing at ``_segx/photo/<session>/<image key>.png`` (plotly.js image traces take data URIs only); the
+browser fetches it once and keeps it, since the key is the image's content hash (the response is immutable). The URL
+is relative, so it resolves under whatever path prefix the app is served at.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@
   explainer (Owen values over a hierarchical clustering of pixels) and an Image blur masker: model-agnostic, it only
   calls the batched `adapter.score`. Exactly efficient: sum(map) = S(x) - S(fully blurred image). Its cost is
   `max_evals` forward passes (shap's own overhead is a few percent); the default 300 with `fixed_context=1` resolves
-  ~140 image regions (the default context resolves only ~12-16) and takes ~3-5 s at 128x128 on 2 CPU cores.
+  ~140 image regions (the default context resolves only ~12-16) and took 1.9-2.4 s at 128x128 on 2 CPU cores
+  (benchmarks/RESULTS.md).
 - `deep_shap`: DeepLIFT-style SHAP (shap.DeepExplainer; Lundberg & Lee 2017, after Shrikumar et al., "Learning
   Important Features Through Propagating Activation Differences", ICML 2017) on the adapted Keras score model,
   against a background of reference images; sum(map) ~= S(x) - mean S(background).
