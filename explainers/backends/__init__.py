@@ -1,0 +1,1 @@
+"""Model backends behind SegmentationAdapter: one per framework (see explainers.backends.base)."""

@@ -1,0 +1,106 @@
+"""The model-backend seam: what the engine needs from a framework, and nothing more.
+
+`SegmentationAdapter` (explainers.adapter) is the one public entry point and keeps everything framework-neutral:
+preprocessing, validation, region resampling to the logits grid, the score definition, caches. Behind it sits one
+`ModelBackend` per framework (Keras, PyTorch, onnxruntime). A backend sees model inputs as float32 NHWC numpy arrays
+(already preprocessed) and the question as a `ScoreSpec` on its own logits grid; it returns numpy arrays. Attribution
+methods are written once, against the adapter, and never see a framework.
+
+The score every backend computes, for logits z (N, h, w, C), region mask m (h, w) and class weights w (C,):
+
+    S(x) = sum_p m[p] * sum_c w[c] * z_c(x)[p] / sum_p m[p]
+
+With w = one-hot(c) this is the mean class logit over the region (Seg-Grad-CAM's score up to 1/|M'|); with
+w = one-hot(c) - one-hot(c') it is the contrast "c rather than c'".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """A layer a CAM can use.
+
+    Attributes:
+        name: the backend's qualified name ("encoder/conv1" for Keras, "backbone.layer1.0.conv1" for torch).
+        kind: the layer's class name ("Conv2D", "SeparableConv2D", "Conv2d", "ConvTranspose2d", ...).
+        channels: output channels (None if unknown).
+        kernel: spatial kernel size (kh, kw), or None where it has none (token layers) or it is unknown.
+        tokens: True when the activation is a token sequence (N, L, C) on a square patch grid (transformers); the
+            backend reshapes it to (h, w, C) for the CAM maps.
+    """
+
+    name: str
+    kind: str
+    channels: int | None = None
+    kernel: tuple[int, int] | None = None
+    tokens: bool = False
+
+
+@dataclass(frozen=True)
+class ScoreSpec:
+    """The question on the backend's logits grid: region mask (h, w) float32 0/1 and class weights (C,) float32."""
+
+    region: np.ndarray
+    weights: np.ndarray
+
+
+class CamOps(Protocol):
+    """The few array operations a CAM combiner uses beyond arithmetic and comparisons; each backend supplies them
+    for its own tensors, so every CAM variant is written once (explainers.cam) and runs inside the backend."""
+
+    def relu(self, x: Any) -> Any: ...
+    def sum(self, x: Any, axis: int | tuple[int, ...]) -> Any: ...
+    def mean(self, x: Any, axis: int | tuple[int, ...]) -> Any: ...
+    def where(self, condition: Any, x: Any, y: Any) -> Any: ...
+    def logical_and(self, x: Any, y: Any) -> Any: ...
+
+
+# A CAM combiner maps (ops, activation (h, w, k), gradient (h, w, k)) -> (h, w), in the backend's tensors.
+Combiner = Callable[[CamOps, Any, Any], Any]
+
+
+class GradientsUnavailable(ValueError):
+    """A gradient-based method was asked of a backend that has no gradients (a black-box model); says why."""
+
+
+@runtime_checkable
+class ModelBackend(Protocol):
+    """One framework's model, as the adapter needs it. Inputs are float32 NHWC model inputs."""
+
+    framework: str  # "keras" | "torch" | "onnxruntime"
+    input_size: tuple[int, int] | None  # fixed (H, W), or None for a model of dynamic size
+    num_classes: int
+    binary: bool  # a single-channel sigmoid model, seen as two classes (-z, z)
+    layers: list[LayerInfo]  # CAM layers, in forward (input -> output) order
+    gradients: bool  # False: a black-box backend; gradient methods raise GradientsUnavailable(why_no_gradients)
+    why_no_gradients: str | None
+
+    def output_shape_for(self, size: tuple[int, int]) -> tuple[int, int]:
+        """The logits grid (h, w) for an input of size (H, W)."""
+        ...
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """(N, h, w, C) float32 logits (sigmoid models: the two-class logits) for a batch, without gradients."""
+        ...
+
+    def scores(self, x: np.ndarray, spec: ScoreSpec) -> np.ndarray:
+        """(N,) S for a batch, without gradients."""
+        ...
+
+    def input_gradients(self, x: np.ndarray, spec: ScoreSpec) -> tuple[np.ndarray, np.ndarray]:
+        """S (N,) and dS/dx (N, H, W, 3)."""
+        ...
+
+    def layer_maps(
+        self, x: np.ndarray, spec: ScoreSpec, combiners: Sequence[Combiner], layers: Sequence[str]
+    ) -> tuple[float, list[np.ndarray]]:
+        """S and, per chosen layer, an (h, w, len(combiners)) float32 array of every combiner's map at the layer's own
+        resolution, from ONE forward and ONE backward pass (x is one image, (1, H, W, 3))."""
+        ...
