@@ -62,7 +62,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 @functools.lru_cache(maxsize=1)
 def _default_app(warmup: bool = True) -> Dash:
-    """The app configured from the environment; also what the Celery worker builds (`dashboard.celery_worker`)."""
+    """The app configured from the environment; also what the Celery worker builds (`dashboard.jobs.celery_worker`)."""
     model = os.environ.get("SEGX_MODEL") or None
     names = parse_class_names(os.environ.get("SEGX_CLASS_NAMES"))
     return create_app(config=AppConfig(
@@ -83,7 +83,7 @@ def __getattr__(name: str) -> Any:
 
 def check_model(model: str, class_names: Sequence[str] | None) -> None:
     """Load the command-line model once (kept for serving) and exit with the reason if the app cannot use it."""
-    from dashboard.resources import get_adapter
+    from dashboard.state.resources import get_adapter
     from explainers.model_loading import ModelRefused, check_model_file, probe_adapter
 
     try:

@@ -5,7 +5,7 @@
 - `Service`: a command in its own process group, managed like the app benchmark's server (`app_server.AppServer`: a
   log file, descendants remembered, SIGTERM then SIGKILL to the whole group): the web tier under gunicorn
   (``gunicorn -w 2 app:server``, reading the repository's gunicorn.conf.py; `web_service`) and the Celery worker
-  (``celery -A dashboard.celery_worker worker -P threads``; `worker_service`).
+  (``celery -A dashboard.jobs.celery_worker worker -P threads``; `worker_service`).
 - `Deployment`: the three together, started in order and stopped in reverse (a context manager).
 
 The worker gets its own state directory, so everything it reads and writes goes through Redis, as on another machine.
@@ -121,7 +121,7 @@ def service_env(redis_url: str, state_dir: Path) -> dict[str, str]:
 
 def worker_service(redis_url: str, directory: Path, threads: int = 2) -> Service:
     """The Celery worker, with its own state directory (as on another machine: only Redis is shared)."""
-    cmd = [sys.executable, "-m", "celery", "-A", "dashboard.celery_worker", "worker", "-P", "threads",
+    cmd = [sys.executable, "-m", "celery", "-A", "dashboard.jobs.celery_worker", "worker", "-P", "threads",
            "-c", str(threads), "--loglevel=INFO", "--without-mingle", "--without-gossip"]  # fmt: skip
     return Service(cmd, service_env(redis_url, directory / "worker-state"), directory / "worker.log")
 

@@ -1,7 +1,14 @@
-"""The interactive Dash front end of the explainers engine.
+"""The interactive Dash front end of the explainers engine, in layers (each subpackage's docstring says what it owns
+and what it may import; nothing imports upward):
 
-Pure helpers (`selection`, `images`, `render`, `figures`, `state`) do the work and are unit-tested directly;
-`layout` and `components` build the page; `callbacks/` holds thin Dash wrappers, one module per concern;
-`factory.create_app` wires everything together. The package imports the engine lazily through `resources`, so its pure
-parts work (and are tested) without loading TensorFlow.
+- `config`: the app's frozen configuration.
+- `state/`: the server-side store and the process-local resources (model adapter, store, method metadata).
+- `inputs/`: images, samples, selection -> region. `view/`: ids, rendering, figures, components, the photo route.
+- `usecases/`: a selection explained and stored, an explanation exported.
+- `trust/`: the Trust section (its use cases, figures and layout).
+- `jobs/`: background-callback managers, the forkserver, the Celery + Redis scale-out.
+- `layout`: the page. `callbacks/`: thin Dash wrappers over the layers above. `factory.create_app`: wires it all.
+
+The engine is imported lazily through `state.resources`, so the pure parts work (and are tested) without loading
+TensorFlow.
 """

@@ -42,7 +42,7 @@ class AppConfig:
         max_side: for models without a fixed input size, uploads are scaled to fit this side length.
         job_interval_ms: how often the browser polls a background job for progress.
         state_expire_s: server-side state is dropped after this many seconds without use.
-        redis_url: a Redis server for scale-out (`dashboard.scaleout`): background jobs on Celery workers, state
+        redis_url: a Redis server for scale-out (`dashboard.jobs.scaleout`): background jobs on Celery workers, state
             shared in Redis (with a local tier in `state_dir`). None: the embedded default (diskcache + forkserver).
         job_heartbeat_s, job_lost_after_s: with Redis, a running job beats every `job_heartbeat_s`; one silent for
             `job_lost_after_s` lost its worker and is reported to the user.

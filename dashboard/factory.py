@@ -17,13 +17,13 @@ import numpy as np
 from dash import Dash, html
 
 from dashboard import layout
-from dashboard.background import ManagerFactory, default_manager
 from dashboard.callbacks import register_callbacks
 from dashboard.config import AppConfig, secret_key_from_env
-from dashboard.photos import register_photo_route
-from dashboard.resources import get_adapter, methods
-from dashboard.samples import gallery_items
-from dashboard.state import new_session_id
+from dashboard.inputs.samples import gallery_items
+from dashboard.jobs.background import ManagerFactory, default_manager
+from dashboard.state.resources import get_adapter, methods
+from dashboard.state.store import new_session_id
+from dashboard.view.photos import register_photo_route
 
 log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -100,7 +100,7 @@ def create_app(
         class_names: names overriding the model's class names.
         state_dir: directory for server-side state and job results (default: $SEGX_STATE_DIR or a temp dir).
         samples_dir: folder of gallery images (default: the bundled samples for the demo model, none otherwise).
-        redis_url: a Redis server: jobs on Celery workers, state shared in Redis (see `dashboard.scaleout`).
+        redis_url: a Redis server: jobs on Celery workers, state shared in Redis (see `dashboard.jobs.scaleout`).
         manager_factory: builds the background-callback manager from the config (default: diskcache + forkserver, or
             Celery + Redis with `redis_url`).
         warmup: load the model and trace the fast methods in a background thread right away.

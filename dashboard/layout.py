@@ -14,11 +14,11 @@ from typing import Any
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from dashboard import ids
-from dashboard.components import TIMES, gallery, hint, layer_label, method_badges
-from dashboard.figures import placeholder_figure
-from dashboard.resources import MethodInfo
-from dashboard.trust_layout import trust_section, trust_stores
+from dashboard.state.resources import MethodInfo
+from dashboard.trust.layout import trust_section, trust_stores
+from dashboard.view import ids
+from dashboard.view.components import TIMES, gallery, hint, layer_label, method_badges
+from dashboard.view.figures import placeholder_figure
 
 MASK_GRAPH_CONFIG = {
     "displaylogo": False,

@@ -17,7 +17,7 @@ from dash import Patch
 from dash._utils import stringify_id as dash_stringify_id
 
 from benchmarks import app_server as bench
-from dashboard.figures import OVERLAY_TRACE
+from dashboard.view.figures import OVERLAY_TRACE
 
 
 @pytest.mark.parametrize("q", [0, 5, 25, 50, 90, 95, 99, 100])

@@ -6,7 +6,7 @@ from typing import Any
 
 from dash import Output, no_update
 
-from dashboard import ids
+from dashboard.view import ids
 
 Message = tuple[Any, Any, Any]
 KEEP: Message = (no_update, no_update, no_update)

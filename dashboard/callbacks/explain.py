@@ -18,15 +18,25 @@ import numpy as np
 from dash import ALL, Dash, Input, Output, Patch, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
-from dashboard import analysis, ids, layout
+from dashboard import layout
 from dashboard.callbacks.common import CLEAR, KEEP, Message, as_int, message_outputs, show
-from dashboard.components import card_note, card_parts, failed_card, heatmap_card, hint, layer_label, placeholder_card
 from dashboard.config import AppConfig
-from dashboard.figures import COLORBAR_TRACE, OVERLAY_TRACE
-from dashboard.photos import photo_url
-from dashboard.render import heatmap_uri
-from dashboard.resources import MethodInfo, get_session_adapter, get_store, methods
-from dashboard.state import StateStore, content_key
+from dashboard.state.resources import MethodInfo, get_session_adapter, get_store, methods
+from dashboard.state.store import StateStore, content_key
+from dashboard.usecases import analysis
+from dashboard.view import ids
+from dashboard.view.components import (
+    card_note,
+    card_parts,
+    failed_card,
+    heatmap_card,
+    hint,
+    layer_label,
+    placeholder_card,
+)
+from dashboard.view.figures import COLORBAR_TRACE, OVERLAY_TRACE
+from dashboard.view.photos import photo_url
+from dashboard.view.render import heatmap_uri
 
 log = logging.getLogger(__name__)
 WAITING_TEXT = "Queued as a background job…"

@@ -1,10 +1,10 @@
 """The background job for slow methods (SHAP, Deep SHAP, Integrated Gradients, SmoothGrad, ...).
 
-It runs in a process started by the background-callback manager (see `dashboard.background`), gets only keys and the
+It runs in a process started by the background-callback manager (`dashboard.jobs.background`), gets only keys and the
 picklable `AppConfig`, loads the model lazily in that process, computes each missing method with progress reports,
 stores every result server-side as soon as it is done (so a cancel keeps what finished) and returns keys only.
 
-A job that fails as a whole (it raised, or the manager reports it lost: see `dashboard.scaleout`) goes through the
+A job that fails as a whole (it raised, or the manager reports it lost: see `dashboard.jobs.scaleout`) goes through the
 callback's `on_error` handler, which puts a `{"job_error": message}` marker in `SLOW_RESULT`; `on_job_error` then
 turns the waiting cards into failure cards and shows the message, so the user never watches an endless spinner.
 """
@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Any
 from dash import Dash, Input, Output, State
 from dash.exceptions import PreventUpdate
 
-from dashboard import analysis, ids
 from dashboard.callbacks.common import message_outputs, show
-from dashboard.components import failed_card, placeholder_card
 from dashboard.config import AppConfig
-from dashboard.resources import get_session_adapter, get_store, method_info, methods
-from dashboard.state import StateStore
+from dashboard.state.resources import get_session_adapter, get_store, method_info, methods
+from dashboard.state.store import StateStore
+from dashboard.usecases import analysis
+from dashboard.view import ids
+from dashboard.view.components import failed_card, placeholder_card
 
 if TYPE_CHECKING:
     from explainers import SegmentationAdapter

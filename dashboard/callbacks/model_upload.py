@@ -17,14 +17,15 @@ from typing import Any
 from dash import Dash, Input, Output, State, no_update
 from dash.exceptions import PreventUpdate
 
-from dashboard import ids, layout
+from dashboard import layout
 from dashboard.callbacks.common import show
-from dashboard.components import hint, layer_label
 from dashboard.config import AppConfig
-from dashboard.figures import placeholder_figure
-from dashboard.images import ImageError, decode_data_uri
-from dashboard.resources import get_session_adapter, get_store
-from dashboard.state import StateStore, new_session_id
+from dashboard.inputs.images import ImageError, decode_data_uri
+from dashboard.state.resources import get_session_adapter, get_store
+from dashboard.state.store import StateStore, new_session_id
+from dashboard.view import ids
+from dashboard.view.components import hint, layer_label
+from dashboard.view.figures import placeholder_figure
 
 log = logging.getLogger(__name__)
 REFUSED_EXTENSIONS = {".h5": "a legacy HDF5 (.h5) model", ".hdf5": "a legacy HDF5 model",

@@ -1,7 +1,7 @@
 """Region callbacks: box / lasso selection, click, whole-class picker, and the mask opacity slider.
 
-Each source turns its event into a mask with `dashboard.selection`, then `handle_region` stores it, outlines it on the
-mask figure, sets the target class to the region's majority class and describes the region. A bad selection shows a
+Each source turns its event into a mask (`dashboard.inputs.selection`), then `handle_region` stores it, outlines it on
+the mask figure, sets the target class to the region's majority class and describes the region. A bad selection shows a
 message and changes nothing else.
 """
 
@@ -14,12 +14,14 @@ import numpy as np
 from dash import Dash, Input, Output, Patch, State, no_update
 from dash.exceptions import PreventUpdate
 
-from dashboard import analysis, figures, ids, selection
 from dashboard.callbacks.common import CLEAR, as_int, message_outputs, show
 from dashboard.callbacks.upload import target_options
 from dashboard.config import AppConfig
-from dashboard.resources import get_session_adapter, get_store
-from dashboard.state import StateStore
+from dashboard.inputs import selection
+from dashboard.state.resources import get_session_adapter, get_store
+from dashboard.state.store import StateStore
+from dashboard.usecases import analysis
+from dashboard.view import figures, ids
 
 KIND_LABELS = {"box": "Box", "lasso": "Lasso", "click": "Pixel", "class": "Class"}
 N_OUTPUTS = 6

@@ -20,15 +20,14 @@ from typing import Any
 from dash import Dash, Input, Output, State, dcc, no_update
 from dash.exceptions import PreventUpdate
 
-from dashboard import analysis, ids, trust
-from dashboard import trust_figures as tf
 from dashboard.callbacks.explain import job_may_run, pick_layer
 from dashboard.callbacks.jobs import SetProgress, cancel_marker, start_job
 from dashboard.config import AppConfig
-from dashboard.figures import placeholder_figure
-from dashboard.resources import MethodInfo, get_adapter, get_session_adapter, get_store, methods, session_config
-from dashboard.state import StateStore, content_key
-from dashboard.trust_layout import (
+from dashboard.state.resources import MethodInfo, get_adapter, get_session_adapter, get_store, methods, session_config
+from dashboard.state.store import StateStore, content_key
+from dashboard.trust import figures as trust_figures
+from dashboard.trust import metrics as trust
+from dashboard.trust.layout import (
     AGREEMENT_HINT,
     CURVES_HINT,
     RUN_HINT,
@@ -39,6 +38,9 @@ from dashboard.trust_layout import (
     sanity_grid,
     status_text,
 )
+from dashboard.usecases import analysis
+from dashboard.view import ids
+from dashboard.view.figures import placeholder_figure
 
 log = logging.getLogger(__name__)
 PARTS = {"faithfulness": "Deletion / insertion curves", "sanity": "Sanity check"}
@@ -53,7 +55,7 @@ def labels_of(infos: Sequence[MethodInfo]) -> dict[str, str]:
 
 def colours_of(infos: Sequence[MethodInfo]) -> dict[str, str]:
     """One colour per method, by registry order, the same in every trust figure."""
-    return tf.method_colours([info.name for info in infos])
+    return trust_figures.method_colours([info.name for info in infos])
 
 
 def trust_layer(chosen: Sequence[str], infos: Sequence[MethodInfo], conv_layers: Sequence[str], index: Any) -> Any:
@@ -90,9 +92,9 @@ def handle_run(
         quick = trust.quick_metrics(store, session, question, chosen, layer)
     except ValueError as err:
         return (*keep, str(err), no_update)
-    share = tf.share_figure(quick["shares"], quick["region_fraction"], labels, colours)
+    share = trust_figures.share_figure(quick["shares"], quick["region_fraction"], labels, colours)
     matrix = quick["agreement"]
-    agreement = (tf.agreement_figure(matrix["names"], matrix["matrix"], labels) if matrix
+    agreement = (trust_figures.agreement_figure(matrix["names"], matrix["matrix"], labels) if matrix
                  else placeholder_figure(AGREEMENT_HINT))  # fmt: skip
     parts = [part for part in PARTS if part in (options or [])]
     measured = quick["methods"]
@@ -151,13 +153,13 @@ def handle_trust_result(
     curves, table, sanity_fig, flags = no_update, no_update, no_update, no_update
     faith = store.get(session, "faith", trust_result.get("faith")) if trust_result.get("faith") else None
     if faith:
-        curves = tf.curves_figure(faith["methods"], labels, colours)
-        table = auc_table(tf.auc_rows(faith["methods"], labels))
+        curves = trust_figures.curves_figure(faith["methods"], labels, colours)
+        table = auc_table(trust_figures.auc_rows(faith["methods"], labels))
     elif "faithfulness" in failed:
         curves, table = placeholder_figure(failed["faithfulness"]), []
     sanity = store.get(session, "sanity", trust_result.get("sanity")) if trust_result.get("sanity") else None
     if sanity:
-        sanity_fig = tf.sanity_figure(sanity, labels, colours)
+        sanity_fig = trust_figures.sanity_figure(sanity, labels, colours)
         flags = [flag_note(sanity, labels)]
         image = store.get(session, "image", trust_result["question"]["image"])
         if image is not None and sanity.get("maps"):

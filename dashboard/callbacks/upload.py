@@ -9,13 +9,16 @@ import numpy as np
 from dash import ALL, Dash, Input, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
-from dashboard import analysis, figures, ids, images, layout
+from dashboard import layout
 from dashboard.callbacks.common import CLEAR, KEEP, Message, message_outputs, show
 from dashboard.config import AppConfig
-from dashboard.photos import photo_url
-from dashboard.resources import get_session_adapter, get_store
-from dashboard.samples import list_samples
-from dashboard.state import StateStore
+from dashboard.inputs import images
+from dashboard.inputs.samples import list_samples
+from dashboard.state.resources import get_session_adapter, get_store
+from dashboard.state.store import StateStore
+from dashboard.usecases import analysis
+from dashboard.view import figures, ids
+from dashboard.view.photos import photo_url
 
 
 def handle_upload(

@@ -12,8 +12,8 @@ from typing import Any
 from dash import ALL, Dash, Input, Output, Patch, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
-from dashboard import figures, ids
 from dashboard.config import AppConfig
+from dashboard.view import figures, ids
 
 MASK = "__mask__"
 

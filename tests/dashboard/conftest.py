@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dashboard.config import AppConfig
-from dashboard.state import DiskStore, StateStore, new_session_id
+from dashboard.state.store import DiskStore, StateStore, new_session_id
 
 SIZE = 32
 CLASS_NAMES = ("background", "cap", "stem")
@@ -58,7 +58,7 @@ def config(tiny_model_path: str, samples_dir: str, tmp_path_factory: pytest.Temp
 
 @pytest.fixture(scope="session")
 def adapter(config: AppConfig):
-    from dashboard.resources import get_adapter
+    from dashboard.state.resources import get_adapter
 
     return get_adapter(config)
 

@@ -10,8 +10,10 @@ import pytest
 from dash import Dash
 
 import app as app_module
-from dashboard import background, factory, ids
+from dashboard import factory
 from dashboard.config import AppConfig
+from dashboard.jobs import background
+from dashboard.view import ids
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +80,7 @@ def test_index_page_is_served_without_external_resources(built):
 
 
 def test_creating_the_app_does_not_load_the_model(config, monkeypatch):
-    import dashboard.resources as resources
+    import dashboard.state.resources as resources
 
     def fail(*args, **kwargs):
         raise AssertionError("create_app must not load the model")
@@ -114,14 +116,14 @@ def _tf_in_child(model_path: str) -> float:
     import numpy as np
 
     from dashboard.config import AppConfig
-    from dashboard.resources import get_adapter
+    from dashboard.state.resources import get_adapter
 
     adapter = get_adapter(AppConfig(model_path=model_path))
     return float(adapter.predict(np.zeros((32, 32, 3), dtype=np.uint8)).sum())
 
 
 def test_a_job_process_runs_tensorflow_after_the_parent_did(adapter, config):
-    """The measured hazard (DESIGN §4): a fork after TF ran hangs. Jobs start from the forkserver instead."""
+    """The measured hazard: a fork after TF ran hangs. Jobs start from the forkserver instead."""
     import numpy as np
     from multiprocess import Pool
 
@@ -145,10 +147,10 @@ def test_photo_is_served_once_by_url_and_figures_point_at_it(built, config, adap
     import numpy as np
     from PIL import Image
 
-    from dashboard import analysis
     from dashboard.callbacks import upload
-    from dashboard.resources import get_store
-    from dashboard.state import new_session_id
+    from dashboard.state.resources import get_store
+    from dashboard.state.store import new_session_id
+    from dashboard.usecases import analysis
 
     dash_app, _ = built
     store, session = get_store(config), new_session_id()

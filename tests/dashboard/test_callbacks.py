@@ -11,11 +11,12 @@ from dash import Patch, no_update
 from dash.exceptions import PreventUpdate
 from PIL import Image
 
-from dashboard import analysis, figures, ids
 from dashboard.callbacks import explain, jobs, selection, upload, view
-from dashboard.figures import OVERLAY_TRACE
-from dashboard.photos import photo_url
-from dashboard.resources import methods
+from dashboard.state.resources import methods
+from dashboard.usecases import analysis
+from dashboard.view import figures, ids
+from dashboard.view.figures import OVERLAY_TRACE
+from dashboard.view.photos import photo_url
 
 NAMES = ["background", "cap", "stem"]
 
@@ -239,7 +240,7 @@ def test_layer_slider_swaps_cam_maps_from_the_store_without_a_model_call(store, 
     source = next(op for op in first if op["location"] == ["data", OVERLAY_TRACE, "source"])["params"]["value"]
     summary = analysis.stored_result(store, session, results["question"], "gradcam")
     layer0, _ = analysis.layer_map(store, session, results["question"], summary, adapter.conv_layers[0])
-    from dashboard.render import heatmap_uri
+    from dashboard.view.render import heatmap_uri
 
     assert source == heatmap_uri(layer0, signed=False)[0]
 
@@ -253,7 +254,7 @@ def test_heatmap_opacity_patches_every_card():
 
 
 def test_slow_job_computes_reports_progress_and_returns_keys(store, session, adapter, image_ref, config):
-    from dashboard.resources import get_store
+    from dashboard.state.resources import get_store
 
     shared = get_store(config)
     ref = analysis.ingest_image(shared, session, adapter, analysis.image_data(store, session, image_ref["key"])[0],

@@ -1,4 +1,4 @@
-"""The export zip (dashboard.export): a round trip through zipfile, Pillow, np.load, json and csv."""
+"""The export zip (dashboard.usecases.export): a round trip through zipfile, Pillow, np.load, json and csv."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dashboard import export
-from dashboard.render import heatmap_uri
+from dashboard.usecases import export
+from dashboard.view.render import heatmap_uri
 
 
 def read_png(archive: zipfile.ZipFile, name: str) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Pure figure builders (dashboard.figures): traces, shapes, views."""
+"""Pure figure builders (dashboard.view.figures): traces, shapes, views."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from dashboard import figures
+from dashboard.view import figures
 
 URI = "data:image/png;base64,AAAA"
 PHOTO = "_segx/photo/session/key.png"

@@ -1,4 +1,4 @@
-"""Upload decoding and validation (dashboard.images): formats, limits, EXIF, modes, fitting to the model."""
+"""Upload decoding and validation (dashboard.inputs.images): formats, limits, EXIF, modes, fitting to the model."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dashboard import images
-from dashboard.images import ImageError
+from dashboard.inputs import images
+from dashboard.inputs.images import ImageError
 
 LIMITS = dict(max_bytes=1024 * 1024, max_pixels=4_000_000)
 

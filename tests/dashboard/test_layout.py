@@ -8,8 +8,9 @@ from dataclasses import replace
 from dash import html
 from dash.development.base_component import Component
 
-from dashboard import components, ids, layout
-from dashboard.resources import MethodInfo
+from dashboard import layout
+from dashboard.state.resources import MethodInfo
+from dashboard.view import components, ids
 
 METHODS = [
     MethodInfo("gradcam", "Grad-CAM", "cam", True, False, False, {}),

@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 from dash import no_update
 
-from dashboard import factory, ids
+from dashboard import factory
 from dashboard.callbacks import explain, model_upload, upload
-from dashboard.components import TIMES
 from dashboard.config import AppConfig
-from dashboard.resources import get_session_adapter, methods
-from dashboard.state import StateStore, new_session_id
+from dashboard.state.resources import get_session_adapter, methods
+from dashboard.state.store import StateStore, new_session_id
+from dashboard.view import ids
+from dashboard.view.components import TIMES
 from tests import hostile_models as hostile
 from tests.dashboard.test_upload_battery import good_upload
 
@@ -45,7 +46,7 @@ def marker(tmp_path_factory) -> Path:
 
 @pytest.fixture()
 def mstore(cfg) -> StateStore:
-    from dashboard.resources import get_store
+    from dashboard.state.resources import get_store
 
     return get_store(cfg)
 
@@ -93,7 +94,7 @@ def test_only_keras_files_are_accepted(cfg, mstore, benign, filename, pattern):
 
 def test_model_upload_is_refused_without_the_flag(benign, tmp_path):
     cfg = AppConfig(state_dir=str(tmp_path), allow_model_upload=False)
-    from dashboard.resources import get_store
+    from dashboard.state.resources import get_store
 
     out = model_upload.handle_model_upload(keras_uri(benign), "m.keras", None, new_session_id(), cfg, get_store(cfg))
     assert_refused(out, r"disabled")
@@ -150,7 +151,7 @@ def test_class_name_mismatch_is_refused_with_the_reason(cfg, mstore, benign):
 
 
 def test_a_forged_session_record_cannot_point_outside_the_models_directory(cfg, mstore, tmp_path):
-    from dashboard.resources import session_config
+    from dashboard.state.resources import session_config
 
     session = new_session_id()
     mstore.put(session, "model", "current", {"id": "../../etc/passwd", "class_names": None})

@@ -1,4 +1,4 @@
-"""Display normalisation, colour maps and PNG encoding (dashboard.render)."""
+"""Display normalisation, colour maps and PNG encoding (dashboard.view.render)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dashboard import render
+from dashboard.view import render
 
 
 def decode(uri: str) -> np.ndarray:

@@ -1,12 +1,12 @@
-"""Box, lasso, click and class selections -> boolean masks (pure helpers of dashboard.selection)."""
+"""Box, lasso, click and class selections -> boolean masks (pure helpers of dashboard.inputs.selection)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from dashboard import selection as sel
-from dashboard.selection import SelectionError
+from dashboard.inputs import selection as sel
+from dashboard.inputs.selection import SelectionError
 
 SHAPE = (10, 12)  # H, W
 

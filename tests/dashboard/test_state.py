@@ -1,4 +1,4 @@
-"""Server-side state (dashboard.state): per-session keys, content hashes, pickling."""
+"""Server-side state (dashboard.state.store): per-session keys, content hashes, pickling."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pickle
 import numpy as np
 import pytest
 
-from dashboard.state import DiskStore, check_session, content_key, new_session_id
+from dashboard.state.store import DiskStore, check_session, content_key, new_session_id
 
 
 def test_put_get_round_trip(store, session):

@@ -1,5 +1,5 @@
-"""Trust-section use cases and callbacks (dashboard.trust, dashboard.callbacks.trust) as plain functions, on the tiny
-real Keras U-Net and the real engine (explainers.faithfulness / sanity / agreement)."""
+"""Trust-section use cases and callbacks (dashboard.trust.metrics, dashboard.callbacks.trust) as plain functions, on
+the tiny real Keras U-Net and the real engine (explainers.faithfulness / sanity / agreement)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ from dash.exceptions import PreventUpdate
 from PIL import Image
 from scipy.stats import spearmanr
 
-from dashboard import analysis, export, trust
 from dashboard.callbacks import explain, selection
 from dashboard.callbacks import trust as trust_cb
-from dashboard.render import heatmap_uri
-from dashboard.resources import get_store, methods
+from dashboard.state.resources import get_store, methods
+from dashboard.trust import metrics as trust
+from dashboard.usecases import analysis, export
+from dashboard.view.render import heatmap_uri
 
 FAST = ["gradcam", "hirescam", "saliency", "gradient_x_input"]
 

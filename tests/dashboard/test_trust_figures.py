@@ -1,4 +1,4 @@
-"""Figure builders of the Trust section (dashboard.trust_figures): traces carry the inputs, Plotly accepts them."""
+"""Figure builders of the Trust section (dashboard.trust.figures): traces carry the inputs, Plotly accepts them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import plotly.graph_objects as go
 
-from dashboard import trust_figures as tf
+from dashboard.trust import figures as tf
 
 LABELS = {"gradcam": "Grad-CAM", "saliency": "Saliency"}
 
@@ -129,7 +129,7 @@ def test_method_colours_are_distinct_and_stable():
 def test_auc_table_bolds_the_best_methods_and_flag_note_names_flagged_methods():
     from dash import html
 
-    from dashboard import trust_layout
+    from dashboard.trust import layout as trust_layout
 
     table = trust_layout.auc_table(tf.auc_rows(faithfulness(), LABELS))
     rows = [c for c in table._traverse() if isinstance(c, html.Tr) and getattr(c, "data-method", None)]

@@ -22,11 +22,12 @@ import pytest
 from dash import no_update
 from PIL import Image
 
-from dashboard import factory, ids
+from dashboard import factory
 from dashboard.callbacks import explain, upload
 from dashboard.config import MiB
-from dashboard.resources import methods
-from dashboard.state import new_session_id
+from dashboard.state.resources import methods
+from dashboard.state.store import new_session_id
+from dashboard.view import ids
 
 RED, GREEN, BLUE, YELLOW = (230, 20, 20), (20, 200, 20), (20, 20, 230), (240, 230, 20)
 

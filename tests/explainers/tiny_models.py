@@ -1,7 +1,7 @@
 """Tiny Keras segmentation models for the explainer tests, built deterministically (random biases, fixed seeds).
 
 Biases are random because a net with zero biases scales linearly with its input, which makes path methods
-degenerate (see DESIGN §9).
+degenerate.
 """
 
 from __future__ import annotations

@@ -10,11 +10,11 @@ import pytest
 from dash.exceptions import BackgroundCallbackError, PreventUpdate
 
 import app as app_module
-from dashboard import background
 from dashboard.callbacks import jobs
 from dashboard.config import AppConfig
 from dashboard.factory import create_app
-from dashboard.scaleout import LOST_MESSAGE, SegxCeleryManager, celery_manager
+from dashboard.jobs import background
+from dashboard.jobs.scaleout import LOST_MESSAGE, SegxCeleryManager, celery_manager
 
 GUNICORN_CONF = app_module.__file__.replace("app.py", "gunicorn.conf.py")
 

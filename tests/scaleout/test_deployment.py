@@ -19,7 +19,7 @@ import pytest
 
 from benchmarks import app_server as bench
 from benchmarks.deployment import RedisServer, Service, web_service, worker_service
-from dashboard.scaleout import KEY_PREFIX, LOST_MESSAGE, REDIS_MESSAGE
+from dashboard.jobs.scaleout import KEY_PREFIX, LOST_MESSAGE, REDIS_MESSAGE
 
 SLOW_METHODS = ["integrated_gradients", "smoothgrad", "deep_shap"]  # a few seconds together; SHAP is in test 1
 FAILED_CARD_TEXT = "Not computed: the background job failed."

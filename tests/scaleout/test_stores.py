@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from dashboard.config import AppConfig
-from dashboard.scaleout import LOST_MESSAGE, QUEUE_MESSAGE, REDIS_MESSAGE, UNSUBMITTED, celery_manager
-from dashboard.state import DiskStore, RedisStore, TieredStore, is_redis_url, new_session_id, open_store
+from dashboard.jobs.scaleout import LOST_MESSAGE, QUEUE_MESSAGE, REDIS_MESSAGE, UNSUBMITTED, celery_manager
+from dashboard.state.store import DiskStore, RedisStore, TieredStore, is_redis_url, new_session_id, open_store
 
 
 @pytest.fixture()
@@ -90,7 +90,7 @@ def test_share_pushes_a_local_entry_to_a_restarted_redis_even_while_paused(tmp_p
 def test_share_question_makes_image_region_and_stored_maps_visible_to_a_worker(tmp_path, redis_server, session):
     """What a job on another machine reads (the question's image and region, and the maps a trust job measures) is
     pushed to Redis before the job is queued, also when Redis lost it (restarted empty)."""
-    from dashboard import analysis
+    from dashboard.usecases import analysis
 
     web = TieredStore(DiskStore(str(tmp_path / "web")), RedisStore(redis_server.url))
     worker = RedisStore(redis_server.url)

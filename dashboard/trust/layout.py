@@ -16,11 +16,11 @@ import numpy as np
 from dash import dcc, html
 from PIL import Image
 
-from dashboard import ids
-from dashboard.export import composite, overlay_rgba
-from dashboard.figures import placeholder_figure
-from dashboard.render import png_data_uri
-from dashboard.trust_figures import FLAG
+from dashboard.trust.figures import FLAG
+from dashboard.usecases.export import composite, overlay_rgba
+from dashboard.view import ids
+from dashboard.view.figures import placeholder_figure
+from dashboard.view.render import png_data_uri
 
 GRAPH_CONFIG = {"displaylogo": False, "showSendToCloud": False, "showEditInChartStudio": False,
                 "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d", "toggleSpikelines"],

@@ -9,7 +9,7 @@ The browser's `dcc.Store`s hold only the keys. Values live in a `StateStore`; on
   Writes go to both, reads are answered locally when they can (and refresh / restore the Redis copy). When Redis is
   unreachable the store keeps working on the local tier alone and retries Redis after a short pause, so the fast
   methods, which run inside the web request, keep working through a Redis outage (background jobs do not: they need
-  the broker; see `dashboard.background`).
+  the broker; see `dashboard.jobs.background`).
 
 Entries expire after a period without use. Stores hold only their location (directory, URL) and open their handles
 lazily, so they pickle cheaply into job processes.

@@ -2,7 +2,7 @@
 
 All figures share one coordinate system, pixel units with pixel (r, c) centred on (x=c, y=r) and the y axis pointing
 down, so that selections, outlines and linked zoom/pan carry over between them unchanged. The photo is a layout image
-below the traces, given by URL (`dashboard.photos`) so that the browser fetches it once for every figure; attribution
+below the traces, given by URL (`view.photos`) so that the browser fetches it once for every figure; attribution
 overlays are `image` traces with PNG sources; only the predicted label map is a (small, integer) `heatmap`, so that
 hovering shows the class name. Figures are plain dicts in Plotly's JSON schema: building them is ~500x cheaper than
 `go.Figure`, which matters for the time from selection to heatmaps.
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from dashboard.render import SIGNED_COLORSCALE, UNSIGNED_COLORSCALE, colorscale_stops
+from dashboard.view.render import SIGNED_COLORSCALE, UNSIGNED_COLORSCALE, colorscale_stops
 
 # A qualitative palette that stays readable over photos; the first class named "background" is left transparent.
 PALETTE = [

@@ -1,15 +1,15 @@
 """Background-callback managers, and a process start method that is safe after TensorFlow ran.
 
 Dash's `DiskcacheManager` starts every job as a `multiprocess.Process`. With the default *fork* start method, a child
-forked from a web process in which TensorFlow has already run an op (with intra-op threads > 1) hangs (DESIGN §4, §9).
-So the embedded default switches `multiprocess` to *forkserver*: a clean server process, started once at app start-up,
-imports TensorFlow, shap, Dash and the job code (imports only, no TF op runs there), compiles shap's numba code
-(`dashboard.job_preload`) and forks a child per job. A job then costs ~0.2-0.4 s of process overhead plus loading the
-model in the child (`resources.get_adapter`).
+forked from a web process in which TensorFlow has already run an op (with intra-op threads > 1) hangs: the child never
+finishes. So the embedded default switches `multiprocess` to *forkserver*: a clean server process, started once at app
+start-up, imports TensorFlow, shap, Dash and the job code (imports only, no TF op runs there), compiles shap's numba
+code (`dashboard.jobs.preload`) and forks a child per job. A job then costs ~0.2-0.4 s of process overhead plus loading
+the model in the child (`resources.get_adapter`).
 
 The manager is built by a factory `(AppConfig) -> manager`. `default_manager` picks the embedded default above, or,
-with `AppConfig.redis_url`, the Celery + Redis manager of `dashboard.scaleout` (jobs on Celery workers); callers may
-pass any other factory to `create_app`, and the callbacks never know which one runs their jobs.
+with `AppConfig.redis_url`, the Celery + Redis manager of `dashboard.jobs.scaleout` (jobs on Celery workers);
+callers may pass any other factory to `create_app`, and the callbacks never know which one runs their jobs.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 # Modules the forkserver imports once, so that each job child starts with them loaded.
 FORKSERVER_PRELOAD = (
-    "numpy", "tensorflow", "keras", "shap", "dash", "explainers", "dashboard.callbacks.jobs", "dashboard.job_preload",
+    "numpy", "tensorflow", "keras", "shap", "dash", "explainers", "dashboard.callbacks.jobs", "dashboard.jobs.preload",
     "explainers.faithfulness", "explainers.sanity", "explainers.agreement", "dashboard.callbacks.trust",
 )  # fmt: skip
 
@@ -59,9 +59,9 @@ def diskcache_manager(config: AppConfig) -> Any:
 
 
 def default_manager(config: AppConfig) -> Any:
-    """Celery + Redis when `config.redis_url` is set (`dashboard.scaleout.celery_manager`), else `diskcache_manager`."""
+    """Celery + Redis when `config.redis_url` is set (`scaleout.celery_manager`), else `diskcache_manager`."""
     if config.redis_url:
-        from dashboard.scaleout import celery_manager
+        from dashboard.jobs.scaleout import celery_manager
 
         return celery_manager(config)
     return diskcache_manager(config)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from dashboard.config import AppConfig
-from dashboard.state import StateStore, open_store
+from dashboard.state.store import StateStore, open_store
 
 if TYPE_CHECKING:
     from explainers import SegmentationAdapter

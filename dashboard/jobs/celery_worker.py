@@ -1,12 +1,12 @@
-"""The Celery worker entry point of a scaled-out deployment (`dashboard.scaleout`).
+"""The Celery worker entry point of a scaled-out deployment (`dashboard.jobs.scaleout`).
 
-    REDIS_URL=redis://HOST:6379/0 celery -A dashboard.celery_worker worker -P threads -c 2 --loglevel=INFO
+    REDIS_URL=redis://HOST:6379/0 celery -A dashboard.jobs.celery_worker worker -P threads -c 2 --loglevel=INFO
 
 Dash names each background callback's Celery task after a hash of the callback's source and id, so the worker must
 register exactly the callbacks the web tier registers: it builds the app the way `gunicorn app:server` does
 (`app._default_app`, from the same environment: REDIS_URL, SEGX_MODEL, SEGX_CLASS_NAMES, SEGX_STATE_DIR), without the
 warm-up, and exposes the Celery app the manager was made with. Nothing runs TensorFlow at start-up: the model loads
-lazily in the worker, on the first job (`dashboard.resources.get_adapter`). Use a pool that does not fork after
+lazily in the worker, on the first job (`dashboard.state.resources.get_adapter`). Use a pool that does not fork after
 TensorFlow ran: `-P threads` (the default set in `scaleout.celery_app`) or `-P solo`; never the prefork pool.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 from celery.signals import worker_ready
 
 from dashboard.config import redis_url_from_env
-from dashboard.scaleout import celery_app
+from dashboard.jobs.scaleout import celery_app
 
 # `celery -A` puts the working directory on sys.path only while it imports this module; jobs import `explainers`,
 # `models`, ... later, so the repository root stays on the path for good.
@@ -39,5 +39,5 @@ celery = celery_app(REDIS_URL)
 @worker_ready.connect
 def _warm_shap(**_: object) -> None:
     """Compile shap's numba code once the worker is up (imports and numpy only, no TensorFlow op; ~15-25 s on two
-    cores), in a thread, so the first SHAP job does not pay for it (`dashboard.job_preload`)."""
-    threading.Thread(target=__import__, args=("dashboard.job_preload",), name="segx-shap-warmup", daemon=True).start()
+    cores), in a thread, so the first SHAP job does not pay for it (`dashboard.jobs.preload`)."""
+    threading.Thread(target=__import__, args=("dashboard.jobs.preload",), name="segx-shap-warmup", daemon=True).start()

@@ -10,8 +10,9 @@
 - `agreement_figure`: the Spearman correlation matrix between the methods' maps.
 - `auc_rows`: the numbers of the AUC table.
 
-Inputs are the plain dicts `dashboard.trust` makes from the engine's results (lists and floats), so these builders
-are cheap and tested without a model. Like `dashboard.figures`, figures are plain dicts in Plotly's JSON schema.
+Inputs are the plain dicts `dashboard.trust.metrics` makes from the engine's results (lists and floats), so these
+builders are cheap and tested without a model. Like `dashboard.view.figures`, figures are plain dicts in Plotly's JSON
+schema.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 from plotly.colors import qualitative
 
-from dashboard.render import colorscale_stops
+from dashboard.view.render import colorscale_stops
 
 Figure = dict[str, Any]
 COLOURS = qualitative.D3

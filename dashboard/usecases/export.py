@@ -5,7 +5,7 @@ Pure functions over plain arrays, dicts and strings (no Dash, no store, no model
     image.png                      the explained image (RGB)
     region.png                     the region mask (L: 255 inside, 0 outside)
     settings.json                  model, class, layer, each method's resolved parameters, package versions, ...
-    heatmaps/<method>.png          the overlay exactly as the heatmap cards render it (RGBA, `dashboard.render`)
+    heatmaps/<method>.png          the overlay exactly as the heatmap cards render it (RGBA, `dashboard.view.render`)
     heatmaps/<method>_on_image.png the overlay composited over the image at the cards' opacity
     maps.npz                       every raw map: `<method>` and, for CAMs, `<method>/layers/<layer>` for every layer
     metrics/*.csv                  metric tables, when computed (deletion/insertion curves, AUCs, sanity, agreement)
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from dashboard.render import colorize, display_range
+from dashboard.view.render import colorize, display_range
 
 PACKAGES = ("tensorflow", "keras", "numpy", "shap", "dash")
 # Distribution names a package may be installed under (tensorflow ships as tensorflow-cpu here).
@@ -127,7 +127,7 @@ def curves_csv(faithfulness: Mapping[str, Mapping[str, Any]]) -> str:
     """Long-format CSV of every deletion/insertion curve: method, curve, step, fraction, score.
 
     `faithfulness`: {method: {"deletion": {"fractions", "scores", "auc"}, "insertion": ..., "random_deletion": ...,
-    "random_insertion": ..., "inside_share": float}} (the plain form `dashboard.trust.plain_faithfulness` makes).
+    "random_insertion": ..., "inside_share": float}} (the plain form `trust.metrics.plain_faithfulness` makes).
     """
     rows = []
     for method, result in faithfulness.items():

@@ -6,10 +6,10 @@
   AUCs (Petsiuk et al. 2018, `explainers.faithfulness`) for the stored maps, at the CAM layer chosen on the slider.
 - `compute_sanity` (a background job): cascading model randomization (Adebayo et al. 2018, `explainers.sanity`) of
   the chosen methods, with each method's stored (resolved) parameters.
-- `export_zip`: the explanation of the current question as a zip (`dashboard.export`).
+- `export_zip`: the explanation of the current question as a zip (`dashboard.usecases.export`).
 
 Metric results are stored server-side (kinds "faith" and "sanity") as plain dicts of lists and floats (what
-`dashboard.trust_figures` draws), keyed by the question, the methods and the options, so a repeated run is a lookup.
+`dashboard.trust.figures` draws), keyed by the question, the methods and the options, so a repeated run is a lookup.
 The dashboard never computes gradients: every number here comes from the engine.
 """
 
@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dashboard import analysis, export
-from dashboard.state import StateStore, content_key
+from dashboard.state.store import StateStore, content_key
+from dashboard.usecases import analysis, export
 
 if TYPE_CHECKING:
     from explainers import SegmentationAdapter

@@ -1,7 +1,7 @@
 """Scale-out on Celery + Redis: the Celery app, and a `CeleryManager` that tells the user when a job is lost.
 
 With `REDIS_URL` configured, background callbacks go through Dash's `CeleryManager`: Redis is the broker and the
-result backend, and Celery workers (`celery -A dashboard.celery_worker worker`) run the jobs. Plain `CeleryManager`
+result backend, and Celery workers (`celery -A dashboard.jobs.celery_worker worker`) run the jobs. Plain `CeleryManager`
 polls forever when a job will never finish (its worker was killed mid-job, no worker is running, Redis is down): the
 browser would show a spinner for ever. `SegxCeleryManager` closes these holes:
 

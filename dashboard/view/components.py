@@ -14,10 +14,10 @@ import dash_bootstrap_components as dbc
 import numpy as np
 from dash import dcc, html
 
-from dashboard import ids
-from dashboard.figures import View, heatmap_figure
-from dashboard.render import heatmap_uri, is_blank
-from dashboard.resources import MethodInfo
+from dashboard.state.resources import MethodInfo
+from dashboard.view import ids
+from dashboard.view.figures import View, heatmap_figure
+from dashboard.view.render import heatmap_uri, is_blank
 
 TIMES = "\u00d7"
 HEATMAP_HEIGHT = 270  # px; responsive graphs need an explicit height (their default inline style is 100%)

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
-from dashboard.render import png_data_uri
-from dashboard.selection import class_histogram, outline_paths
-from dashboard.state import StateStore, content_key
+from dashboard.inputs.selection import class_histogram, outline_paths
+from dashboard.state.store import StateStore, content_key
+from dashboard.view.render import png_data_uri
 
 if TYPE_CHECKING:
     from explainers import Attribution, SegmentationAdapter

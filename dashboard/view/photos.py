@@ -15,7 +15,7 @@ import re
 from flask import Flask, Response, abort
 
 from dashboard.config import AppConfig
-from dashboard.resources import get_store
+from dashboard.state.resources import get_store
 
 PHOTO_PATH = "_segx/photo"
 _URL_PART = re.compile(r"^[0-9A-Za-z_\-]{1,64}$")
