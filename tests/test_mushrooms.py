@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from models.mushrooms import CLASS_NAMES, EVAL_SEED, POSES, TRAIN_SEED, VAL_SEED, generate_dataset, generate_sample
+from models.mushrooms import CLASS_NAMES, POSES, generate_dataset, generate_sample
 
 GILLS, CAP = CLASS_NAMES.index("gills"), CLASS_NAMES.index("cap")
 
@@ -82,10 +82,6 @@ def test_forced_pose(pose):
 def test_bad_pose():
     with pytest.raises(ValueError, match="pose"):
         generate_sample(np.random.default_rng(0), pose="sideways")
-
-
-def test_seeds_are_distinct():
-    assert len({TRAIN_SEED, VAL_SEED, EVAL_SEED}) == 3
 
 
 def test_images_are_not_trivial(dataset):

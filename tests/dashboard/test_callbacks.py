@@ -32,6 +32,33 @@ def image_ref(store, session, adapter, image):
     return analysis.ingest_image(store, session, adapter, image, name="test", note="32x32 PNG")
 
 
+ABSENT = 2  # "stem"
+
+
+class PredictsNoStem:
+    """The adapter, except that its predictions have the "stem" probability zeroed (so no pixel is labelled stem)."""
+
+    def __init__(self, adapter):
+        self._adapter = adapter
+
+    def __getattr__(self, name):
+        return getattr(self._adapter, name)
+
+    def predict(self, array):
+        probabilities = np.array(self._adapter.predict(array))
+        probabilities[..., ABSENT] = 0.0
+        return probabilities
+
+
+@pytest.fixture()
+def image_without_stem(store, session, adapter, image):
+    """An image whose stored prediction has no "stem" pixel."""
+    ref = analysis.ingest_image(store, session, PredictsNoStem(adapter), image, name="no stem", note="32x32 PNG")
+    _, labels, _ = analysis.image_data(store, session, ref["key"])
+    assert not (labels == ABSENT).any()
+    return ref
+
+
 def box(x0, x1, y0, y1):
     return {"points": [], "range": {"x": [x0, x1], "y": [y0, y1]}}
 
@@ -132,15 +159,13 @@ def test_click_selects_one_pixel(store, session, adapter, image_ref):
     assert out[0]["pixels"] == 1 and out[0]["kind"] == "click"
 
 
-def test_whole_class_selection_and_absent_class(store, session, adapter, image_ref):
-    _, labels, _ = analysis.image_data(store, session, image_ref["key"])
+def test_whole_class_selection_and_absent_class(store, session, adapter, image_without_stem):
+    _, labels, _ = analysis.image_data(store, session, image_without_stem["key"])
     present = int(np.bincount(labels.ravel()).argmax())
-    out = selection.handle_class(store, session, image_ref, present, adapter.class_names)
+    out = selection.handle_class(store, session, image_without_stem, present, adapter.class_names)
     assert out[0]["pixels"] == int((labels == present).sum()) and out[1] == present
-    absent = [k for k in range(3) if not (labels == k).any()]
-    if absent:
-        out = selection.handle_class(store, session, image_ref, absent[0], adapter.class_names)
-        assert out[0] is no_update and "No pixel is predicted" in out[6]
+    out = selection.handle_class(store, session, image_without_stem, ABSENT, adapter.class_names)
+    assert out[0] is no_update and "No pixel is predicted" in out[6]
 
 
 def test_mask_opacity_patch():
@@ -201,15 +226,12 @@ def test_region_of_another_image_is_not_explained(store, session, adapter, image
     assert out[3] is None
 
 
-def test_target_absent_from_the_prediction_warns_but_explains(store, session, adapter, image_ref):
-    region, _ = region_of(store, session, image_ref, adapter)
-    _, labels, _ = analysis.image_data(store, session, image_ref["key"])
-    absent = [k for k in range(3) if not (labels == k).any()]
-    target = absent[0] if absent else 0
-    fast, _, _, _, text, color, is_open = run_explain(store, session, adapter, image_ref, region, target, ["gradcam"])
+def test_target_absent_from_the_prediction_warns_but_explains(store, session, adapter, image_without_stem):
+    region, _ = region_of(store, session, image_without_stem, adapter)
+    out = run_explain(store, session, adapter, image_without_stem, region, ABSENT, ["gradcam"])
+    fast, _, _, _, text, color, is_open = out
     assert card_methods(fast) == ["gradcam"]
-    if absent:
-        assert is_open and color == "warning" and "not predicted anywhere" in text
+    assert is_open and color == "warning" and "not predicted anywhere" in text
 
 
 def test_bad_target_is_a_message_not_a_crash(store, session, adapter, image_ref):
@@ -227,8 +249,15 @@ def test_layer_slider_swaps_cam_maps_from_the_store_without_a_model_call(store, 
     def no_model_call(*args, **kwargs):
         raise AssertionError("the layer slider must not call the model")
 
-    monkeypatch.setattr("explainers.explain", no_model_call)
-    monkeypatch.setattr(adapter, "predict", no_model_call)
+    from explainers import SegmentationAdapter
+
+    # Whatever path the handler took to a model (the process resources, any adapter method), it would raise here.
+    for name in ("predict", "score", "layer_maps", "image_gradient", "input_gradients"):
+        monkeypatch.setattr(SegmentationAdapter, name, no_model_call)
+    monkeypatch.setattr("dashboard.state.resources.get_adapter", no_model_call)
+    monkeypatch.setattr("dashboard.state.resources.get_session_adapter", no_model_call)
+    with pytest.raises(AssertionError, match="must not call the model"):
+        adapter.predict(np.zeros((32, 32, 3), np.uint8))  # the guard is live
     figures, subtitles, _notes, info = explain.handle_layer(
         0, results, session, chosen, chosen, chosen, conv_layers=adapter.conv_layers,
         layer_shapes=adapter.layer_shapes, store=store, infos=methods(),
