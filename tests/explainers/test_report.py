@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from explainers import SegmentationAdapter, registry
-from explainers.report import main, procedural_cases, summarise
+from explainers.report import main, summarise
 from tests.explainers.tiny_models import structured_image, tiny_unet
 
 METHODS = ["gradcam", "hirescam", "saliency", "integrated_gradients"]
@@ -84,6 +84,7 @@ def test_summary_leaves_nan_out_and_counts_it():
 def test_procedural_regions_are_the_ground_truth_parts_without_background():
     from models import CLASS_NAMES, load_demo_model
     from models.mushrooms import EVAL_SEED, generate_sample
+    from models.report import procedural_cases
 
     adapter = SegmentationAdapter(load_demo_model(), class_names=list(CLASS_NAMES))
     cases = list(procedural_cases(adapter, "gt", limit=5, min_pixels=32))
@@ -96,3 +97,15 @@ def test_procedural_regions_are_the_ground_truth_parts_without_background():
         np.testing.assert_array_equal(case.image, first_image)
         np.testing.assert_array_equal(case.region, truth == case.target)
     assert all(case.target != 0 for case in cases)
+
+
+def test_the_engine_never_imports_the_demo():
+    """explainers/ (the report included) stands alone; only models/ builds on it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, explainers, explainers.report, explainers.report.cli; "
+        "assert not any(m == 'models' or m.startswith('models.') for m in sys.modules), sorted(sys.modules)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
