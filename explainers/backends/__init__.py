@@ -1,1 +1,50 @@
-"""Model backends behind SegmentationAdapter: one per framework (see explainers.backends.base)."""
+"""Model backends behind SegmentationAdapter: one per framework (see explainers.backends.base).
+
+`backend_for` picks the backend from the model's type without importing any framework: a model object can only be a
+`keras.Model` or a `torch.nn.Module` if that framework is already imported, so `sys.modules` decides, and each
+backend module (which imports its framework) is imported only when such a model arrives.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from explainers.backends.base import GradientsUnavailable, LayerInfo, ModelBackend, NativeScoreModel, ScoreSpec
+
+__all__ = [
+    "CORE_MEMBERS", "GradientsUnavailable", "LayerInfo", "ModelBackend", "NativeScoreModel", "ScoreSpec", "backend_for",
+    "is_backend",
+]  # fmt: skip
+
+
+# What every backend has; a black-box backend (gradients = False) may leave out the gradient, sanity-check and
+# DeepSHAP members of ModelBackend, which the adapter only calls when `gradients` is True.
+CORE_MEMBERS = ("framework", "input_size", "num_classes", "binary", "layers", "gradients", "why_no_gradients",
+                "output_shape_for", "logits", "scores")  # fmt: skip
+
+
+def is_backend(model: Any) -> bool:
+    """True for an object implementing at least the core of the ModelBackend protocol."""
+    return all(hasattr(model, name) for name in CORE_MEMBERS)
+
+
+def backend_for(model: Any, logits_layer: str | None = None) -> ModelBackend:
+    """The backend serving `model`: a Keras 3 model, a torch.nn.Module, or an already built ModelBackend (as is)."""
+    if is_backend(model):
+        if logits_layer is not None:
+            raise ValueError("logits_layer applies to a Keras or torch model, not to an already built backend.")
+        return model
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(model, torch.nn.Module):
+        from explainers.backends.torch_backend import TorchBackend
+
+        return TorchBackend(model, logits_layer)
+    keras = sys.modules.get("keras")
+    if keras is not None and isinstance(model, keras.Model):
+        from explainers.backends.keras_backend import KerasBackend
+
+        return KerasBackend(model, logits_layer)
+    raise ValueError(
+        f"Unsupported model: expected a Keras 3 model or a torch.nn.Module, got {type(model).__name__}."
+    )
