@@ -107,7 +107,7 @@ def check_model(model: str, class_names: Sequence[str] | None) -> None:
 
 def check_torch_model(spec: str, weights: str | None, class_names: Sequence[str] | None) -> None:
     """Build the --torch model once (kept for serving) and exit with the reason if the app cannot use it."""
-    from dashboard.resources import get_adapter
+    from dashboard.state.resources import get_adapter
     from explainers.model_loading import ModelRefused, probe_adapter
 
     config = AppConfig(torch_model=spec, torch_weights=weights, class_names=tuple(class_names) if class_names else None)

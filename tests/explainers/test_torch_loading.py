@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from dashboard.config import AppConfig
-from dashboard.resources import get_adapter
+from dashboard.state.resources import get_adapter
 from explainers.model_loading import ModelRefused
 from explainers.torch_loading import load_torch_adapter
 from models.torch_unet import TORCH_WEIGHTS_PATH, TorchUNet
