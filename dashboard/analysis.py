@@ -41,8 +41,10 @@ class RegionRef(TypedDict):
 
     key: str
     image: str
-    kind: str
+    kind: str  # the tool that made it: "box", "lasso", "click", "class"
     pixels: int
+    label: str  # how the region was made, the question's label: "box", "component", "border-inner(3)", ...
+    base: str  # key of the mask as drawn, before "whole objects" and border choices (equal to key when none)
 
 
 class Question(TypedDict):
@@ -78,13 +80,22 @@ def image_data(store: StateStore, session: str, image_key: str) -> tuple[np.ndar
     return image, labels, png
 
 
-def ingest_region(store: StateStore, session: str, image_key: str, mask: np.ndarray, kind: str) -> RegionRef:
-    """Store a region mask and its outline paths; returns its reference."""
+def ingest_region(
+    store: StateStore,
+    session: str,
+    image_key: str,
+    mask: np.ndarray,
+    kind: str,
+    label: str | None = None,
+    base: str | None = None,
+) -> RegionRef:
+    """Store a region mask and its outline paths; returns its reference (`base`: the drawn mask's key, if the region
+    was derived from it)."""
     mask = np.ascontiguousarray(mask, dtype=bool)
     key = store.put_array(session, "region", mask)
     if store.get(session, "outline", key) is None:
         store.put(session, "outline", key, outline_paths(mask))
-    return RegionRef(key=key, image=image_key, kind=kind, pixels=int(mask.sum()))
+    return RegionRef(key=key, image=image_key, kind=kind, pixels=int(mask.sum()), label=label or kind, base=base or key)
 
 
 def region_outline(store: StateStore, session: str, region_key: str | None) -> list[str]:

@@ -33,6 +33,9 @@ MASK_OPACITY = "mask-opacity"
 CLASS_PICKER = "class-picker"
 TARGET = "target-class"
 REGION_INFO = "region-info"
+SELECT_MODE = "select-mode"  # exact shape / whole objects
+REGION_BORDER = "region-border"  # whole / inner ring / outer ring / inside
+BORDER_WIDTH = "border-width"
 MESSAGE = "message"
 
 # Methods and heatmaps.
