@@ -10,8 +10,9 @@ import zipfile
 from selenium.webdriver.common.by import By
 
 from tests.browser.helpers import (
-    box_select_and_time,
     card_methods,
+    drag,
+    drag_area,
     open_app,
     pick_sample,
     settle_and_check_console,
@@ -33,7 +34,10 @@ def choose(dash_duo, dropdown: str, text: str) -> None:
 def test_border_ring_explained_rather_than_the_runner_up_and_exported(dash_duo, segx_app):
     open_app(dash_duo, segx_app)
     pick_sample(dash_duo, 1)
-    box_select_and_time(dash_duo)
+    drag(dash_duo, drag_area(dash_duo), (-60, -50), [(55, 45), (55, 45)])  # a box
+    wait_for(lambda: dash_duo.find_element("#region-info").text.startswith("Box ·"), message="the box")
+    # The first request traces the model (tens of seconds on a busy 2-core machine): wait generously.
+    wait_for(lambda: len(card_methods(dash_duo, "#fast-grid")) >= 3, timeout=300, message="heatmaps of the box")
     choose(dash_duo, "#region-border", "inner border")
     wait_for(lambda: dash_duo.find_element("#region-info").text.startswith("Inner border (3 px) of box ·"),
              message="the inner border of the box")  # fmt: skip
@@ -44,7 +48,7 @@ def test_border_ring_explained_rather_than_the_runner_up_and_exported(dash_duo, 
     text = wait_for(lambda: (t := dash_duo.find_element("#question-text").text) and "rather than" in t and t,
                     message="the contrast in the question line")  # fmt: skip
     contrast_name = text.split("rather than “")[1].rstrip("”?")
-    wait_for(lambda: len(card_methods(dash_duo, "#fast-grid")) >= 3, message="heatmaps of the contrast")
+    wait_for(lambda: len(card_methods(dash_duo, "#fast-grid")) >= 3, timeout=300, message="heatmaps of the contrast")
 
     click(dash_duo, "#trust-export")
     folder = dash_duo.download_path
