@@ -184,18 +184,50 @@ def mask_card(ctx: PageContext) -> dbc.Card:
                         [
                             dbc.Col([html.Label("Whole class", className="ctl-label"),
                                      dcc.Dropdown(id=ids.CLASS_PICKER, options=[], placeholder="Select a class…",
-                                                  clearable=True)], md=6),
+                                                  clearable=True)], md=4),
                             dbc.Col([html.Label("Target class", className="ctl-label"),
                                      dcc.Dropdown(id=ids.TARGET, options=class_options, placeholder="(from region)",
-                                                  clearable=False)], md=6),
+                                                  clearable=False)], md=4),
+                            dbc.Col([html.Div([html.Label("Rather than", className="ctl-label",
+                                                          htmlFor=ids.CONTRAST),
+                                               dbc.Button("runner-up", id=ids.RUNNER_UP, color="link", size="sm",
+                                                          className="p-0 ms-2",
+                                                          title="The other class most probable in the region")],
+                                              className="d-flex align-items-baseline"),
+                                     dcc.Dropdown(id=ids.CONTRAST, options=class_options, value=None,
+                                                  placeholder="(no contrast)", clearable=True)], md=4),
                         ],
                         className="g-2 mt-1",
                     ),
+                    region_choices(),
                     html.Div(SELECT_HINT, id=ids.REGION_INFO, className="region-info"),
+                    html.Div("", id=ids.QUESTION_TEXT, className="region-info question-text"),
                 ]
             ),
         ],
         className="mb-3",
+    )  # fmt: skip
+
+
+def region_choices() -> dbc.Row:
+    """The choices under the selection: exact shape or whole objects; the whole region, a border ring or its inside."""
+    return dbc.Row(
+        [
+            dbc.Col([html.Label("Select", className="ctl-label", htmlFor=ids.SELECT_MODE),
+                     dbc.RadioItems(id=ids.SELECT_MODE, inline=True, value="exact",
+                                    options=[{"label": "as drawn", "value": "exact"},
+                                             {"label": "whole objects", "value": "objects"}])], md=5),
+            dbc.Col([html.Label("Region", className="ctl-label", htmlFor=ids.REGION_BORDER),
+                     dcc.Dropdown(id=ids.REGION_BORDER, value="whole", clearable=False, searchable=False,
+                                  options=[{"label": "whole region", "value": "whole"},
+                                           {"label": "inner border", "value": "inner"},
+                                           {"label": "outer border", "value": "outer"},
+                                           {"label": "inside (no border)", "value": "inside"}])], md=4),
+            dbc.Col([html.Label("Width (px)", className="ctl-label", htmlFor=ids.BORDER_WIDTH),
+                     dbc.Input(id=ids.BORDER_WIDTH, type="number", min=1, max=64, step=1, value=3,
+                               debounce=True, size="sm")], md=3),
+        ],
+        className="g-2 mt-1 align-items-end",
     )  # fmt: skip
 
 

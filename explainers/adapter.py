@@ -19,7 +19,6 @@ softmax is stripped; a single-channel sigmoid model becomes two classes, backgro
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -29,6 +28,8 @@ import numpy as np
 
 from explainers.backends import backend_for
 from explainers.backends.base import Combiner, LayerInfo, ModelBackend, NativeScoreModel, ScoreSpec
+from explainers.keys import content_key
+from explainers.question import Question
 from explainers.resize import bilinear_resize
 
 Preprocess = Callable[[np.ndarray], np.ndarray]
@@ -191,12 +192,45 @@ class SegmentationAdapter:
         """Spatial size (h, w) of the logits for an input image of `size` (H, W)."""
         return self.backend.output_shape_for((int(size[0]), int(size[1])))
 
-    def score_spec(self, region: np.ndarray, target: int, size: tuple[int, int]) -> ScoreSpec:
-        """The question for images of `size` on the backend's logits grid: the region resampled, one-hot weights."""
-        region = self.validate_region(region, size)
-        target = self.validate_target(target)
-        region_out = resample_region(region, self.output_shape_for(size)).astype(np.float32)
-        return ScoreSpec(region=region_out, weights=np.eye(self.num_classes, dtype=np.float32)[target])
+    def question(
+        self,
+        region: np.ndarray | Question,
+        target: int | None = None,
+        contrast: int | None = None,
+        size: tuple[int, int] | None = None,
+    ) -> Question:
+        """The `Question` (region, target, contrast) checked against this model (and an image of `size`).
+
+        Every method of the adapter that takes `region, target` also takes a `Question` in place of `region` (then
+        without `target` and `contrast`); this is where both forms become one.
+        """
+        if isinstance(region, Question):
+            if target is not None or contrast is not None:
+                raise ValueError("Give either a Question or a region with its target (and contrast), not both.")
+            question = region
+        else:
+            if target is None:
+                raise ValueError("Choose a target class to explain.")
+            if size is not None:
+                region = self.validate_region(region, size)
+            question = Question(region, self.validate_target(target), contrast)
+        return question.check(self.num_classes, size)
+
+    def score_spec(
+        self,
+        region: np.ndarray | Question,
+        target: int | None = None,
+        size: tuple[int, int] | None = None,
+        *,
+        contrast: int | None = None,
+    ) -> ScoreSpec:
+        """The question for images of `size` on the backend's logits grid: the region resampled to it and the class
+        weights, one-hot(target), minus one-hot(contrast) when a contrast is given."""
+        if size is None:
+            raise ValueError("score_spec needs the image size (H, W).")
+        question = self.question(region, target, contrast, size)
+        region_out = resample_region(question.region, self.output_shape_for(size)).astype(np.float32)
+        return ScoreSpec(region=region_out, weights=question.weights(self.num_classes))
 
     def model_input(self, images: np.ndarray) -> np.ndarray:
         """The model's input for a batch of pixel values (the preprocess applied), as float32."""
@@ -226,10 +260,21 @@ class SegmentationAdapter:
         self._check_size(images.shape[1:3])
         return images
 
-    def score(self, images: np.ndarray, region: np.ndarray, target: int, batch_size: int = 64) -> np.ndarray:
-        """S_target(x; region) for each image of an (N, H, W, 3) batch of pixel values; returns (N,) float64."""
+    def score(
+        self,
+        images: np.ndarray,
+        region: np.ndarray | Question,
+        target: int | None = None,
+        batch_size: int = 64,
+        *,
+        contrast: int | None = None,
+    ) -> np.ndarray:
+        """S(x) for each image of an (N, H, W, 3) batch of pixel values; returns (N,) float64.
+
+        S is the mean over the region of the target's logit, or with a `contrast` class c' of z_target - z_c'.
+        """
         images = self._check_batch(images)
-        spec = self.score_spec(region, target, images.shape[1:3])
+        spec = self.score_spec(region, target, images.shape[1:3], contrast=contrast)
         scores = [
             self.backend.scores(self.model_input(images[start : start + batch_size]), spec)
             for start in range(0, max(len(images), 1), batch_size)
@@ -243,12 +288,18 @@ class SegmentationAdapter:
             raise GradientsUnavailable(f"This model gives no gradients: {self.why_no_gradients}")
 
     def input_gradients(
-        self, inputs: np.ndarray, region: np.ndarray, target: int, batch_size: int = 32
+        self,
+        inputs: np.ndarray,
+        region: np.ndarray | Question,
+        target: int | None = None,
+        batch_size: int = 32,
+        *,
+        contrast: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Scores (N,) and dS/d(model input) (N, H, W, 3) for a batch of *model inputs* (already preprocessed)."""
         self._require_gradients()
         inputs = np.asarray(inputs, dtype=np.float32)
-        spec = self.score_spec(region, target, inputs.shape[1:3])
+        spec = self.score_spec(region, target, inputs.shape[1:3], contrast=contrast)
         scores, grads = [], []
         for start in range(0, len(inputs), batch_size):
             s, g = self.backend.input_gradients(inputs[start : start + batch_size], spec)
@@ -257,16 +308,22 @@ class SegmentationAdapter:
         return np.concatenate(scores).astype(np.float64), np.concatenate(grads)
 
     def image_gradient(
-        self, image: np.ndarray, region: np.ndarray, target: int
+        self,
+        image: np.ndarray,
+        region: np.ndarray | Question,
+        target: int | None = None,
+        *,
+        contrast: int | None = None,
     ) -> tuple[float, np.ndarray, np.ndarray]:
-        """S(x), the model input x (H, W, 3) and dS/dx (H, W, 3) for one image; kept like `layer_maps`, so methods
-        built on the same gradient (saliency, gradient x input) share one pass."""
+        """S(x), the model input x (H, W, 3) and dS/dx (H, W, 3) for one image; kept like `layer_maps` (keyed by the
+        image and the question), so methods built on the same gradient (saliency, gradient x input) share one pass."""
         image = self.validate_image(image)
-        key = ("input-gradient", _digest(image), _digest(np.asarray(region, dtype=bool)), self.validate_target(target))
+        question = self.question(region, target, contrast, image.shape[:2])
+        key = ("input-gradient", content_key(image), question.key)
         if (kept := self._recall(key)) is not None:
             return kept
         x = self.model_input(image[None])
-        scores, grads = self.input_gradients(x, region, target)
+        scores, grads = self.input_gradients(x, question)
         result = (float(scores[0]), _frozen(x[0]), _frozen(grads[0]))
         self._remember(key, result)
         return result
@@ -294,19 +351,25 @@ class SegmentationAdapter:
         return chosen
 
     def layer_gradients(
-        self, image: np.ndarray, region: np.ndarray, target: int
+        self,
+        image: np.ndarray,
+        region: np.ndarray | Question,
+        target: int | None = None,
+        *,
+        contrast: int | None = None,
     ) -> tuple[float, dict[str, tuple[np.ndarray, np.ndarray]]]:
         """S(x) and {conv layer: (activation (h, w, k), dS/dactivation (h, w, k))} for every conv layer, ONE pass.
 
         The raw tensors are large (the CAM methods use `layer_maps`, which keeps only the maps); the last few results
-        are kept, keyed by image, region and target.
+        are kept, keyed by the image and the question.
         """
         self._require_gradients()
         image = self.validate_image(image)
-        key = ("layer-gradients", _digest(image), _digest(np.asarray(region, dtype=bool)), self.validate_target(target))
+        question = self.question(region, target, contrast, image.shape[:2])
+        key = ("layer-gradients", content_key(image), question.key)
         if (kept := self._recall(key)) is not None:
             return kept
-        spec = self.score_spec(region, target, image.shape[:2])
+        spec = self.score_spec(question, size=image.shape[:2])
         score, pairs = self.backend.layer_gradients(self.model_input(image[None]), spec, self.conv_layers)
         layers = zip(self.conv_layers, pairs, strict=True)
         result = (float(score), {name: (_frozen(np.asarray(a)), _frozen(np.asarray(g))) for name, (a, g) in layers})
@@ -316,10 +379,12 @@ class SegmentationAdapter:
     def layer_maps(
         self,
         image: np.ndarray,
-        region: np.ndarray,
-        target: int,
-        combiners: dict[str, Combiner],
+        region: np.ndarray | Question,
+        target: int | None = None,
+        combiners: dict[str, Combiner] | None = None,
         layers: Sequence[str] | None = None,
+        *,
+        contrast: int | None = None,
     ) -> tuple[float, dict[str, LayerMaps]]:
         """S(x) and {combiner name: {conv layer: (H, W) map}} from ONE forward+backward pass of the backend.
 
@@ -334,13 +399,16 @@ class SegmentationAdapter:
         one layer near the output costs little more than the forward pass (what single-layer CAM tools compute).
         """
         self._require_gradients()
+        if not combiners:
+            raise ValueError("layer_maps needs at least one CAM combiner.")
         image = self.validate_image(image)
+        question = self.question(region, target, contrast, image.shape[:2])
         names = tuple(combiners)
         chosen = self._chosen_layers(layers)
-        key = (names, chosen, _digest(image), _digest(np.asarray(region, dtype=bool)), self.validate_target(target))
+        key = (names, chosen, content_key(image), question.key)
         if (kept := self._recall(key)) is not None:
             return kept
-        spec = self.score_spec(region, target, image.shape[:2])
+        spec = self.score_spec(question, size=image.shape[:2])
         score, maps = self.backend.layer_maps(self.model_input(image[None]), spec, list(combiners.values()), chosen)
         native = [_frozen(np.asarray(layer_maps, dtype=np.float32)) for layer_maps in maps]  # (h, w, combiners)
         size = image.shape[:2]
@@ -354,15 +422,30 @@ class SegmentationAdapter:
         self._remember(key, result)
         return result
 
-    def native_score_model(self, region: np.ndarray, target: int, size: tuple[int, int]) -> NativeScoreModel:
+    def native_score_model(
+        self,
+        region: np.ndarray | Question,
+        target: int | None = None,
+        size: tuple[int, int] | None = None,
+        *,
+        contrast: int | None = None,
+    ) -> NativeScoreModel:
         """The region score as a model of the backend's framework, with its input/output conversions (DeepSHAP)."""
         self._require_gradients()
-        return self.backend.score_model(self.score_spec(region, target, size), (int(size[0]), int(size[1])))
+        spec = self.score_spec(region, target, size, contrast=contrast)
+        return self.backend.score_model(spec, (int(size[0]), int(size[1])))
 
-    def region_score_model(self, region: np.ndarray, target: int, size: tuple[int, int]) -> Any:
-        """The native model image -> S_target(image; region) (a flat keras.Model for Keras, an nn.Module for torch),
-        for graph-walking explainers (shap.DeepExplainer, other CAM libraries)."""
-        return self.native_score_model(region, target, size).model
+    def region_score_model(
+        self,
+        region: np.ndarray | Question,
+        target: int | None = None,
+        size: tuple[int, int] | None = None,
+        *,
+        contrast: int | None = None,
+    ) -> Any:
+        """The native model image -> S(image) (a flat keras.Model for Keras, an nn.Module for torch), for
+        graph-walking explainers (shap.DeepExplainer, other CAM libraries)."""
+        return self.native_score_model(region, target, size, contrast=contrast).model
 
 
 class LayerMaps(Mapping[str, np.ndarray]):
@@ -398,9 +481,3 @@ class LayerMaps(Mapping[str, np.ndarray]):
 def _frozen(array: np.ndarray) -> np.ndarray:
     array.setflags(write=False)
     return array
-
-
-def _digest(array: np.ndarray) -> str:
-    return hashlib.blake2b(
-        np.ascontiguousarray(array).tobytes() + str(array.shape).encode(), digest_size=16
-    ).hexdigest()

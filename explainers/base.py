@@ -16,6 +16,7 @@ import numpy as np
 from explainers.adapter import SegmentationAdapter
 from explainers.attribution import Attribution
 from explainers.backends.base import GradientsUnavailable
+from explainers.question import Question
 
 Progress = Callable[[float, str], None]
 
@@ -72,21 +73,25 @@ class Explainer:
         self,
         adapter: SegmentationAdapter,
         image: np.ndarray,
-        region: np.ndarray,
-        target: int,
+        region: np.ndarray | Question,
+        target: int | None = None,
         params: dict[str, Any] | None = None,
         progress: Progress | None = None,
+        *,
+        contrast: int | None = None,
     ) -> Attribution:
-        """Attribute S_target(image; region) to the image's pixels (or, for CAMs, to every conv layer).
+        """Attribute the question's score S(image) to the image's pixels (or, for CAMs, to every conv layer).
+
+        The question is a region with its `target` (and optionally a `contrast` class: the score is then the target's
+        mean logit minus the contrast's), or a `Question` in place of `region`.
 
         Raises GradientsUnavailable (a ValueError) before any work if the method needs gradients the model lacks."""
         resolved = self.resolve_params(params)
         self.check_available(adapter)
         image = adapter.validate_image(image)
-        region = adapter.validate_region(region, image.shape[:2])
-        target = adapter.validate_target(target)
+        question = adapter.question(region, target, contrast, image.shape[:2])
         start = time.perf_counter()
-        fields = self.compute(adapter, image, region, target, resolved, progress or no_progress)
+        fields = self.compute(adapter, image, question, resolved, progress or no_progress)
         seconds = time.perf_counter() - start
         heatmap = np.asarray(fields.pop("heatmap"), dtype=np.float32)
         return Attribution(method=self.name, heatmap=heatmap, seconds=seconds, params=resolved, **fields)
@@ -95,10 +100,10 @@ class Explainer:
         self,
         adapter: SegmentationAdapter,
         image: np.ndarray,
-        region: np.ndarray,
-        target: int,
+        question: Question,
         params: dict[str, Any],
         progress: Progress,
     ) -> dict[str, Any]:
-        """Return {"heatmap": (H, W), "score": float, ...other Attribution fields}. Inputs are already validated."""
+        """Return {"heatmap": (H, W), "score": float, ...other Attribution fields}. Inputs are already validated (the
+        question against the model and the image); pass `question` on to the adapter's methods."""
         raise NotImplementedError

@@ -27,6 +27,7 @@ from explainers import registry
 from explainers.adapter import SegmentationAdapter
 from explainers.backends.base import CamOps
 from explainers.base import Explainer, Progress
+from explainers.question import Question
 from explainers.registry import register
 
 
@@ -48,8 +49,7 @@ class CAMExplainer(Explainer):
         self,
         adapter: SegmentationAdapter,
         image: np.ndarray,
-        region: np.ndarray,
-        target: int,
+        question: Question,
         params: dict[str, Any],
         progress: Progress,
     ) -> dict[str, Any]:
@@ -60,7 +60,9 @@ class CAMExplainer(Explainer):
             raise ValueError(f"{layer!r} is not a conv layer of the model; choose one of {adapter.conv_layers}.")
         # Every registered CAM variant is computed in the same traced pass, so asking for the others is free.
         combiners = {name: explainer.combine for name, explainer in cam_explainers().items()}
-        score, maps = adapter.layer_maps(image, region, target, combiners, None if params["all_layers"] else [layer])
+        score, maps = adapter.layer_maps(
+            image, question, combiners=combiners, layers=None if params["all_layers"] else [layer]
+        )
         per_layer = maps[self.name]
         progress(1.0, f"{self.label}: done")
         return {"heatmap": per_layer[layer], "score": score, "per_layer": per_layer, "layer": layer}

@@ -1,4 +1,4 @@
-"""`explain`: run several attribution methods for the same (image, region, target) question."""
+"""`explain`: run several attribution methods for the same question (image, region, target, contrast)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from explainers import registry
 from explainers.adapter import SegmentationAdapter
 from explainers.attribution import Attribution
 from explainers.base import Progress, no_progress
+from explainers.question import Question
 
 DEFAULT_METHODS = ("gradcam", "saliency", "shap")
 
@@ -18,26 +19,33 @@ DEFAULT_METHODS = ("gradcam", "saliency", "shap")
 def explain(
     adapter: SegmentationAdapter,
     image: np.ndarray,
-    region: np.ndarray,
-    target: int,
+    region: np.ndarray | Question,
+    target: int | None = None,
     methods: Iterable[str] = DEFAULT_METHODS,
     params: dict[str, dict[str, Any]] | None = None,
     progress: Progress | None = None,
+    *,
+    contrast: int | None = None,
 ) -> dict[str, Attribution]:
-    """Attribute S_target(image; region) with each method; returns {method name: Attribution} in the given order.
+    """Attribute the question's score with each method; returns {method name: Attribution} in the given order.
+
+    The score is S_target(image; region), the target's mean logit over the region, or with a `contrast` class c'
+    the mean of z_target - z_c' ("why target rather than c'?"). A `Question` may be given in place of `region`.
 
     Args:
         adapter: the adapted segmentation model.
         image: (H, W, 3) uint8.
-        region: (H, W) boolean mask of the pixels whose mean class logit is explained.
-        target: class index.
+        region: (H, W) boolean mask of the pixels whose mean class logit is explained, or a `Question`.
+        target: class index (not with a Question).
         methods: registry names (see `registry.available()`).
         params: per-method parameters, e.g. {"integrated_gradients": {"steps": 128}}.
         progress: callable(fraction in [0, 1], message) for the whole run.
+        contrast: None, or the class the target is contrasted with (not with a Question).
 
     Raises:
         ValueError: with a human-readable message for a bad image, an empty or misshapen region, a target out of
-            range, an unknown method or an unknown parameter. Inputs are checked before any method runs.
+            range, a contrast equal to the target, an unknown method or an unknown parameter. Inputs are checked before
+            any method runs.
         GradientsUnavailable: (a ValueError) a method needs gradients that the model (a black box) does not give.
     """
     methods = list(dict.fromkeys(methods))
@@ -52,8 +60,7 @@ def explain(
     for explainer in explainers:
         explainer.check_available(adapter)
     image = adapter.validate_image(image)
-    region = adapter.validate_region(region, image.shape[:2])
-    target = adapter.validate_target(target)
+    question = adapter.question(region, target, contrast, image.shape[:2])
     report = progress or no_progress
     results: dict[str, Attribution] = {}
     for index, explainer in enumerate(explainers):
@@ -62,7 +69,7 @@ def explain(
             report((index + min(max(fraction, 0.0), 1.0)) / len(explainers), message)
 
         results[explainer.name] = explainer.explain(
-            adapter, image, region, target, params=resolved[explainer.name], progress=method_progress
+            adapter, image, question, params=resolved[explainer.name], progress=method_progress
         )
         report((index + 1) / len(explainers), f"{explainer.label}: done")
     return results

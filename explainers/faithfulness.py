@@ -38,6 +38,7 @@ import numpy as np
 from explainers.adapter import SegmentationAdapter
 from explainers.attribution import Attribution
 from explainers.baselines import baseline_image
+from explainers.question import Question
 
 MIN_SPAN = 1e-6  # |S(x) - S(x')| below this: normalised AUCs are NaN
 
@@ -146,8 +147,7 @@ def _curves_for_ranks(
     adapter: SegmentationAdapter,
     image: np.ndarray,
     reference: np.ndarray,
-    region: np.ndarray,
-    target: int,
+    question: Question,
     ranks: np.ndarray,
     steps: int,
 ) -> tuple[Curve, Curve]:
@@ -156,7 +156,7 @@ def _curves_for_ranks(
     pixels = image.astype(np.float32)[None]
     deleted = np.where(chosen, reference[None], pixels)
     inserted = np.where(chosen, pixels, reference[None])
-    scores = adapter.score(np.concatenate([deleted, inserted]), region, target)
+    scores = adapter.score(np.concatenate([deleted, inserted]), question)
     deletion_scores, insertion_scores = scores[: steps + 1], scores[steps + 1 :]
     # Both curves share their end points' images (x and x'); take S(x), S(x') from the deletion curve.
     image_score, baseline_score = float(deletion_scores[0]), float(deletion_scores[-1])
@@ -167,38 +167,45 @@ def _curves_for_ranks(
 
 
 def _validate(
-    adapter: SegmentationAdapter, image: np.ndarray, region: np.ndarray, target: int, steps: int, baseline: str
-) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+    adapter: SegmentationAdapter,
+    image: np.ndarray,
+    region: np.ndarray | Question,
+    target: int | None,
+    contrast: int | None,
+    steps: int,
+    baseline: str,
+) -> tuple[np.ndarray, Question, np.ndarray]:
     image = adapter.validate_image(image)
-    region = adapter.validate_region(region, image.shape[:2])
-    target = adapter.validate_target(target)
+    question = adapter.question(region, target, contrast, image.shape[:2])
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"steps must be a positive integer; got {steps!r}.")
     reference = baseline_image(image, baseline)
-    return image, region, target, reference
+    return image, question, reference
 
 
 def deletion_insertion(
     adapter: SegmentationAdapter,
     image: np.ndarray,
-    region: np.ndarray,
-    target: int,
+    region: np.ndarray | Question,
+    target: int | None,
     heatmap: np.ndarray | None,
     *,
     steps: int = 20,
     baseline: str = "blur",
     seed: int = 0,
+    contrast: int | None = None,
 ) -> tuple[Curve, Curve]:
-    """Deletion and insertion curves of S_target(image; region) for pixels ranked by `heatmap` (H, W).
+    """Deletion and insertion curves of the question's score (S_target(image; region), or with `contrast` the mean of
+    z_target - z_contrast; a `Question` may replace region and target) for pixels ranked by `heatmap` (H, W).
 
     `heatmap=None` ranks pixels in random order (the `seed` permutation). One batched `adapter.score` call of
     2 (steps + 1) images. Raises ValueError for a bad image, region, target, heatmap, steps or baseline name.
     """
-    image, region, target, reference = _validate(adapter, image, region, target, steps, baseline)
+    image, question, reference = _validate(adapter, image, region, target, contrast, steps, baseline)
     if heatmap is not None:
         heatmap = _check_heatmap(heatmap, image.shape[:2])
     ranks = pixel_ranks(heatmap, image.shape[:2], seed)
-    return _curves_for_ranks(adapter, image, reference, region, target, ranks, steps)
+    return _curves_for_ranks(adapter, image, reference, question, ranks, steps)
 
 
 def region_share(heatmap: np.ndarray, region: np.ndarray) -> float:
@@ -221,14 +228,15 @@ def region_share(heatmap: np.ndarray, region: np.ndarray) -> float:
 def faithfulness(
     adapter: SegmentationAdapter,
     image: np.ndarray,
-    region: np.ndarray,
-    target: int,
+    region: np.ndarray | Question,
+    target: int | None,
     attributions: Mapping[str, Attribution | np.ndarray],
     *,
     steps: int = 20,
     baseline: str = "blur",
     seed: int = 0,
     progress: Callable[[float], None] | None = None,
+    contrast: int | None = None,
 ) -> dict[str, Faithfulness]:
     """Deletion/insertion curves and inside share for each map; the random-order curves are computed once, and maps
     that rank the pixels identically (e.g. HiResCAM and LayerCAM at the logits layer) share one computation.
@@ -242,7 +250,7 @@ def faithfulness(
     """
     if not attributions:
         raise ValueError("Give at least one attribution map to measure.")
-    image, region, target, reference = _validate(adapter, image, region, target, steps, baseline)
+    image, question, reference = _validate(adapter, image, region, target, contrast, steps, baseline)
     maps = {
         name: _check_heatmap(a.heatmap if isinstance(a, Attribution) else a, image.shape[:2], f"map of {name}")
         for name, a in attributions.items()
@@ -250,9 +258,7 @@ def faithfulness(
     report = progress or (lambda fraction: None)
     total = len(maps) + 1
     random_ranks = pixel_ranks(None, image.shape[:2], seed)
-    random_deletion, random_insertion = _curves_for_ranks(
-        adapter, image, reference, region, target, random_ranks, steps
-    )
+    random_deletion, random_insertion = _curves_for_ranks(adapter, image, reference, question, random_ranks, steps)
     report(1 / total)
     results: dict[str, Faithfulness] = {}
     by_order: dict[bytes, tuple[Curve, Curve]] = {}  # maps that rank the pixels identically share their curves
@@ -260,7 +266,7 @@ def faithfulness(
         ranks = pixel_ranks(heatmap, image.shape[:2], seed)
         key = ranks.tobytes()
         if key not in by_order:
-            by_order[key] = _curves_for_ranks(adapter, image, reference, region, target, ranks, steps)
+            by_order[key] = _curves_for_ranks(adapter, image, reference, question, ranks, steps)
         deletion, insertion = by_order[key]
         results[name] = Faithfulness(
             method=name,
@@ -268,7 +274,7 @@ def faithfulness(
             insertion=insertion,
             random_deletion=random_deletion,
             random_insertion=random_insertion,
-            inside_share=region_share(heatmap, region),
+            inside_share=region_share(heatmap, question.region),
         )
         report(index / total)
     return results

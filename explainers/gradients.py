@@ -22,6 +22,7 @@ import numpy as np
 from explainers.adapter import SegmentationAdapter
 from explainers.base import Explainer, Progress
 from explainers.baselines import baseline_image
+from explainers.question import Question
 from explainers.registry import register
 
 
@@ -39,12 +40,11 @@ class Saliency(GradientExplainer):
         self,
         adapter: SegmentationAdapter,
         image: np.ndarray,
-        region: np.ndarray,
-        target: int,
+        question: Question,
         params: dict[str, Any],
         progress: Progress,
     ) -> dict[str, Any]:
-        score, _, grad = adapter.image_gradient(image, region, target)
+        score, _, grad = adapter.image_gradient(image, question)
         return {"heatmap": grad.sum(axis=-1), "score": score}
 
 
@@ -58,12 +58,11 @@ class GradientXInput(GradientExplainer):
         self,
         adapter: SegmentationAdapter,
         image: np.ndarray,
-        region: np.ndarray,
-        target: int,
+        question: Question,
         params: dict[str, Any],
         progress: Progress,
     ) -> dict[str, Any]:
-        score, x, grad = adapter.image_gradient(image, region, target)
+        score, x, grad = adapter.image_gradient(image, question)
         return {"heatmap": (grad * x).sum(axis=-1), "score": score}
 
 
@@ -79,8 +78,7 @@ class SmoothGrad(GradientExplainer):
         self,
         adapter: SegmentationAdapter,
         image: np.ndarray,
-        region: np.ndarray,
-        target: int,
+        question: Question,
         params: dict[str, Any],
         progress: Progress,
     ) -> dict[str, Any]:
@@ -95,11 +93,11 @@ class SmoothGrad(GradientExplainer):
         while done < samples:
             n = min(batch_size, samples - done)
             noisy = x + rng.normal(0.0, sigma, size=(n, *x.shape[1:])).astype(np.float32)
-            _, grads = adapter.input_gradients(noisy, region, target, batch_size=batch_size)
+            _, grads = adapter.input_gradients(noisy, question, batch_size=batch_size)
             total += grads.sum(axis=0)
             done += n
             progress(done / samples, f"SmoothGrad: {done}/{samples} samples")
-        score = adapter.score(image[None], region, target)[0]
+        score = adapter.score(image[None], question)[0]
         return {"heatmap": (total / samples).sum(axis=-1), "score": float(score)}
 
 
@@ -123,8 +121,7 @@ class IntegratedGradients(GradientExplainer):
         self,
         adapter: SegmentationAdapter,
         image: np.ndarray,
-        region: np.ndarray,
-        target: int,
+        question: Question,
         params: dict[str, Any],
         progress: Progress,
     ) -> dict[str, Any]:
@@ -143,7 +140,7 @@ class IntegratedGradients(GradientExplainer):
             for start in range(0, len(alphas), int(params["batch_size"])):
                 chunk = slice(start, start + int(params["batch_size"]))
                 points = x0[None] + alphas[chunk, None, None, None].astype(np.float32) * (x - x0)[None]
-                scores[chunk], grads = adapter.input_gradients(points, region, target, batch_size=len(points))
+                scores[chunk], grads = adapter.input_gradients(points, question, batch_size=len(points))
                 total += np.tensordot(weights[chunk], grads, axes=1)
                 evaluated += len(points)
                 progress(min(evaluated / (max_steps + 1), 1.0), f"Integrated Gradients: {evaluated} path points")

@@ -45,6 +45,7 @@ from skimage.metrics import structural_similarity
 from explainers.adapter import SegmentationAdapter
 from explainers.agreement import rank_correlation
 from explainers.explain import explain
+from explainers.question import Question
 
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_DEPTHS = 8
@@ -131,19 +132,21 @@ class RandomizationCascade:
     def run(
         self,
         image: np.ndarray,
-        region: np.ndarray,
-        target: int,
+        region: np.ndarray | Question,
+        target: int | None,
         methods: Sequence[str],
         *,
         params: dict[str, dict[str, Any]] | None = None,
         threshold: float = DEFAULT_THRESHOLD,
         progress: Callable[[float], None] | None = None,
+        contrast: int | None = None,
     ) -> SanityResult:
         """See `cascading_randomization`."""
         start = time.perf_counter()
         methods = list(dict.fromkeys(methods))
         report = progress or (lambda fraction: None)
-        original = explain(self.adapter, image, region, target, methods=methods, params=params)
+        question = self.adapter.question(region, target, contrast, np.asarray(image).shape[:2])
+        original = explain(self.adapter, image, question, methods=methods, params=params)
         report(1 / (len(self.steps) + 1))
         maps = {name: [original[name].heatmap] for name in methods}
         with self._lock:
@@ -151,7 +154,7 @@ class RandomizationCascade:
                 for index, randomized in enumerate(self._random):
                     self._clone.restore(randomized)  # cumulative: blocks 0..index are random now
                     self._randomized.clear_cache()
-                    results = explain(self._randomized, image, region, target, methods=methods, params=params)
+                    results = explain(self._randomized, image, question, methods=methods, params=params)
                     for name in methods:
                         maps[name].append(results[name].heatmap)
                     report((index + 2) / (len(self.steps) + 1))
@@ -189,8 +192,8 @@ def compare_maps(
 def cascading_randomization(
     adapter: SegmentationAdapter,
     image: np.ndarray,
-    region: np.ndarray,
-    target: int,
+    region: np.ndarray | Question,
+    target: int | None,
     methods: Sequence[str],
     *,
     params: dict[str, dict[str, Any]] | None = None,
@@ -198,6 +201,7 @@ def cascading_randomization(
     max_depths: int | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     progress: Callable[[float], None] | None = None,
+    contrast: int | None = None,
 ) -> SanityResult:
     """Run `methods` on the trained model and after each cascading randomization step; compare the maps.
 
@@ -208,9 +212,12 @@ def cascading_randomization(
         max_depths: at most this many steps (the layers are grouped into blocks; None: DEFAULT_DEPTHS).
         threshold: raw-map Spearman at the last step at or above which a method is flagged.
         progress: callable(fraction in [0, 1]) after the trained maps and after every step.
+        contrast: explain "target rather than contrast" (or give a `Question` in place of region and target).
 
     Builds a `RandomizationCascade` (clone + tracing, a few seconds on the demo model); to check many images, build
     one cascade and call its `run`.
     """
     cascade = RandomizationCascade(adapter, seed=seed, max_depths=max_depths)
-    return cascade.run(image, region, target, methods, params=params, threshold=threshold, progress=progress)
+    return cascade.run(
+        image, region, target, methods, params=params, threshold=threshold, progress=progress, contrast=contrast
+    )

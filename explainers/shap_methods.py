@@ -24,6 +24,7 @@ import numpy as np
 from explainers.adapter import SegmentationAdapter
 from explainers.base import Explainer, Progress
 from explainers.baselines import baseline_image
+from explainers.question import Question
 from explainers.registry import register
 
 
@@ -42,8 +43,7 @@ class PartitionShap(Explainer):
         self,
         adapter: SegmentationAdapter,
         image: np.ndarray,
-        region: np.ndarray,
-        target: int,
+        question: Question,
         params: dict[str, Any],
         progress: Progress,
     ) -> dict[str, Any]:
@@ -57,9 +57,7 @@ class PartitionShap(Explainer):
 
         def region_score(batch: np.ndarray) -> np.ndarray:
             nonlocal evaluated
-            scores = adapter.score(
-                np.asarray(batch, dtype=np.float32), region, target, batch_size=int(params["batch_size"])
-            )
+            scores = adapter.score(np.asarray(batch, dtype=np.float32), question, batch_size=int(params["batch_size"]))
             evaluated += len(batch)
             progress(min(evaluated / max_evals, 1.0), f"SHAP: {evaluated}/{max_evals} evaluations")
             return scores
@@ -75,7 +73,7 @@ class PartitionShap(Explainer):
         )
         base = float(np.ravel(explanation.base_values)[0])
         heatmap = np.asarray(explanation.values, dtype=np.float64).reshape(image.shape).sum(axis=-1)
-        score = float(adapter.score(image[None], region, target)[0])
+        score = float(adapter.score(image[None], question)[0])
         return {"heatmap": heatmap, "score": score, "baseline_score": base}
 
 
@@ -151,8 +149,7 @@ class DeepShap(Explainer):
         self,
         adapter: SegmentationAdapter,
         image: np.ndarray,
-        region: np.ndarray,
-        target: int,
+        question: Question,
         params: dict[str, Any],
         progress: Progress,
     ) -> dict[str, Any]:
@@ -163,7 +160,7 @@ class DeepShap(Explainer):
         background = adapter.model_input(np.stack([baseline_image(image, kind) for kind in kinds]))
         x = adapter.model_input(image[None])
         progress(0.1, "DeepSHAP: building the explainer")
-        native = adapter.native_score_model(region, target, image.shape[:2])
+        native = adapter.native_score_model(question, size=image.shape[:2])
         if adapter.framework == "keras":
             _add_linear_op_rules()
         progress(0.3, "DeepSHAP: propagating")
@@ -176,7 +173,7 @@ class DeepShap(Explainer):
             raise ValueError(f"DeepSHAP cannot run on this {adapter.framework} model: shap's DeepExplainer failed on "
                              f"its operations ({type(error).__name__}: {first}).") from error  # fmt: skip
         heatmap = native.to_nhwc(values).reshape(x.shape).sum(axis=-1)[0].astype(np.float64)
-        score = float(adapter.score(image[None], region, target)[0])
+        score = float(adapter.score(image[None], question)[0])
         progress(1.0, "DeepSHAP: done")
         gap = abs(float(heatmap.sum()) - (score - base))
         diagnostics = {"additivity_error": gap / abs(score - base) if abs(score - base) > 1e-9 else gap}

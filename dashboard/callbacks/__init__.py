@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dash import Dash
 
-from dashboard.callbacks import explain, jobs, model_upload, selection, trust, upload, view
+from dashboard.callbacks import explain, jobs, model_upload, question, selection, trust, upload, view
 from dashboard.config import AppConfig
 
 
 def register_callbacks(app: Dash, config: AppConfig) -> None:
     """Register every callback of the dashboard on `app`."""
-    for module in (upload, selection, explain, jobs, view, model_upload, trust):
+    for module in (upload, selection, explain, question, jobs, view, model_upload, trust):
         module.register(app, config)

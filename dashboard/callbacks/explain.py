@@ -40,6 +40,7 @@ from dashboard.view.render import heatmap_uri
 
 log = logging.getLogger(__name__)
 WAITING_TEXT = "Queued as a background job…"
+CONTRAST_HINT = "The “rather than” class must differ from the target class: choose another one, or clear it."
 
 
 class CardContext:
@@ -138,8 +139,11 @@ def handle_explain(
     store: StateStore,
     infos: Sequence[MethodInfo],
     previous_result: Any = None,
+    contrast: Any = None,
 ) -> tuple[Any, ...]:
     """Outputs (fast grid, slow grid, slow request, results) + message for a new question or method choice.
+
+    `contrast`: the "rather than" class (None: no contrast); one equal to the target is refused with a message.
 
     A new request replaces (and so cancels) a job still running; when no job runs the request is left alone, since
     writing it would start a job process only to do nothing.
@@ -154,7 +158,11 @@ def handle_explain(
     selected = [(order, info) for order, info in enumerate(infos) if info.name in chosen_set]
     if not selected:
         return (hint("Tick at least one method."), [], clear_slow, None, *CLEAR)
-    question = {"image": image_ref["key"], "region": region_ref["key"], "target": target}
+    contrast = as_int(contrast)
+    if contrast is not None and contrast == target:
+        return (hint(CONTRAST_HINT), [], clear_slow, None, *show(CONTRAST_HINT, "warning"))
+    question = {"image": image_ref["key"], "region": region_ref["key"], "target": target, "contrast": contrast,
+                "label": str(region_ref.get("label") or region_ref.get("kind") or "region")}  # fmt: skip
     try:
         _, labels, _ = analysis.image_data(store, session, question["image"])
         region = store.get(session, "region", question["region"])
@@ -297,6 +305,7 @@ def register(app: Dash, config: AppConfig) -> None:
         Input(ids.REGION, "data"),
         Input(ids.TARGET, "value"),
         Input(ids.METHODS, "value"),
+        Input(ids.CONTRAST, "value"),
         State(ids.IMAGE, "data"),
         State(ids.SESSION, "data"),
         State(ids.LAYER, "value"),
@@ -306,10 +315,11 @@ def register(app: Dash, config: AppConfig) -> None:
         State(ids.SLOW_RESULT, "data"),
         prevent_initial_call=True,
     )
-    def on_question(region_ref, target, chosen, image_ref, session, layer_index, opacity, view, previous, result):
+    def on_question(region_ref, target, chosen, contrast, image_ref, session, layer_index, opacity, view, previous,
+                    result):  # fmt: skip
         return handle_explain(region_ref, target, chosen, image_ref, session, layer_index, opacity, view, previous,
                               adapter=get_session_adapter(config, session), store=get_store(config), infos=methods(),
-                              previous_result=result)  # fmt: skip
+                              previous_result=result, contrast=contrast)  # fmt: skip
 
     @app.callback(
         Output(ids.SLOW_GRID, "children", allow_duplicate=True),

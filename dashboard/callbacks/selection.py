@@ -8,6 +8,7 @@ message and changes nothing else.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,17 +24,43 @@ from dashboard.state.store import StateStore
 from dashboard.usecases import analysis
 from dashboard.view import figures, ids
 
-KIND_LABELS = {"box": "Box", "lasso": "Lasso", "click": "Pixel", "class": "Class"}
+KIND_LABELS = {"box": "Box", "lasso": "Lasso", "click": "Pixel", "class": "Class", "component": "This object",
+               "objects": "Objects touched"}  # fmt: skip
 N_OUTPUTS = 6
 
 
+def region_label_text(label: str) -> str:
+    """A region label for people: "border-inner(3) of box" -> "Inner border (3 px) of box"."""
+    if label.startswith("border-") and " of " in label:
+        ring, base = label.split(" of ", 1)
+        side, width = ring[len("border-") :].rstrip(")").split("(")
+        name = {"inner": "Inner border", "outer": "Outer border", "inside": "Inside"}.get(side, side)
+        return f"{name} ({width} px) of {KIND_LABELS.get(base, base).lower()}"
+    return KIND_LABELS.get(label, label)
+
+
 def describe_region(kind: str, mask: np.ndarray, labels: np.ndarray, class_names: Sequence[str]) -> str:
-    """E.g. 'Box · 340 px (2.1% of the image) · cap 82%, gills 18%'."""
+    """E.g. 'Box · 340 px (2.1% of the image) · cap 82%, gills 18%' (`kind`: the region's label)."""
     pixels = int(mask.sum())
     share = 100 * pixels / max(mask.size, 1)
     parts = analysis.region_summary(labels, mask, list(class_names))
     classes = ", ".join(f"{name} {100 * n / pixels:.0f}%" for name, n in parts[:4])
-    return f"{KIND_LABELS.get(kind, kind)} · {pixels} px ({share:.1f}% of the image) · {classes}"
+    return f"{region_label_text(kind)} · {pixels} px ({share:.1f}% of the image) · {classes}"
+
+
+@dataclass(frozen=True)
+class RegionChoices:
+    """The choices under the selection: select mode ("exact" | "objects"), border ("whole" | "inner" | "outer" |
+    "inside") and border width in pixels."""
+
+    mode: str = "exact"
+    border: str = "whole"
+    width: int | None = 3
+
+    @classmethod
+    def of(cls, mode: Any, border: Any, width: Any) -> RegionChoices:
+        """From the controls' values (None: the default)."""
+        return cls(str(mode or "exact"), str(border or "whole"), as_int(width))
 
 
 def handle_region(
@@ -42,25 +69,32 @@ def handle_region(
     image_ref: Mapping[str, Any] | None,
     make_mask: Callable[[np.ndarray], tuple[np.ndarray, str]],
     class_names: Sequence[str],
+    choices: RegionChoices | None = None,
 ) -> tuple[Any, ...]:
     """Outputs (region, target, target options, mask-figure patch, region info, class picker) + message.
 
-    `make_mask(labels)` returns (mask, kind) or raises SelectionError.
+    `make_mask(labels)` returns (drawn mask, tool kind) or raises SelectionError; `choices` then derive the region
+    from it (`selection.derive_region`). The drawn mask is kept too, so changing a choice re-derives the region.
     """
     if not image_ref:
         return (no_update,) * N_OUTPUTS + show("Load an image first: pick a sample or upload one.", "warning")
+    choices = choices or RegionChoices()
     try:
         _, labels, _ = analysis.image_data(store, session, image_ref["key"])
-        mask, kind = make_mask(labels)
+        drawn, kind = make_mask(labels)
+        mask, label = selection.derive_region(
+            drawn, kind, labels, class_names, choices.mode, choices.border, choices.width
+        )
     except (selection.SelectionError, ValueError) as err:
         return (no_update,) * N_OUTPUTS + show(str(err), "warning")
-    region = analysis.ingest_region(store, session, image_ref["key"], mask, kind)
+    base = None if label == kind else analysis.ingest_region(store, session, image_ref["key"], drawn, kind)["key"]
+    region = analysis.ingest_region(store, session, image_ref["key"], mask, kind, label=label, base=base)
     counts = selection.class_histogram(labels, mask, len(class_names))
     target = selection.majority_class(labels, mask, len(class_names))
     patch = Patch()
     patch["layout"]["shapes"] = figures.outline_shapes(analysis.region_outline(store, session, region["key"]))
     options = target_options(labels, class_names, {k: int(c) for k, c in enumerate(counts) if c})
-    info = describe_region(kind, mask, labels, class_names)
+    info = describe_region(label, mask, labels, class_names)
     return (region, target, options, patch, info, no_update if kind == "class" else None, *CLEAR)
 
 
@@ -68,16 +102,34 @@ def _shape(image_ref: Mapping[str, Any]) -> tuple[int, int]:
     return int(image_ref["height"]), int(image_ref["width"])
 
 
-def handle_selected(store: StateStore, session: str, image_ref: Any, selected: Any, class_names: Sequence[str]):
+def handle_selected(
+    store: StateStore,
+    session: str,
+    image_ref: Any,
+    selected: Any,
+    class_names: Sequence[str],
+    choices: RegionChoices | None = None,
+):
     """Box or lasso `selectedData`; a cleared selection (None) changes nothing."""
     if selected is None or not image_ref:
         raise PreventUpdate
     shape = _shape(image_ref)
-    return handle_region(store, session, image_ref, lambda _: selection.selection_to_mask(selected, shape), class_names)
+
+    def make_mask(_: np.ndarray) -> tuple[np.ndarray, str]:
+        return selection.selection_to_mask(selected, shape)
+
+    return handle_region(store, session, image_ref, make_mask, class_names, choices)
 
 
-def handle_click(store: StateStore, session: str, image_ref: Any, click: Any, class_names: Sequence[str]):
-    """A click on the mask figure selects one pixel."""
+def handle_click(
+    store: StateStore,
+    session: str,
+    image_ref: Any,
+    click: Any,
+    class_names: Sequence[str],
+    choices: RegionChoices | None = None,
+):
+    """A click on the mask figure selects one pixel (or, in "whole objects" mode, the object under it)."""
     if click is None or not image_ref:
         raise PreventUpdate
     shape = _shape(image_ref)
@@ -85,10 +137,17 @@ def handle_click(store: StateStore, session: str, image_ref: Any, click: Any, cl
     def make_mask(_: np.ndarray) -> tuple[np.ndarray, str]:
         return selection.click_to_mask(click, shape), "click"
 
-    return handle_region(store, session, image_ref, make_mask, class_names)
+    return handle_region(store, session, image_ref, make_mask, class_names, choices)
 
 
-def handle_class(store: StateStore, session: str, image_ref: Any, value: Any, class_names: Sequence[str]):
+def handle_class(
+    store: StateStore,
+    session: str,
+    image_ref: Any,
+    value: Any,
+    class_names: Sequence[str],
+    choices: RegionChoices | None = None,
+):
     """The whole-class picker selects every pixel predicted as that class."""
     index = as_int(value)
     if index is None or not image_ref:
@@ -97,7 +156,27 @@ def handle_class(store: StateStore, session: str, image_ref: Any, value: Any, cl
     def make_mask(labels: np.ndarray) -> tuple[np.ndarray, str]:
         return selection.class_to_mask(labels, index, class_names), "class"
 
-    return handle_region(store, session, image_ref, make_mask, class_names)
+    return handle_region(store, session, image_ref, make_mask, class_names, choices)
+
+
+def handle_choices(
+    store: StateStore,
+    session: str,
+    image_ref: Any,
+    region_ref: Mapping[str, Any] | None,
+    class_names: Sequence[str],
+    choices: RegionChoices,
+):
+    """A changed choice under the selection re-derives the current region from the mask as drawn."""
+    if not image_ref or not region_ref or region_ref.get("image") != image_ref.get("key"):
+        raise PreventUpdate
+    drawn = store.get(session, "region", region_ref.get("base") or region_ref["key"])
+    if drawn is None:
+        return (no_update,) * N_OUTPUTS + show("The selection has expired: select the region again.", "warning")
+    kind = str(region_ref["kind"])
+    return handle_region(
+        store, session, image_ref, lambda _: (np.asarray(drawn, dtype=bool), kind), class_names, choices
+    )
 
 
 def mask_opacity_patch(opacity: float | None, image_ref: Any) -> Any:
@@ -127,20 +206,31 @@ def register(app: Dash, config: AppConfig) -> None:
     def names(session: str) -> list[str]:
         return get_session_adapter(config, session).class_names
 
+    choice_states = (State(ids.SELECT_MODE, "value"), State(ids.REGION_BORDER, "value"),
+                     State(ids.BORDER_WIDTH, "value"))  # fmt: skip
+
     @app.callback(*_outputs(), Input(ids.MASK_GRAPH, "selectedData"), State(ids.IMAGE, "data"),
-                  State(ids.SESSION, "data"), prevent_initial_call=True)  # fmt: skip
-    def on_select(selected: Any, image_ref: Any, session: str) -> tuple[Any, ...]:
-        return handle_selected(get_store(config), session, image_ref, selected, names(session))
+                  State(ids.SESSION, "data"), *choice_states, prevent_initial_call=True)  # fmt: skip
+    def on_select(selected: Any, image_ref: Any, session: str, *choice: Any) -> tuple[Any, ...]:
+        choices = RegionChoices.of(*choice)
+        return handle_selected(get_store(config), session, image_ref, selected, names(session), choices)
 
     @app.callback(*_outputs(), Input(ids.MASK_GRAPH, "clickData"), State(ids.IMAGE, "data"),
-                  State(ids.SESSION, "data"), prevent_initial_call=True)  # fmt: skip
-    def on_click(click: Any, image_ref: Any, session: str) -> tuple[Any, ...]:
-        return handle_click(get_store(config), session, image_ref, click, names(session))
+                  State(ids.SESSION, "data"), *choice_states, prevent_initial_call=True)  # fmt: skip
+    def on_click(click: Any, image_ref: Any, session: str, *choice: Any) -> tuple[Any, ...]:
+        return handle_click(get_store(config), session, image_ref, click, names(session), RegionChoices.of(*choice))
 
     @app.callback(*_outputs(), Input(ids.CLASS_PICKER, "value"), State(ids.IMAGE, "data"),
+                  State(ids.SESSION, "data"), *choice_states, prevent_initial_call=True)  # fmt: skip
+    def on_class(value: Any, image_ref: Any, session: str, *choice: Any) -> tuple[Any, ...]:
+        return handle_class(get_store(config), session, image_ref, value, names(session), RegionChoices.of(*choice))
+
+    @app.callback(*_outputs(), Input(ids.SELECT_MODE, "value"), Input(ids.REGION_BORDER, "value"),
+                  Input(ids.BORDER_WIDTH, "value"), State(ids.IMAGE, "data"), State(ids.REGION, "data"),
                   State(ids.SESSION, "data"), prevent_initial_call=True)  # fmt: skip
-    def on_class(value: Any, image_ref: Any, session: str) -> tuple[Any, ...]:
-        return handle_class(get_store(config), session, image_ref, value, names(session))
+    def on_choices(mode: Any, border: Any, width: Any, image_ref: Any, region_ref: Any, session: str) -> tuple:
+        choices = RegionChoices.of(mode, border, width)
+        return handle_choices(get_store(config), session, image_ref, region_ref, names(session), choices)
 
     @app.callback(Output(ids.MASK_GRAPH, "figure", allow_duplicate=True), Input(ids.MASK_OPACITY, "value"),
                   State(ids.IMAGE, "data"), prevent_initial_call=True)  # fmt: skip

@@ -195,24 +195,32 @@ def target_size(size: tuple[int, int], input_size: tuple[int, int] | None, max_s
     return (max(32, int(height * scale) // 32 * 32), max(32, int(width * scale) // 32 * 32))
 
 
+def centre_crop_box(size: tuple[int, int], size_hw: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """The (left, top, right, bottom) centre crop of an image of `size` (width, height) to the aspect ratio of
+    `size_hw`, or None when the aspect ratios already agree (within 1%)."""
+    height, width = size_hw
+    src_w, src_h = size
+    target_aspect, src_aspect = width / height, src_w / src_h
+    if math.isclose(target_aspect, src_aspect, rel_tol=0.01):
+        return None
+    if src_aspect > target_aspect:
+        new_w = max(1, round(src_h * target_aspect))
+        left = (src_w - new_w) // 2
+        return left, 0, left + new_w, src_h
+    new_h = max(1, round(src_w / target_aspect))
+    top = (src_h - new_h) // 2
+    return 0, top, src_w, top + new_h
+
+
 def fit_to_model(image: Image.Image, size_hw: tuple[int, int]) -> tuple[np.ndarray, bool]:
     """Centre-crop `image` to the aspect ratio of `size_hw` and resize to it; returns (uint8 array, cropped?)."""
     height, width = size_hw
-    src_w, src_h = image.size
-    target_aspect, src_aspect = width / height, src_w / src_h
-    cropped = not math.isclose(target_aspect, src_aspect, rel_tol=0.01)
-    if cropped:
-        if src_aspect > target_aspect:
-            new_w = max(1, round(src_h * target_aspect))
-            left = (src_w - new_w) // 2
-            image = image.crop((left, 0, left + new_w, src_h))
-        else:
-            new_h = max(1, round(src_w / target_aspect))
-            top = (src_h - new_h) // 2
-            image = image.crop((0, top, src_w, top + new_h))
+    box = centre_crop_box(image.size, size_hw)
+    if box is not None:
+        image = image.crop(box)
     if image.size != (width, height):
         image = image.resize((width, height), Image.Resampling.LANCZOS)
-    return np.asarray(image, dtype=np.uint8).copy(), cropped
+    return np.asarray(image, dtype=np.uint8).copy(), box is not None
 
 
 def load_bytes(data: bytes, input_size: tuple[int, int] | None, *, max_pixels: int, max_side: int = 512) -> LoadedImage:

@@ -8,6 +8,10 @@ Rule: a pixel belongs to a box or lasso region when its centre lies inside the s
 centre selects the one pixel under its centre, so a tiny drag is never silently empty. Points outside the image are
 clipped; a shape entirely outside the image is an error. Every error is a `SelectionError` whose message is meant for
 the user.
+
+`derive_region` then applies the choices under the selection: "whole objects" (a click selects the connected component
+of the clicked pixel's class, a box or lasso the objects it touches) and a border choice (the inner ring, the outer
+ring or the inside of the region, with a width in pixels), using `explainers.regions`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from typing import Any
 import numpy as np
 from skimage.draw import polygon as draw_polygon
 from skimage.measure import find_contours
+
+from dashboard.view.figures import is_background
+from explainers.regions import border_label, border_region, component_at, objects_touched
 
 Shape = tuple[int, int]
 
@@ -140,6 +147,46 @@ def selection_to_mask(selected_data: Mapping[str, Any] | None, shape: Shape) -> 
         box = selected_data["range"]
         return box_to_mask(_axis_key(box, "x"), _axis_key(box, "y"), shape), "box"
     raise SelectionError("The selection is empty. Drag a box or a lasso on the image.")
+
+
+SELECT_MODES = ("exact", "objects")
+BORDER_CHOICES = ("whole", "inner", "outer", "inside")
+
+
+def derive_region(
+    mask: np.ndarray,
+    kind: str,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    mode: str = "exact",
+    border: str = "whole",
+    width: int = 3,
+) -> tuple[np.ndarray, str]:
+    """(region, label) from the drawn `mask` of tool `kind` and the choices under the selection.
+
+    `mode` "objects": a click ("click") becomes its connected component ("component"), a box or lasso the union of the
+    objects it touches ("objects"); a whole class is left as it is. `border` other than "whole": that ring or inside,
+    `width` pixels wide, labelled e.g. "border-inner(3) of box". Background classes are never objects.
+    """
+    if mode not in SELECT_MODES:
+        raise SelectionError(f"Unknown selection mode {mode!r}.")
+    if border not in BORDER_CHOICES:
+        raise SelectionError(f"Unknown border choice {border!r}.")
+    region, label = np.asarray(mask, dtype=bool), kind
+    background = [k for k, name in enumerate(class_names) if is_background(name)]
+    try:
+        if mode == "objects" and kind == "click":
+            pixel = tuple(int(v[0]) for v in np.nonzero(region))
+            region, label = component_at(labels, pixel, background=background), "component"
+        elif mode == "objects" and kind in ("box", "lasso"):
+            region, label = objects_touched(labels, region, background=background), "objects"
+        if border != "whole":
+            if width is None:
+                raise ValueError("Give the border width in pixels.")
+            region, label = border_region(region, border, int(width)), f"{border_label(border, int(width))} of {label}"
+    except ValueError as err:
+        raise SelectionError(str(err)) from None
+    return region, label
 
 
 def class_histogram(labels: np.ndarray, mask: np.ndarray, num_classes: int) -> np.ndarray:

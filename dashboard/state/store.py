@@ -21,7 +21,6 @@ namespaces. Values are pickled (diskcache does the same): the Redis server must 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import pickle
 import re
@@ -32,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import diskcache
 import numpy as np
+
+from explainers.keys import content_key  # the engine's keys, also imported from here by the app
 
 if TYPE_CHECKING:
     import redis
@@ -46,20 +47,6 @@ REDIS_PREFIX = "segx:state:"
 def new_session_id() -> str:
     """A fresh random session id."""
     return uuid.uuid4().hex
-
-
-def content_key(*parts: Any) -> str:
-    """A short stable hash of arrays, strings and numbers (16 hex digits)."""
-    digest = hashlib.blake2b(digest_size=8)
-    for part in parts:
-        if isinstance(part, np.ndarray):
-            array = np.ascontiguousarray(part)
-            digest.update(f"{array.dtype.str}{array.shape}".encode())
-            digest.update(array.tobytes())
-        else:
-            digest.update(repr(part).encode())
-        digest.update(b"\x00")
-    return digest.hexdigest()
 
 
 def check_session(session: Any) -> str:

@@ -136,14 +136,14 @@ def options_of(options: Mapping[str, Any] | None) -> dict[str, Any]:
 def faithfulness_key(question: Mapping[str, Any], methods: Sequence[str], layer: str | None, options: Mapping) -> str:
     """Store key of the faithfulness results of `methods` (maps at `layer`) for `question` with `options`."""
     opts = options_of(options)
-    return content_key("faith", question["image"], question["region"], int(question["target"]), tuple(methods), layer,
+    return content_key("faith", *analysis.question_key_parts(question), tuple(methods), layer,
                        opts["steps"], opts["baseline"], opts["seed"])  # fmt: skip
 
 
 def sanity_key(question: Mapping[str, Any], methods: Sequence[str], params: Mapping[str, Any], options: Mapping) -> str:
     """Store key of the sanity-check results of `methods` (with `params`) for `question`."""
     opts = options_of(options)
-    return content_key("sanity", question["image"], question["region"], int(question["target"]), tuple(methods),
+    return content_key("sanity", *analysis.question_key_parts(question), tuple(methods),
                        sorted((m, sorted(p.items())) for m, p in params.items()), opts["seed"])  # fmt: skip
 
 
@@ -170,7 +170,8 @@ def compute_faithfulness(
     if store.has(session, "faith", key):
         return key
     results = faithfulness(adapter, image, region, int(question["target"]), maps, steps=opts["steps"],
-                           baseline=opts["baseline"], seed=opts["seed"], progress=progress)  # fmt: skip
+                           baseline=opts["baseline"], seed=opts["seed"], progress=progress,
+                           contrast=analysis.contrast_of(question))  # fmt: skip
     layers = {m: s.get("shown_layer") for m, s in summaries.items()}
     store.put(session, "faith", key, {"methods": plain_faithfulness(results), "layers": layers, "options": opts})
     return key
@@ -205,7 +206,8 @@ def compute_sanity(
     if store.has(session, "sanity", key):
         return key
     result = cascading_randomization(adapter, image, region, int(question["target"]), names, params=params,
-                                     seed=opts["seed"], progress=progress)  # fmt: skip
+                                     seed=opts["seed"], progress=progress,
+                                     contrast=analysis.contrast_of(question))  # fmt: skip
     store.put(session, "sanity", key, {**plain_sanity(result), "options": opts, "maps": sanity_maps(result)})
     return key
 
@@ -276,6 +278,7 @@ def export_zip(
         "image": {"name": image_name, "height": int(image.shape[0]), "width": int(image.shape[1])},
         "region": {"pixels": int(region.sum())},
         "class": {"name": class_names[target] if 0 <= target < len(class_names) else str(target), "index": target},
+        "question": analysis.engine_question(store, session, question).to_dict(class_names),
         "layer": layer,
         "methods": {
             m: {"label": labels.get(m, m), "params": s.get("params") or {}, "layer": s.get("shown_layer"),

@@ -18,6 +18,7 @@ import numpy as np
 from dashboard.inputs.selection import class_histogram, outline_paths
 from dashboard.state.store import StateStore, content_key
 from dashboard.view.render import png_data_uri
+from explainers.question import Question as EngineQuestion
 
 if TYPE_CHECKING:
     from explainers import Attribution, SegmentationAdapter
@@ -41,16 +42,40 @@ class RegionRef(TypedDict):
 
     key: str
     image: str
-    kind: str
+    kind: str  # the tool that made it: "box", "lasso", "click", "class"
     pixels: int
+    label: str  # how the region was made, the question's label: "box", "component", "border-inner(3)", ...
+    base: str  # key of the mask as drawn, before "whole objects" and border choices (equal to key when none)
 
 
-class Question(TypedDict):
-    """What is explained: the (image, region, target) triple, as keys."""
+class Question(TypedDict, total=False):
+    """What is explained, as keys: image, region, target, and optionally a contrast class and the region's label
+    (the engine's `explainers.question.Question` once the arrays are read)."""
 
     image: str
     region: str
     target: int
+    contrast: int | None  # None / absent: no contrast ("why target?"); else "why target rather than contrast?"
+    label: str  # how the region was made ("box", "component", "border-inner(3) of box", ...)
+
+
+def contrast_of(question: Mapping[str, Any]) -> int | None:
+    """The question's contrast class, or None."""
+    value = question.get("contrast")
+    return None if value is None else int(value)
+
+
+def question_key_parts(question: Mapping[str, Any]) -> tuple[str, str, int, int | None]:
+    """(image key, region key, target, contrast): what identifies a question in the store's keys."""
+    return str(question["image"]), str(question["region"]), int(question["target"]), contrast_of(question)
+
+
+def engine_question(store: StateStore, session: str, question: Mapping[str, Any]) -> EngineQuestion:
+    """The engine's Question (region mask, target, contrast, label) of a stored question; ValueError if it expired or
+    is invalid (e.g. a contrast equal to the target)."""
+    _, region = question_inputs(store, session, question)
+    label = str(question.get("label") or "region")
+    return EngineQuestion(region, int(question["target"]), contrast_of(question), label)
 
 
 def ingest_image(
@@ -78,13 +103,22 @@ def image_data(store: StateStore, session: str, image_key: str) -> tuple[np.ndar
     return image, labels, png
 
 
-def ingest_region(store: StateStore, session: str, image_key: str, mask: np.ndarray, kind: str) -> RegionRef:
-    """Store a region mask and its outline paths; returns its reference."""
+def ingest_region(
+    store: StateStore,
+    session: str,
+    image_key: str,
+    mask: np.ndarray,
+    kind: str,
+    label: str | None = None,
+    base: str | None = None,
+) -> RegionRef:
+    """Store a region mask and its outline paths; returns its reference (`base`: the drawn mask's key, if the region
+    was derived from it)."""
     mask = np.ascontiguousarray(mask, dtype=bool)
     key = store.put_array(session, "region", mask)
     if store.get(session, "outline", key) is None:
         store.put(session, "outline", key, outline_paths(mask))
-    return RegionRef(key=key, image=image_key, kind=kind, pixels=int(mask.sum()))
+    return RegionRef(key=key, image=image_key, kind=kind, pixels=int(mask.sum()), label=label or kind, base=base or key)
 
 
 def region_outline(store: StateStore, session: str, region_key: str | None) -> list[str]:
@@ -101,7 +135,7 @@ def region_summary(labels: np.ndarray, mask: np.ndarray, class_names: list[str])
 
 def result_key(question: Mapping[str, Any], method: str) -> str:
     """Key of the stored result of `method` for `question`."""
-    return content_key(question["image"], question["region"], int(question["target"]), method)
+    return content_key(*question_key_parts(question), method)
 
 
 def summarise(result: Attribution) -> dict[str, Any]:
@@ -191,7 +225,7 @@ def compute(
         image, region = question_inputs(store, session, question)
         wanted = {m: dict(params[m]) for m in missing if params and m in params}
         results = explain(adapter, image, region, int(question["target"]), methods=missing, params=wanted or None,
-                          progress=progress)  # fmt: skip
+                          progress=progress, contrast=contrast_of(question))  # fmt: skip
         for name, result in results.items():
             found[name] = store_result(store, session, question, result)
     return {m: found[m] for m in methods}  # type: ignore[misc]

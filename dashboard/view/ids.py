@@ -32,7 +32,13 @@ MASK_GRAPH = "mask-graph"
 MASK_OPACITY = "mask-opacity"
 CLASS_PICKER = "class-picker"
 TARGET = "target-class"
+CONTRAST = "contrast-class"  # the "rather than" class (empty: no contrast)
+RUNNER_UP = "runner-up"
+QUESTION_TEXT = "question-text"
 REGION_INFO = "region-info"
+SELECT_MODE = "select-mode"  # exact shape / whole objects
+REGION_BORDER = "region-border"  # whole / inner ring / outer ring / inside
+BORDER_WIDTH = "border-width"
 MESSAGE = "message"
 
 # Methods and heatmaps.

@@ -194,7 +194,8 @@ def test_fast_methods_give_cards_at_once_and_slow_ones_a_job(store, session, ada
     assert card_methods(fast) == ["gradcam", "hirescam", "saliency"]
     assert card_methods(slow) == ["integrated_gradients"]
     assert request["methods"] == ["integrated_gradients"] and request["session"] == session
-    assert results["question"] == {"image": image_ref["key"], "region": region["key"], "target": target}
+    assert results["question"] == {"image": image_ref["key"], "region": region["key"], "target": target,
+                                   "contrast": None, "label": "box"}  # fmt: skip
     for name in ("gradcam", "hirescam", "saliency"):
         summary = analysis.stored_result(store, session, results["question"], name)
         assert summary["heatmap"].shape == (32, 32)

@@ -1,0 +1,122 @@
+"""Question callbacks: the "rather than" (contrast) class, its runner-up shortcut, and the question in words.
+
+The contrast picker offers the same classes as the target picker (it follows the target picker's options, so a new
+model or image updates both). "runner-up" sets it to the class other than the target with the highest mean predicted
+probability over the region (`explainers.question.runner_up_class`). The question line under the selection says what
+the heatmaps explain, e.g. "Explaining: why is this inner border (3 px) of box “cap” rather than “gills”?".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from dash import Dash, Input, Output, State, no_update
+from dash.exceptions import PreventUpdate
+
+from dashboard.callbacks.common import CLEAR, as_int, message_outputs, show
+from dashboard.callbacks.explain import CONTRAST_HINT
+from dashboard.callbacks.selection import region_label_text
+from dashboard.config import AppConfig
+from dashboard.state.resources import get_session_adapter, get_store
+from dashboard.state.store import StateStore
+from dashboard.usecases import analysis
+from dashboard.view import ids
+from explainers.question import Question, runner_up_class
+
+
+def contrast_options(target_options: Sequence[Mapping[str, Any]] | None, current: Any) -> tuple[list, Any]:
+    """(options, value) of the contrast picker: every class of the target picker, by name; a value the new options
+    do not hold is cleared."""
+    options = [{"label": str(o["label"]).split(" · ")[0].replace(" (not predicted)", ""), "value": o["value"]}
+               for o in target_options or []]  # fmt: skip
+    value = as_int(current)
+    keep = value is None or any(o["value"] == value for o in options)
+    return options, (no_update if keep else None)
+
+
+def handle_runner_up(
+    store: StateStore,
+    session: str,
+    adapter: Any,
+    image_ref: Mapping[str, Any] | None,
+    region_ref: Mapping[str, Any] | None,
+    target: Any,
+) -> tuple[Any, ...]:
+    """(contrast value) + message: the runner-up class of the region, from the model's probabilities."""
+    target = as_int(target)
+    if not image_ref or not region_ref or target is None or region_ref.get("image") != image_ref.get("key"):
+        return (no_update, *show("Select a region and a target class first.", "warning"))
+    try:
+        image, region = analysis.question_inputs(
+            store, session, {"image": image_ref["key"], "region": region_ref["key"]}
+        )
+        runner_up = runner_up_class(adapter.predict(image), region, target)
+    except ValueError as err:
+        return (no_update, *show(str(err), "warning"))
+    return (runner_up, *CLEAR)
+
+
+def question_text(
+    store: StateStore,
+    session: str,
+    region_ref: Mapping[str, Any] | None,
+    target: Any,
+    contrast: Any,
+    class_names: Sequence[str],
+) -> str:
+    """The question the heatmaps answer, in words ("" while there is none)."""
+    target, contrast = as_int(target), as_int(contrast)
+    if not region_ref or target is None:
+        return ""
+    if contrast is not None and contrast == target:
+        return CONTRAST_HINT
+    region = store.get(session, "region", region_ref["key"])
+    if region is None:
+        return ""
+    label = region_label_text(str(region_ref.get("label") or region_ref.get("kind") or "region"))
+    return "Explaining: " + Question(region, target, contrast, label=label[:1].lower() + label[1:]).describe(
+        class_names
+    )
+
+
+def register(app: Dash, config: AppConfig) -> None:
+    """Register the question callbacks."""
+
+    @app.callback(
+        Output(ids.CONTRAST, "options"),
+        Output(ids.CONTRAST, "value", allow_duplicate=True),
+        Input(ids.TARGET, "options"),
+        State(ids.CONTRAST, "value"),
+        prevent_initial_call=True,
+    )
+    def on_target_options(options: Any, current: Any) -> tuple[list, Any]:
+        return contrast_options(options, current)
+
+    @app.callback(
+        Output(ids.CONTRAST, "value", allow_duplicate=True),
+        *message_outputs(),
+        Input(ids.RUNNER_UP, "n_clicks"),
+        State(ids.IMAGE, "data"),
+        State(ids.REGION, "data"),
+        State(ids.TARGET, "value"),
+        State(ids.SESSION, "data"),
+        prevent_initial_call=True,
+    )
+    def on_runner_up(clicks: Any, image_ref: Any, region_ref: Any, target: Any, session: str) -> tuple[Any, ...]:
+        if not clicks:
+            raise PreventUpdate
+        adapter = get_session_adapter(config, session)
+        return handle_runner_up(get_store(config), session, adapter, image_ref, region_ref, target)
+
+    @app.callback(
+        Output(ids.QUESTION_TEXT, "children"),
+        Input(ids.REGION, "data"),
+        Input(ids.TARGET, "value"),
+        Input(ids.CONTRAST, "value"),
+        State(ids.SESSION, "data"),
+        prevent_initial_call=True,
+    )
+    def on_question_text(region_ref: Any, target: Any, contrast: Any, session: str) -> str:
+        names = get_session_adapter(config, session).class_names
+        return question_text(get_store(config), session, region_ref, target, contrast, names)
