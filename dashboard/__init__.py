@@ -2,7 +2,7 @@
 and what it may import; nothing imports upward):
 
 - `config`: the app's frozen configuration.
-- `state/`: the server-side store and the process-local resources (model adapter, store, method metadata).
+- `state/`: the server-side store, its plain records (no engine objects), and the process-local resources.
 - `inputs/`: images, samples, selection -> region. `view/`: ids, rendering, figures, components, the photo route.
 - `usecases/`: a selection explained and stored, an explanation exported.
 - `trust/`: the Trust section (its use cases, figures and layout).

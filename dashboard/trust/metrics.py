@@ -252,8 +252,8 @@ def export_zip(
     per_layer: dict[str, dict[str, np.ndarray]] = {}
     for method, summary in summaries.items():
         if summary.get("layers"):
-            stored = store.get(session, "layers", analysis.result_key(question, method)) or {}
-            per_layer[method] = {name: np.asarray(stored[name], dtype=np.float32) for name in stored}
+            stored = store.get(session, "layers", analysis.result_key(question, method))
+            per_layer[method] = {name: stored.at(name) for name in stored.layers} if stored is not None else {}
     overlays = {m: export.overlay_rgba(heatmap, bool(signed.get(m, True))) for m, heatmap in maps.items()}
     target = int(question["target"])
     tables: dict[str, str] = {}

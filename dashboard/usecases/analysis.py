@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 import numpy as np
 
 from dashboard.inputs.selection import class_histogram, outline_paths
+from dashboard.state.records import LayerMapsRecord
 from dashboard.state.store import StateStore, content_key
 from dashboard.view.render import png_data_uri
 from explainers.question import Question as EngineQuestion
@@ -176,7 +177,7 @@ def store_result(store: StateStore, session: str, question: Mapping[str, Any], r
     key = result_key(question, result.method)
     summary = summarise(result)
     if result.per_layer:
-        store.put(session, "layers", key, result.per_layer)
+        store.put(session, "layers", key, LayerMapsRecord.of(result.per_layer, result.heatmap.shape))
     store.put(session, "result", key, summary)
     return summary
 
@@ -191,7 +192,7 @@ def layer_map(
     stored = store.get(session, "layers", result_key(question, summary["method"]))
     if stored is None or layer not in stored:
         return summary["heatmap"], summary.get("layer")
-    return np.asarray(stored[layer], dtype=np.float32), layer
+    return stored.at(layer), layer
 
 
 def question_inputs(store: StateStore, session: str, question: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:

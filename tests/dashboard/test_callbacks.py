@@ -374,3 +374,24 @@ def test_cancellation_marker_is_not_rendered(store, session, adapter):
     with pytest.raises(PreventUpdate):
         explain.handle_slow_result({"token": "t", "cancelled": True}, {"question": {}}, session, None, 0.8, None,
                                    adapter=adapter, store=store, infos=methods())  # fmt: skip
+
+
+def test_stored_layer_maps_are_plain_records_equal_to_the_engine_maps(store, session, adapter, image_ref):
+    """The state holds the dashboard's own record (numpy arrays), not the engine's object: it unpickles in a process
+    without the engine's classes or a framework, and gives the same maps the engine shows."""
+    import pickle
+
+    from dashboard.state.records import LayerMapsRecord
+    from explainers import explain as run_methods
+
+    region, target = region_of(store, session, image_ref, adapter)
+    _, _, _, results, *_ = run_explain(store, session, adapter, image_ref, region, target, ["gradcam"])
+    record = store.get(session, "layers", analysis.result_key(results["question"], "gradcam"))
+    assert type(record) is LayerMapsRecord and record.layers == list(adapter.conv_layers)
+    payload = pickle.dumps(record)
+    for name in (b"explainers.adapter", b"tensorflow", b"keras", b"torch"):
+        assert name not in payload
+    image, stored_region = analysis.question_inputs(store, session, results["question"])
+    engine = run_methods(adapter, image, stored_region, target, methods=["gradcam"])["gradcam"]
+    for layer in adapter.conv_layers:
+        np.testing.assert_allclose(record.at(layer), engine.per_layer[layer], rtol=1e-5, atol=1e-6)
