@@ -27,6 +27,7 @@ from dash import Dash
 
 from dashboard.config import AppConfig, redis_url_from_env
 from dashboard.factory import create_app, default_samples_dir
+from dashboard.state.retention import start_retention
 
 __all__ = ["create_app", "main", "parse_args"]
 
@@ -70,18 +71,28 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _model_sharing_from_env() -> dict[str, int]:
+    """AppConfig fields from $SEGX_MAX_SHARED_MODEL_MB (the cap on models shared through Redis)."""
+    mb = os.environ.get("SEGX_MAX_SHARED_MODEL_MB")
+    return {"max_shared_model_bytes": int(float(mb) * 1024 * 1024)} if mb else {}
+
+
 @functools.lru_cache(maxsize=1)
 def _default_app(warmup: bool = True) -> Dash:
     """The app configured from the environment; also what the Celery worker builds (`dashboard.jobs.celery_worker`)."""
     model = os.environ.get("SEGX_MODEL") or None
     torch_model = os.environ.get("SEGX_TORCH_MODEL") or None
     names = parse_class_names(os.environ.get("SEGX_CLASS_NAMES"))
-    return create_app(config=AppConfig(
+    config = AppConfig(
         model_path=model, class_names=tuple(names) if names else None, state_dir=os.environ.get("SEGX_STATE_DIR") or "",
         samples_dir=None if torch_model else default_samples_dir(model),
         allow_model_upload=os.environ.get("SEGX_ALLOW_MODEL_UPLOAD") == "1", redis_url=redis_url_from_env(),
         torch_model=torch_model, torch_weights=os.environ.get("SEGX_TORCH_WEIGHTS") or None,
-    ), warmup=warmup)  # fmt: skip
+        **_model_sharing_from_env(),
+    )  # fmt: skip
+    dash_app = create_app(config=config, warmup=warmup)
+    start_retention(config)  # uploaded models and local state: time to live and size caps (dashboard.state.retention)
+    return dash_app
 
 
 def __getattr__(name: str) -> Any:
@@ -131,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         allow_model_upload=args.allow_model_upload, redis_url=args.redis_url,
     )  # fmt: skip
     dash_app = create_app(config=config)
+    start_retention(config)
     dash_app.run(host=args.host, port=args.port, debug=args.debug)
 
 

@@ -15,9 +15,15 @@
 
 Every setting can be overridden on the command line (`-b 0.0.0.0:8050 -w 4 --threads 8`) or with GUNICORN_CMD_ARGS.
 A single worker (`gunicorn app:server`) starts without DASH_SECRET_KEY, as before.
+
+- Each worker finishes Dash's setup (renders the index once and fetches its scripts, through Flask's test client)
+  before it accepts a connection (`post_worker_init`, `dashboard.jobs.web_worker`): otherwise requests arriving during a
+  fresh worker's first request answered 500 for the page's scripts (plotly/dash#3971) and broke the first page load
+  after every restart or scale-up. The model loads then, too, so a worker's first user does not wait for it.
 """
 
 import os
+import time
 
 # bind and workers keep gunicorn's defaults (127.0.0.1:8000; 1 worker or $WEB_CONCURRENCY): pass -b and -w.
 worker_class = "gthread"
@@ -36,3 +42,13 @@ def on_starting(server) -> None:
             "gunicorn: several workers need a shared secret key: set DASH_SECRET_KEY (e.g. "
             "DASH_SECRET_KEY=$(python -c 'import secrets; print(secrets.token_hex(32))')), the same for every replica."
         )
+
+
+def post_worker_init(worker) -> None:
+    """Finish Dash's setup in this worker before it takes traffic (see the module docstring)."""
+    from dashboard.jobs.web_worker import finish_dash_setup
+
+    begin = time.perf_counter()
+    served = finish_dash_setup(worker.wsgi, notify=worker.notify)
+    worker.log.info("worker %s: Dash set up before taking traffic (index + %d scripts, %.1f s)", worker.pid, served,
+                    time.perf_counter() - begin)  # fmt: skip

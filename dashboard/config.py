@@ -53,6 +53,12 @@ class AppConfig:
         allow_model_upload: show a model upload control; an uploaded `.keras` model is checked, loaded in a sandboxed
             process and then serves the uploading session only (`--allow-model-upload`; off by default).
         max_model_bytes: largest accepted model upload (.keras file size).
+        max_shared_model_bytes: with Redis, the largest checked model shared with the workers through Redis
+            (`dashboard.state.model_store`; $SEGX_MAX_SHARED_MODEL_MB); a larger upload is refused.
+        model_ttl_s: an uploaded model is deleted after this many seconds without use (`dashboard.state.retention`).
+        models_max_bytes: uploaded models on one host together; beyond it the least recently used are deleted.
+        state_max_bytes: the local state store's entries together; beyond it the least recently used are evicted.
+        retention_period_s: how often each web and worker process applies the retention policy.
     """
 
     model_path: str | None = None
@@ -72,6 +78,11 @@ class AppConfig:
     job_queue_timeout_s: float = 120.0
     allow_model_upload: bool = False
     max_model_bytes: int = 50 * MiB
+    max_shared_model_bytes: int = 64 * MiB
+    model_ttl_s: int = 24 * 3600
+    models_max_bytes: int = 2048 * MiB
+    state_max_bytes: int = 1024 * MiB
+    retention_period_s: float = 600.0
 
     def __post_init__(self) -> None:
         if not self.state_dir:

@@ -149,6 +149,11 @@ def model_card(ctx: PageContext) -> dbc.Card:
                                                     "serves this page only", className="upload-formats")]),
                         max_size=2 * ctx.max_model_bytes, multiple=False, className="upload-area",
                     ), type="dot"),
+                    html.Div([html.Div(html.Span("Checking the model…", id=ids.MODEL_PROGRESS_TEXT),
+                                       className="job-text"),
+                              dbc.Progress(id=ids.MODEL_PROGRESS, value=0, label="", striped=True, animated=True,
+                                           className="job-progress")],
+                             id=ids.MODEL_PANEL, className="job-panel", style={"display": "none"}),
                     html.Div(id=ids.MODEL_STATUS, className="image-info"),
                 ]
             ),

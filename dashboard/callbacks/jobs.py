@@ -2,7 +2,8 @@
 
 It runs in a process started by the background-callback manager (`dashboard.jobs.background`), gets only keys and the
 picklable `AppConfig`, loads the model lazily in that process, computes each missing method with progress reports,
-stores every result server-side as soon as it is done (so a cancel keeps what finished) and returns keys only.
+stores every result server-side as soon as it is done (so a cancel keeps what finished) and returns keys only. A
+cancelled job stops at its next progress report (`dashboard.jobs.cancellation`): between batches of the method running.
 
 A job that fails as a whole (it raised, or the manager reports it lost: see `dashboard.jobs.scaleout`) goes through the
 callback's `on_error` handler, which puts a `{"job_error": message}` marker in `SLOW_RESULT`; `on_job_error` then
@@ -21,6 +22,7 @@ from dash.exceptions import PreventUpdate
 
 from dashboard.callbacks.common import message_outputs, show
 from dashboard.config import AppConfig
+from dashboard.jobs.cancellation import checkpoint
 from dashboard.state.resources import get_session_adapter, get_store, method_info, methods
 from dashboard.state.store import StateStore
 from dashboard.usecases import analysis
@@ -49,7 +51,9 @@ class ProgressReporter:
         self.report(0.0, "starting", force=True)
 
     def report(self, fraction: float, message: str = "", force: bool = False) -> None:
-        """Report `fraction` of the current method."""
+        """Report `fraction` of the current method. Also the job's cancellation point: raises
+        `dashboard.jobs.cancellation.JobCancelled` once the job was cancelled (the engine reports between batches)."""
+        checkpoint()
         now = time.monotonic()
         if not force and now - self._last < self.period:
             return

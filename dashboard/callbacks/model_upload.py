@@ -4,13 +4,18 @@ The checks and the sandboxed load are `explainers.model_sandbox.install_model` (
 moves to a fresh session id whose state-store record names the installed model (`resources.session_config` maps it
 to the trusted file), so every cached image, prediction and map of the old model is left behind, and every other
 session keeps its own model. The page's model-dependent parts (title-bar facts, target classes, layer slider) are
-updated in place; the mask figure and heatmaps are cleared.
+updated in place; the mask figure and heatmaps are cleared. With Redis configured, the checked file is also put in
+Redis (`dashboard.state.model_store`), so Celery workers on other machines load the same model.
+
+The check runs as a background job (the sandbox imports TensorFlow: ~10 s), so the upload request returns at once
+and the Model card shows the job's stages on a progress bar.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import PurePath
 from typing import Any
 
@@ -21,6 +26,7 @@ from dashboard import layout
 from dashboard.callbacks.common import show
 from dashboard.config import AppConfig
 from dashboard.inputs.images import ImageError, decode_data_uri
+from dashboard.state.model_store import publish_model
 from dashboard.state.resources import get_session_adapter, get_store
 from dashboard.state.store import StateStore, new_session_id
 from dashboard.view import ids
@@ -67,11 +73,17 @@ def refused(name: str, reason: str) -> dict[tuple[str, str], Any]:
     return out
 
 
+def _no_progress(value: tuple[Any, ...]) -> None:
+    """A progress sink that drops its reports (plain calls, tests)."""
+
+
 def handle_model_upload(
     contents: str | None, filename: str | None, names_text: str | None, session: str, config: AppConfig,
-    store: StateStore,
+    store: StateStore, set_progress: Callable[[tuple[Any, ...]], None] = _no_progress,
 ) -> dict[tuple[str, str], Any]:
-    """{(id, property): value} for an uploaded model: refused with the reason, or a new session serving it."""
+    """{(id, property): value} for an uploaded model: refused with the reason, or a new session serving it.
+
+    `set_progress((percent, label, text))` is told each stage (run as a background job, the page shows it)."""
     from explainers.model_safety import ArchiveLimits
     from explainers.model_sandbox import ModelUploadRefused, SandboxLimits, install_model
 
@@ -88,7 +100,10 @@ def handle_model_upload(
         class_names = parse_names(names_text)
         data = decode_data_uri(contents, config.max_model_bytes)
         limits = SandboxLimits(archive=ArchiveLimits(max_bytes=config.max_model_bytes))
+        set_progress((10, "1/3", f"Checking “{name}” and loading it in a sandboxed process (1/3)…"))
         installed = install_model(data, config.models_path, class_names, limits)
+        set_progress((70, "2/3", f"“{name}” passed the checks; loading it for this page (2/3)…"))
+        publish_model(config, installed.model_id, installed.path)  # scaled out: the workers fetch it from Redis
     except (ImageError, ValueError, ModelUploadRefused) as err:
         return refused(name, str(err))
     except Exception as err:  # the web process keeps serving whatever the upload did
@@ -103,6 +118,7 @@ def handle_model_upload(
     except Exception as err:
         log.exception("installed model could not be loaded")
         return refused(name, f"it passed the checks but could not be loaded here ({err}).")
+    set_progress((95, "3/3", f"“{name}” loaded; updating the page (3/3)…"))
     conv = list(adapter.conv_layers)
     last = max(len(conv) - 1, 0)
     facts = layout.model_facts(name, adapter.input_size, len(adapter.class_names), len(conv))
@@ -141,8 +157,15 @@ def register(app: Dash, config: AppConfig) -> None:
         State(ids.MODEL_UPLOAD, "filename"),
         State(ids.MODEL_CLASS_NAMES, "value"),
         State(ids.SESSION, "data"),
+        background=True,
+        progress=[Output(ids.MODEL_PROGRESS, "value"), Output(ids.MODEL_PROGRESS, "label"),
+                  Output(ids.MODEL_PROGRESS_TEXT, "children")],
+        progress_default=[0, "", "Checking the model…"],
+        running=[(Output(ids.MODEL_PANEL, "style"), {"display": "flex"}, {"display": "none"})],
+        interval=config.job_interval_ms,
         prevent_initial_call=True,
-    )
-    def on_model_upload(contents: str | None, filename: str | None, names: str | None, session: str) -> tuple:
-        out = handle_model_upload(contents, filename, names, session, config, get_store(config))
+    )  # fmt: skip
+    def on_model_upload(set_progress: Callable[[tuple[Any, ...]], None], contents: str | None, filename: str | None,
+                        names: str | None, session: str) -> tuple:  # fmt: skip
+        out = handle_model_upload(contents, filename, names, session, config, get_store(config), set_progress)
         return (*[out[key] for key in OUTPUTS], None)

@@ -7,6 +7,10 @@ start-up, imports TensorFlow, shap, Dash and the job code (imports only, no TF o
 code (`dashboard.jobs.preload`) and forks a child per job. A job then costs ~0.2-0.4 s of process overhead plus loading
 the model in the child (`resources.get_adapter`).
 
+Cancel is cooperative here too (`dashboard.jobs.cancellation`): `SegxDiskcacheManager.terminate_job` writes the job's
+cancel marker into the job cache; the job stops at its next progress report and exits without a result. A job that
+has not stopped `cancel_grace_s` seconds later (stuck in one long call) is killed, as Dash's own manager does at once.
+
 The manager is built by a factory `(AppConfig) -> manager`. `default_manager` picks the embedded default above, or,
 with `AppConfig.redis_url`, the Celery + Redis manager of `dashboard.jobs.scaleout` (jobs on Celery workers);
 callers may pass any other factory to `create_app`, and the callbacks never know which one runs their jobs.
@@ -14,12 +18,18 @@ callers may pass any other factory to `create_app`, and the callbacks never know
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import os
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from dash import DiskcacheManager
+
 from dashboard.config import AppConfig
+from dashboard.jobs.cancellation import run_cancellable
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +58,66 @@ def use_forkserver(preload: Sequence[str] = FORKSERVER_PRELOAD, start: bool = Tr
         forkserver.ensure_running()
 
 
+CANCEL_PREFIX = "segx-cancel-"
+
+
+class SegxDiskcacheManager(DiskcacheManager):
+    """Dash's `DiskcacheManager` with cooperative cancel (module docstring); the job id is the job's process id."""
+
+    def __init__(self, cache: Any, *, expire: int | None = 3600, cancel_grace_s: float = 30.0) -> None:
+        self.cancel_grace_s = cancel_grace_s
+        super().__init__(cache, expire=expire)
+
+    def make_job_fn(self, fn: Callable[..., Any], progress: Any, key: str | None = None) -> Any:
+        return super().make_job_fn(self._with_cancel(fn), progress, key)
+
+    def _with_cancel(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        cache = self.handle
+
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            marker = CANCEL_PREFIX + str(os.getpid())
+            cache.delete(marker)  # left by an earlier process with this pid
+            return run_cancellable(fn, lambda: cache.get(marker) is not None, str(os.getpid()), *args, **kwargs)
+
+        return run
+
+    def terminate_job(self, job: Any) -> None:
+        """Ask job process `job` to stop (its cancel marker); kill it if it still runs `cancel_grace_s` later."""
+        import psutil
+
+        if job is None:
+            return
+        try:
+            process = psutil.Process(int(job))
+        except (psutil.NoSuchProcess, ValueError):
+            return
+        self.handle.set(CANCEL_PREFIX + str(int(job)), 1, expire=max(60, 4 * self.cancel_grace_s))
+
+        def kill_if_running() -> None:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                    kill()
+
+        def kill() -> None:  # still running (is_running also tells a reused pid apart)
+            log.warning("background job %s did not stop within %.0f s of its cancel; killed", job,
+                        self.cancel_grace_s)  # fmt: skip
+            for proc in [*process.children(recursive=True), process]:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    proc.kill()
+
+        timer = threading.Timer(self.cancel_grace_s, kill_if_running)
+        timer.daemon = True
+        timer.start()
+
+
 def diskcache_manager(config: AppConfig) -> Any:
     """The embedded default: job results in a diskcache directory, jobs started from the forkserver."""
     import diskcache
-    from dash import DiskcacheManager
 
     use_forkserver()
     os.makedirs(config.jobs_path, exist_ok=True)
-    return DiskcacheManager(diskcache.Cache(config.jobs_path), expire=3600)
+    return SegxDiskcacheManager(diskcache.Cache(config.jobs_path), expire=3600)
 
 
 def default_manager(config: AppConfig) -> Any:

@@ -11,6 +11,11 @@ browser would show a spinner for ever. `SegxCeleryManager` closes these holes:
   later skips it instead of running it for nobody).
 - A job that cannot be submitted, or polled, because Redis is unreachable.
 
+Cancel (the cancel button, or a newer question replacing a running job) sets the job's cancel key in Redis; the job,
+run inside `jobs.cancellation.cancellable`, stops at its next progress report (within about one batch) and ends
+without a result; the job is also revoked, so a worker skips it if it was still queued. (Celery's own terminate
+cannot stop a task in the threads pool: it fails with "does not implement kill_job".)
+
 In each case the poll answers with a background-callback error carrying a readable message, which the job
 callback's `on_error` handler (`dashboard.callbacks.jobs`) shows instead of the spinner. Messages are the `*_MESSAGE`
 constants below.
@@ -30,6 +35,7 @@ from dash import CeleryManager
 from dash.exceptions import PreventUpdate
 
 from dashboard.config import AppConfig
+from dashboard.jobs.cancellation import run_cancellable
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -115,6 +121,10 @@ class SegxCeleryManager(CeleryManager):
         base = KEY_PREFIX + job
         return base + ":queued", base + ":started", base + ":beat", base + ":abandoned"
 
+    @staticmethod
+    def _cancel_key(job: str) -> str:
+        return KEY_PREFIX + job + ":cancel"
+
     @property
     def redis(self) -> Any:
         """The result backend's redis-py client."""
@@ -153,8 +163,9 @@ class SegxCeleryManager(CeleryManager):
 
             thread = threading.Thread(target=beating, name=f"segx-heartbeat-{job[:8]}", daemon=True)
             thread.start()
+            cancel_key = self._cancel_key(job)
             try:
-                return fn(*args, **kwargs)
+                return run_cancellable(fn, lambda: bool(client.exists(cancel_key)), job, *args, **kwargs)
             finally:
                 stop.set()  # the beat key expires on its own: deleting it could race the result being written
 
@@ -213,10 +224,13 @@ class SegxCeleryManager(CeleryManager):
             return False
 
     def terminate_job(self, job: Any) -> None:
+        """Cancel `job`: set its cancel key (the job stops at its next progress report), then revoke it (a job still
+        queued is then never run)."""
         if job is None or str(job).startswith(UNSUBMITTED):
             return
         try:
-            super().terminate_job(job)
+            self.redis.set(self._cancel_key(str(job)), "1", ex=24 * 3600)
+            self.handle.control.revoke(job)  # not `terminate=True`: the threads pool cannot kill a thread
         except _redis_errors() as err:
             log.warning("could not revoke background job %s: %s", job, err)
 

@@ -71,7 +71,13 @@ def session_config(config: AppConfig, session: str | None) -> AppConfig:
     except (ValueError, KeyError, TypeError):
         return config
     if not path.is_file():
-        return config
+        from dashboard.state.model_store import fetch_model
+
+        if not fetch_model(config, record["id"], path):  # uploaded on another host: shared through Redis
+            return config
+    from dashboard.state.retention import touch_model
+
+    touch_model(path)  # in use: its retention clock restarts
     names = record.get("class_names")
     return replace(config, model_path=str(path), class_names=tuple(names) if names else None, torch_model=None,
                    torch_weights=None)  # fmt: skip

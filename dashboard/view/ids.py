@@ -25,6 +25,9 @@ IMAGE_INFO = "image-info"
 MODEL_UPLOAD = "model-upload"
 MODEL_CLASS_NAMES = "model-class-names"
 MODEL_STATUS = "model-status"
+MODEL_PANEL = "model-check-panel"
+MODEL_PROGRESS = "model-check-progress"
+MODEL_PROGRESS_TEXT = "model-check-text"
 MODEL_FACTS = "model-facts"
 
 # Prediction and region.

@@ -69,3 +69,23 @@ def test_model_upload_refuses_a_lambda_and_serves_a_benign_unet_for_this_page(da
     driver.switch_to.window(first_tab)
     assert driver.find_element(By.ID, "model-facts").text.startswith("my_unet.keras")
     settle_and_check_console(dash_duo)
+
+
+def test_the_model_check_runs_as_a_job_whose_progress_the_page_shows(dash_duo, upload_app, archives):
+    """The upload request returns at once; while the sandbox checks the model the Model card shows the stage on a
+    progress bar, which goes away when the model serves the page."""
+    _, _, benign_path = archives
+    open_app(dash_duo, upload_app)
+    dash_duo.find_element("#model-upload input[type=file]").send_keys(str(benign_path))
+
+    def progress_shown() -> str | None:
+        panel = dash_duo.find_element("#model-check-panel")
+        text = dash_duo.find_element("#model-check-text").text
+        return text if panel.is_displayed() and "sandboxed process" in text else None
+
+    text = wait_for(progress_shown, timeout=120, message="the model check's progress")
+    assert "my_unet.keras" in text
+    assert "Serving" not in dash_duo.find_element("#model-status").text  # still checking
+    _status(dash_duo, "Serving “my_unet.keras”")
+    wait_for(lambda: not dash_duo.find_element("#model-check-panel").is_displayed(), message="progress hidden")
+    settle_and_check_console(dash_duo)
