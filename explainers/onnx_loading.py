@@ -422,3 +422,70 @@ def convert_checked(graph: NormalisedGraph, session: Any, tolerance: float = TOL
 def describe(graph: NormalisedGraph) -> str:
     """One line: what normalisation changed."""
     return "; ".join(graph.changes) if graph.changes else "no changes"
+
+
+# ------------------------------------------------------------------------------------------------------ loading
+@dataclass(frozen=True)
+class LoadedOnnx:
+    """An ONNX model ready for the adapter: its backend (torch on the converted module, or onnxruntime), the
+    normalised graph and the conversion check's outcome."""
+
+    backend: Any
+    graph: NormalisedGraph
+    conversion: Conversion
+
+
+def _fixed_batch(module: Any, batch: int) -> Any:
+    """A torch module running `module` (which takes exactly `batch` images) on any batch, chunk by chunk."""
+    import torch
+
+    class FixedBatch(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.network = module
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            outputs = []
+            for start in range(0, x.shape[0], batch):
+                chunk = x[start : start + batch]
+                missing = batch - chunk.shape[0]
+                padded = torch.cat([chunk, chunk[-1:].expand(missing, *chunk.shape[1:])]) if missing else chunk
+                outputs.append(self.network(padded)[: chunk.shape[0]])
+            return torch.cat(outputs)
+
+    return FixedBatch()
+
+
+def load_onnx(source: str | Path | bytes | onnx.ModelProto, backend: str = "auto") -> LoadedOnnx:
+    """Load an ONNX segmentation model (path, bytes or ModelProto): normalise it, then serve it through onnx2torch
+    (every method) when the converted module matches onnxruntime, else through onnxruntime alone (black box).
+
+    backend: "auto"; "onnxruntime" serves the model as a black box without trying the conversion. OnnxRefused if the
+    model cannot be used at all.
+    """
+    from explainers.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+    if backend not in ("auto", "onnxruntime"):
+        raise ValueError(f"backend must be 'auto' or 'onnxruntime'; got {backend!r}.")
+    graph, session = load_graph(source)
+    if backend == "onnxruntime":
+        conversion = Conversion(None, "the model was loaded as a black box (backend='onnxruntime')", None, None)
+    else:
+        conversion = convert_checked(graph, session)
+    if conversion.module is not None:
+        import torch
+
+        from explainers.backends.torch_backend import TorchBackend
+
+        module = conversion.module if graph.batch is None else _fixed_batch(conversion.module, graph.batch)
+        if torch.cuda.is_available():
+            module = module.to("cuda")
+        try:
+            served = TorchBackend(module)
+        except ValueError as err:
+            conversion = Conversion(None, f"the converted module cannot be explained: {_first_line(err)}",
+                                    conversion.max_abs_diff, conversion.tolerance)  # fmt: skip
+        else:
+            served.input_size = graph.input_size
+            return LoadedOnnx(served, graph, conversion)
+    return LoadedOnnx(OnnxRuntimeBackend(graph, str(conversion.reason), session), graph, conversion)
