@@ -2,6 +2,7 @@
 
     python app.py                                  # the bundled demo model on http://127.0.0.1:8050
     python app.py --model my_unet.keras --class-names background,road,car --port 8080
+    python app.py --model exported.onnx            # ONNX: through onnx2torch, or onnxruntime as a black box
     gunicorn app:server                            # production: the module exposes `server` (and `app`)
 
 With gunicorn, configure the model with environment variables: SEGX_MODEL (a .keras file), SEGX_CLASS_NAMES
@@ -42,7 +43,8 @@ def parse_class_names(text: str | None) -> list[str] | None:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line flags."""
     parser = argparse.ArgumentParser(description="Serve the SegXplain dashboard.")
-    parser.add_argument("--model", help="a Keras 3 segmentation model (.keras); default: the bundled demo model")
+    parser.add_argument("--model", help="a segmentation model: Keras 3 (.keras) or ONNX (.onnx); default: the bundled "
+                                        "demo model")  # fmt: skip
     parser.add_argument("--class-names", type=parse_class_names, help="comma-separated class names, in class order")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8050, help="port (default 8050)")
@@ -52,7 +54,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--redis-url", default=redis_url_from_env(),
                         help="scale out: jobs on Celery workers, state in this Redis (default: $REDIS_URL)")
     parser.add_argument("--allow-model-upload", action="store_true",
-                        help="let users upload their own .keras model for their session (checked, then loaded in a "
+                        help="let users upload their own .keras or .onnx model for their session (checked, then loaded in a "
                              "sandboxed process; off by default)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.model and not os.path.isfile(args.model):

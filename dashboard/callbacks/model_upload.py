@@ -1,4 +1,5 @@
-"""Model upload (only with `--allow-model-upload`): a `.keras` file checked, loaded in a sandbox, then serving the page.
+"""Model upload (only with `--allow-model-upload`): a `.keras` or `.onnx` file checked, loaded in a sandbox, then
+serving the page.
 
 The checks and the sandboxed load are `explainers.model_sandbox.install_model` (no Dash there). On success the page
 moves to a fresh session id whose state-store record names the installed model (`resources.session_config` maps it
@@ -29,7 +30,7 @@ from dashboard.state import StateStore, new_session_id
 log = logging.getLogger(__name__)
 REFUSED_EXTENSIONS = {".h5": "a legacy HDF5 (.h5) model", ".hdf5": "a legacy HDF5 model",
                       ".pb": "a TensorFlow SavedModel", ".zip": "a zip archive (a SavedModel?)",
-                      ".onnx": "an ONNX model", ".pt": "a PyTorch model", ".pth": "a PyTorch model"}  # fmt: skip
+                      ".pt": "a PyTorch model", ".pth": "a PyTorch model"}  # fmt: skip
 
 # Output order of `handle_model_upload` (and of the registered callback).
 OUTPUTS = (
@@ -73,6 +74,7 @@ def handle_model_upload(
     """{(id, property): value} for an uploaded model: refused with the reason, or a new session serving it."""
     from explainers.model_safety import ArchiveLimits
     from explainers.model_sandbox import ModelUploadRefused, SandboxLimits, install_model
+    from explainers.onnx_safety import OnnxLimits
 
     if not contents:
         raise PreventUpdate
@@ -80,14 +82,15 @@ def handle_model_upload(
     if not config.allow_model_upload:
         return refused(name, "model upload is disabled (start the app with --allow-model-upload).")
     suffix = PurePath(name).suffix.lower()
-    if suffix != ".keras":
+    if suffix not in (".keras", ".onnx"):
         kind = REFUSED_EXTENSIONS.get(suffix, f"a '{suffix or 'no extension'}' file")
-        return refused(name, f"it is {kind}; only Keras 3 .keras files are accepted (save with model.save(...)).")
+        return refused(name, f"it is {kind}; only Keras 3 .keras and ONNX .onnx files are accepted.")
     try:
         class_names = parse_names(names_text)
         data = decode_data_uri(contents, config.max_model_bytes)
-        limits = SandboxLimits(archive=ArchiveLimits(max_bytes=config.max_model_bytes))
-        installed = install_model(data, config.models_path, class_names, limits)
+        limits = SandboxLimits(archive=ArchiveLimits(max_bytes=config.max_model_bytes),
+                               onnx=OnnxLimits(max_bytes=config.max_model_bytes))  # fmt: skip
+        installed = install_model(data, config.models_path, class_names, limits, kind=suffix[1:])
     except (ImageError, ValueError, ModelUploadRefused) as err:
         return refused(name, str(err))
     except Exception as err:  # the web process keeps serving whatever the upload did
