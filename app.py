@@ -54,8 +54,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--redis-url", default=redis_url_from_env(),
                         help="scale out: jobs on Celery workers, state in this Redis (default: $REDIS_URL)")
     parser.add_argument("--allow-model-upload", action="store_true",
-                        help="let users upload their own .keras or .onnx model for their session (checked, then loaded in a "
-                             "sandboxed process; off by default)")  # fmt: skip
+                        help="let users upload their own .keras or .onnx model for their session (checked, then "
+                             "loaded in a sandboxed process; off by default)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.model and not os.path.isfile(args.model):
         parser.error(f"model file not found: {args.model}")
