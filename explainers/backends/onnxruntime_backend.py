@@ -8,6 +8,12 @@ reason (`why_no_gradients`).
 
 Batches run through onnxruntime in chunks of `batch_size` images (the graph's own fixed batch where it has one), and
 the region score is reduced in numpy from each chunk's logits, so no more than one chunk of logits is held at a time.
+
+The sanity check (cascading weight randomization) is refused here: it compares each method's map before and after
+re-initialising the network block by block, which needs weights whose role (a layer's kernel, its normalisation) is
+known and, for the maps, gradient methods; a black box has neither. onnxruntime could run a graph with replaced
+initializers, but an initializer carries no initializer scheme or layer boundary, and only SHAP (hundreds of forward
+passes per map) would be left to compare, per cascading step. DeepSHAP needs a native graph to walk: refused too.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from explainers.backends.base import Combiner, GradientsUnavailable, LayerInfo, ScoreSpec
+from explainers.backends.base import Combiner, GradientsUnavailable, LayerInfo, NativeScoreModel, ScoreSpec
 from explainers.onnx_loading import NormalisedGraph, ort_session
 
 CHUNK_BYTES = 256 * 1024 * 1024  # logits held at once while scoring a batch
@@ -105,6 +111,41 @@ class OnnxRuntimeBackend:
     ) -> tuple[float, list[np.ndarray]]:
         """Unavailable: raises GradientsUnavailable with the reason."""
         raise GradientsUnavailable(self._unavailable("layer activations and gradients (CAMs)"))
+
+    def layer_gradients(
+        self, x: np.ndarray, spec: ScoreSpec, layers: Sequence[str]
+    ) -> tuple[float, list[tuple[np.ndarray, np.ndarray]]]:
+        """Unavailable: raises GradientsUnavailable with the reason."""
+        raise GradientsUnavailable(self._unavailable("layer activations and gradients"))
+
+    # -------------------------------------------------------------------------- sanity check and DeepSHAP: refused
+    def _no_weights(self) -> ValueError:
+        return ValueError("The sanity check needs a model whose weights can be re-initialised layer by layer and whose "
+                          f"maps come from gradients; this black-box ONNX model has neither ({self.why_no_gradients}).")
+
+    def clone(self) -> OnnxRuntimeBackend:
+        """Refused (ValueError): see the module docstring."""
+        raise self._no_weights()
+
+    def randomization_units(self) -> list[list[str]]:
+        """Refused (ValueError): see the module docstring."""
+        raise self._no_weights()
+
+    def reinitialise(self, names: Sequence[str], seed: int) -> None:
+        """Refused (ValueError): see the module docstring."""
+        raise self._no_weights()
+
+    def snapshot(self, names: Sequence[str] | None = None) -> Any:
+        """Refused (ValueError): see the module docstring."""
+        raise self._no_weights()
+
+    def restore(self, snapshot: Any) -> None:
+        """Refused (ValueError): see the module docstring."""
+        raise self._no_weights()
+
+    def score_model(self, spec: ScoreSpec, size: tuple[int, int]) -> NativeScoreModel:
+        """Refused (GradientsUnavailable): DeepSHAP walks a native differentiable graph."""
+        raise GradientsUnavailable(self._unavailable("native differentiable graph (DeepSHAP)"))
 
     def _unavailable(self, what: str) -> str:
         return (f"This ONNX model is served by onnxruntime as a black box, which gives no {what}: "
