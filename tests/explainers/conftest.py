@@ -1,6 +1,12 @@
-"""Fixtures for the explainer tests: a tiny U-Net, its adapter, an image and a region."""
+"""Fixtures for the explainer tests: tiny U-Nets (Keras and torch), their adapters, an image and a region.
+
+`BACKENDS` maps a backend name to a builder `(logit_scale) -> SegmentationAdapter` of the tiny U-Net served by that
+backend; the contract test runs on every entry, so adding a backend is one line here.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -9,6 +15,36 @@ from explainers import SegmentationAdapter
 from tests.explainers.tiny_models import box_region, structured_image, tiny_unet
 
 SIZE = (32, 32)
+NAMES = ["bg", "a", "b", "c"]
+
+
+def _torch_unet(logit_scale: float = 1.0) -> SegmentationAdapter:
+    import torch
+
+    from tests.explainers.tiny_torch_models import TinyTorchUNet
+
+    torch.set_num_threads(1)  # the test machine is shared: OpenMP threads spinning on busy cores cost ~10x
+    return SegmentationAdapter(TinyTorchUNet(logit_scale=logit_scale), class_names=NAMES)
+
+
+BACKENDS: dict[str, Callable[[float], SegmentationAdapter]] = {
+    "keras": lambda logit_scale=1.0: SegmentationAdapter(tiny_unet(SIZE, logit_scale=logit_scale), class_names=NAMES),
+    "torch": _torch_unet,
+}
+_BUILT: dict[tuple[str, float], SegmentationAdapter] = {}
+
+
+def backend_adapter(name: str, logit_scale: float = 1.0) -> SegmentationAdapter:
+    """The tiny U-Net on backend `name`, built once per test session."""
+    if (name, logit_scale) not in _BUILT:
+        _BUILT[name, logit_scale] = BACKENDS[name](logit_scale)
+    return _BUILT[name, logit_scale]
+
+
+@pytest.fixture(params=list(BACKENDS))
+def any_adapter(request) -> SegmentationAdapter:
+    """The tiny U-Net on each backend in turn."""
+    return backend_adapter(request.param)
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +54,7 @@ def tiny_model():
 
 @pytest.fixture(scope="session")
 def adapter(tiny_model) -> SegmentationAdapter:
-    return SegmentationAdapter(tiny_model, class_names=["bg", "a", "b", "c"])
+    return SegmentationAdapter(tiny_model, class_names=NAMES)
 
 
 @pytest.fixture(scope="session")
