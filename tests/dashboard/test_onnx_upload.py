@@ -98,3 +98,18 @@ def test_hostile_onnx_uploads_are_refused_before_the_sandbox(cfg, mstore, monkey
     for name, (data, pattern) in cases.items():
         out = model_upload.handle_model_upload(keras_uri(data), name, None, new_session_id(), cfg, mstore)
         assert_refused(out, pattern)
+
+
+def test_the_command_line_refuses_an_unusable_onnx_model_in_one_line(tmp_path):
+    import re
+
+    from tests.dashboard.test_cli_models import run_cli
+    from tests.explainers.onnx_exports import TinyTorchUNet as SigmoidUNet
+
+    path = tmp_path / "multilabel.onnx"
+    path.write_bytes(export(SigmoidUNet(classes=3, final="sigmoid"), (32, 32)).SerializeToString())
+    result = run_cli("--model", str(path))
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+    assert last.startswith(f"segxplain: cannot serve {path}: multilabel.onnx: ") and re.search(
+        r"Sigmoid over 3 channels \(multi-label\)", last), result.stderr  # fmt: skip
