@@ -3,9 +3,11 @@
     python app.py                                  # the bundled demo model on http://127.0.0.1:8050
     python app.py --model my_unet.keras --class-names background,road,car --port 8080
     python app.py --model exported.onnx            # ONNX: through onnx2torch, or onnxruntime as a black box
+    python app.py --torch my_package.nets:build_unet --weights unet.pt   # a PyTorch model (requirements-torch.txt)
     gunicorn app:server                            # production: the module exposes `server` (and `app`)
 
-With gunicorn, configure the model with environment variables: SEGX_MODEL (a .keras file), SEGX_CLASS_NAMES
+With gunicorn, configure the model with environment variables: SEGX_MODEL (a .keras or .onnx file), or SEGX_TORCH_MODEL
+('package.module:factory') and SEGX_TORCH_WEIGHTS (a state dict file), SEGX_CLASS_NAMES
 (comma-separated), SEGX_STATE_DIR (shared server-side state; give every replica the same one), SEGX_ALLOW_MODEL_UPLOAD=1
 (the same as --allow-model-upload). To scale out, set REDIS_URL (jobs on Celery workers, state in Redis) and
 DASH_SECRET_KEY; see README "Running on several machines".
@@ -45,6 +47,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Serve the SegXplain dashboard.")
     parser.add_argument("--model", help="a segmentation model: Keras 3 (.keras) or ONNX (.onnx); default: the bundled "
                                         "demo model")  # fmt: skip
+    parser.add_argument("--torch", metavar="MODULE:FACTORY",
+                        help="a PyTorch model: 'package.module:factory', a function or class returning the nn.Module "
+                             "(trusted code, imported from the current directory or installed packages)")
+    parser.add_argument("--weights", help="with --torch: a state dict file, loaded with torch.load(weights_only=True)")
     parser.add_argument("--class-names", type=parse_class_names, help="comma-separated class names, in class order")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8050, help="port (default 8050)")
@@ -57,6 +63,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="let users upload their own .keras or .onnx model for their session (checked, then "
                              "loaded in a sandboxed process; off by default)")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.model and args.torch:
+        parser.error("give either --model or --torch, not both")
+    if args.weights and not args.torch:
+        parser.error("--weights goes with --torch")
     if args.model and not os.path.isfile(args.model):
         parser.error(f"model file not found: {args.model}")
     return args
@@ -66,11 +76,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def _default_app(warmup: bool = True) -> Dash:
     """The app configured from the environment; also what the Celery worker builds (`dashboard.celery_worker`)."""
     model = os.environ.get("SEGX_MODEL") or None
+    torch_model = os.environ.get("SEGX_TORCH_MODEL") or None
     names = parse_class_names(os.environ.get("SEGX_CLASS_NAMES"))
     return create_app(config=AppConfig(
         model_path=model, class_names=tuple(names) if names else None, state_dir=os.environ.get("SEGX_STATE_DIR") or "",
-        samples_dir=default_samples_dir(model), allow_model_upload=os.environ.get("SEGX_ALLOW_MODEL_UPLOAD") == "1",
-        redis_url=redis_url_from_env(),
+        samples_dir=None if torch_model else default_samples_dir(model),
+        allow_model_upload=os.environ.get("SEGX_ALLOW_MODEL_UPLOAD") == "1", redis_url=redis_url_from_env(),
+        torch_model=torch_model, torch_weights=os.environ.get("SEGX_TORCH_WEIGHTS") or None,
     ), warmup=warmup)  # fmt: skip
 
 
@@ -95,14 +107,29 @@ def check_model(model: str, class_names: Sequence[str] | None) -> None:
         raise SystemExit(f"segxplain: cannot serve {model}: {err}") from None
 
 
+def check_torch_model(spec: str, weights: str | None, class_names: Sequence[str] | None) -> None:
+    """Build the --torch model once (kept for serving) and exit with the reason if the app cannot use it."""
+    from dashboard.resources import get_adapter
+    from explainers.model_loading import ModelRefused, probe_adapter
+
+    config = AppConfig(torch_model=spec, torch_weights=weights, class_names=tuple(class_names) if class_names else None)
+    try:
+        probe_adapter(get_adapter(config))
+    except ModelRefused as err:
+        raise SystemExit(f"segxplain: cannot serve {spec}: {err}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse the flags, check the model and serve the app."""
     args = parse_args(argv)
     if args.model:
         check_model(args.model, args.class_names)
+    if args.torch:
+        check_torch_model(args.torch, args.weights, args.class_names)
+    samples = args.samples or (None if args.torch else default_samples_dir(args.model))
     config = AppConfig(
         model_path=args.model, class_names=tuple(args.class_names) if args.class_names else None,
-        state_dir=args.state_dir or "", samples_dir=args.samples or default_samples_dir(args.model),
+        state_dir=args.state_dir or "", samples_dir=samples, torch_model=args.torch, torch_weights=args.weights,
         allow_model_upload=args.allow_model_upload, redis_url=args.redis_url,
     )  # fmt: skip
     dash_app = create_app(config=config)

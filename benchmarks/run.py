@@ -1,9 +1,11 @@
 """Run every benchmark in ONE run on the shipped demo model, print a table, write JSON and benchmarks/RESULTS.md.
 
-`python -m benchmarks.run [--quick] [--skip-peers] [--skip-app]`. Targets (issue 4) are checked as ratios measured in
-this run, never as absolute times in tests: P1 CAM family vs the forward+backward floor (<= 1.3) and vs a per-layer
-loop (>= 5x), and vs xplique / tf-keras-vis (faster, Pearson >= 0.99); P2 interactive latency over HTTP; P3 SHAP
-evaluations/s vs forward throughput (>= 0.8) and wall time (< 5 s); P4 server peak RSS (< 1.5 GB).
+`python -m benchmarks.run [--quick] [--skip-peers] [--skip-app]` (the torch rows need requirements-torch.txt).
+Targets (issue 4) are checked as ratios measured in this run, never as absolute times in tests: P1 CAM family vs the
+forward+backward floor (<= 1.3) and vs a per-layer loop (>= 5x), and vs xplique / tf-keras-vis (faster, Pearson
+>= 0.99); P2 interactive latency over HTTP; P3 SHAP evaluations/s vs forward throughput (>= 0.8) and wall time
+(< 5 s); P4 server peak RSS (< 1.5 GB); P5 the torch backend's CAM family vs its forward+backward floor (<= 1.3) and
+every method on the demo model vs its torch twin.
 """
 
 from __future__ import annotations
@@ -77,6 +79,10 @@ def verdicts(results: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
                      memory["server_rss_peak_mb"] < 1536))  # fmt: skip
         rows.append(("P4 peak PSS, server + job processes", f"{memory['total_pss_peak_mb']:.0f} MB", "< 1536 MB",
                      memory["total_pss_peak_mb"] < 1536))  # fmt: skip
+    p5a = (results.get("backends") or {}).get("p5a")
+    if p5a:
+        rows.append(("P5a torch CAM family / fwd+bwd floor", f"{p5a['ratio_to_floor']:.2f}", "<= 1.3",
+                     p5a["ratio_to_floor"] <= 1.3))  # fmt: skip
     p3 = results.get("p3")
     if p3:
         rows.append(("P3 SHAP evals/s / forward", f"{p3['ratio']:.2f}", ">= 0.8", p3["ratio"] >= 0.8))
@@ -109,7 +115,8 @@ def markdown(results: dict[str, Any]) -> str:
                   "| --- | --- | --- |"]  # fmt: skip
         lines += [f"| {r['method']} | {1000 * r['median_s']:.1f} | {'background job' if r['slow'] else 'request'} |"
                   for r in results["methods"]]  # fmt: skip
-    lines += ["", "## Raw numbers", "", "```json", json.dumps({k: v for k, v in results.items() if k != "methods"},
+    lines += ["", "## Raw numbers", "", "```json", json.dumps({k: v for k, v in results.items() if k not in
+                                                               ("methods", "backends")},
                                                                indent=2, default=str), "```", ""]  # fmt: skip
     return "\n".join(lines)
 
@@ -134,8 +141,9 @@ def main() -> None:
     results["methods"] = methods.time_methods(2 if args.quick else 5)
     results["p1"] = engine.p1_cam_family(repeats)
     results["p3"] = engine.p3_shap(2 if args.quick else 3)
-    from benchmarks import onnx_blackbox
+    from benchmarks import backends, onnx_blackbox
 
+    results["backends"] = backends.run(3 if args.quick else 10)
     results["p3_onnx"] = onnx_blackbox.p3_onnx_shap(2 if args.quick else 3)
     if not args.skip_peers:
         results["peers"] = peers(repeats)
@@ -156,6 +164,11 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> None:
 
     kept = extract_section(path.read_text()) if path.exists() else ""
     path.write_text(markdown(results) + (f"\n{kept}\n" if kept else ""))
+    if results.get("backends"):
+        from benchmarks.backends import markdown as backends_markdown
+        from benchmarks.backends import write_section
+
+        write_section(path, backends_markdown(results["backends"]))
 
 
 if __name__ == "__main__":

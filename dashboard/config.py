@@ -33,7 +33,10 @@ class AppConfig:
     """Everything a web worker or a job process needs to serve one model.
 
     Attributes:
-        model_path: a `.keras` file, or None for the bundled demo model.
+        model_path: a `.keras` file, or None for the bundled demo model (or for the torch model below).
+        torch_model: a PyTorch model as 'package.module:factory' (`--torch`); every process builds it from this
+            spec (`explainers.torch_loading`), so the module is never pickled. Takes precedence over model_path.
+        torch_weights: a state dict file for `torch_model` (`--weights`).
         class_names: class names overriding the model's (None: the adapter's defaults / the demo model's names).
         state_dir: directory of the diskcache stores (server-side state and background-job results).
         samples_dir: folder of sample images for the gallery (None: none).
@@ -55,6 +58,8 @@ class AppConfig:
     model_path: str | None = None
     class_names: tuple[str, ...] | None = None
     state_dir: str = ""
+    torch_model: str | None = None
+    torch_weights: str | None = None
     samples_dir: str | None = None
     max_upload_bytes: int = 10 * MiB
     max_upload_pixels: int = 40_000_000
@@ -73,6 +78,14 @@ class AppConfig:
             object.__setattr__(self, "state_dir", default_state_dir())
         if self.class_names is not None:
             object.__setattr__(self, "class_names", tuple(self.class_names))
+
+    @property
+    def model_label(self) -> str:
+        """The served model in words: the torch factory spec (and weights file), the model file, or "demo"."""
+        if self.torch_model:
+            weights = f" ({os.path.basename(self.torch_weights)})" if self.torch_weights else ""
+            return f"{self.torch_model}{weights}"
+        return self.model_path or "demo"
 
     @property
     def state_path(self) -> str:

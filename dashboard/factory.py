@@ -47,7 +47,8 @@ def page_context(config: AppConfig) -> layout.PageContext:
     """Model facts and method metadata for the layout (loads the model on first use)."""
     adapter = get_adapter(config)
     infos = methods()
-    name = Path(config.model_path).name if config.model_path else "demo mushroom U-Net"
+    name = config.model_label if config.torch_model else Path(config.model_path).name if config.model_path else (
+        "demo mushroom U-Net")  # fmt: skip
     return layout.PageContext(
         model_name=name, class_names=list(adapter.class_names), conv_layers=list(adapter.conv_layers),
         layer_shapes=dict(adapter.layer_shapes), input_size=adapter.input_size, methods=infos,

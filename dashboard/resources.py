@@ -2,8 +2,8 @@
 
 Nothing here is built at import time. A web worker builds the adapter on first use; a background-job process (forked
 from the forkserver, which has only *imported* TensorFlow) builds its own on first use from the model path in the
-`AppConfig`, so the model is never pickled. The caches are keyed by immutable arguments and guarded by a lock so two
-threads do not load the same model twice.
+`AppConfig` (or its torch factory spec), so the model is never pickled. The caches are keyed by immutable arguments
+and guarded by a lock so two threads do not load the same model twice.
 """
 
 from __future__ import annotations
@@ -23,9 +23,18 @@ _LOAD_LOCK = threading.Lock()
 
 
 @functools.lru_cache(maxsize=8)
-def _load_adapter(model_path: str | None, class_names: tuple[str, ...] | None) -> SegmentationAdapter:
+def _load_adapter(
+    model_path: str | None,
+    class_names: tuple[str, ...] | None,
+    torch_model: str | None = None,
+    torch_weights: str | None = None,
+) -> SegmentationAdapter:
     from explainers import SegmentationAdapter
 
+    if torch_model is not None:
+        from explainers.torch_loading import load_torch_adapter
+
+        return load_torch_adapter(torch_model, torch_weights, class_names, probe=False)
     if model_path is None:
         import models
 
@@ -40,7 +49,7 @@ def _load_adapter(model_path: str | None, class_names: tuple[str, ...] | None) -
 def get_adapter(config: AppConfig) -> SegmentationAdapter:
     """The adapter for the configured model, loaded once per process."""
     with _LOAD_LOCK:
-        return _load_adapter(config.model_path, config.class_names)
+        return _load_adapter(config.model_path, config.class_names, config.torch_model, config.torch_weights)
 
 
 def session_config(config: AppConfig, session: str | None) -> AppConfig:
@@ -64,7 +73,8 @@ def session_config(config: AppConfig, session: str | None) -> AppConfig:
     if not path.is_file():
         return config
     names = record.get("class_names")
-    return replace(config, model_path=str(path), class_names=tuple(names) if names else None)
+    return replace(config, model_path=str(path), class_names=tuple(names) if names else None, torch_model=None,
+                   torch_weights=None)  # fmt: skip
 
 
 def get_session_adapter(config: AppConfig, session: str | None) -> SegmentationAdapter:

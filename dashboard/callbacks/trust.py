@@ -325,4 +325,4 @@ def register(app: Dash, config: AppConfig) -> None:
         adapter = get_adapter(served)
         return handle_export(n_clicks, results, image_ref, session, layer_index, opacity, trust_result,
                              store=get_store(config), infos=methods(), class_names=list(adapter.class_names),
-                             conv_layers=adapter.conv_layers, model=served.model_path or "demo")  # fmt: skip
+                             conv_layers=adapter.conv_layers, model=served.model_label)  # fmt: skip

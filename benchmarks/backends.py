@@ -1,0 +1,153 @@
+"""Backend benchmarks: the torch backend's CAM family against its own floor, and every method on the Keras demo model
+against its torch twin (the same U-Net and weights, `models.torch_unet`), as ratios measured in one run.
+
+P5a times the four CAM variants for every conv layer of the torch twin (one forward with hooks + one autograd.grad,
+through the public `explain`) against one plain forward+backward of the same torch model (autograd.grad of the region
+score with respect to the input): target <= 1.3. P5b is the per-method table (median seconds, both backends, same
+image, region and class). Timed variants are interleaved round-robin, so load from other processes hits them alike.
+
+`python -m benchmarks.backends [--quick]` prints the rows and replaces the backends section of benchmarks/RESULTS.md;
+`python -m benchmarks.run` runs it as part of the full benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+BEGIN, END = "<!-- backends:begin -->", "<!-- backends:end -->"
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def torch_twin_question() -> tuple[Any, Any, Any, Any, int]:
+    """The Keras demo adapter, its torch twin's adapter, the first sample, its largest class region and that class."""
+    from benchmarks.methods import demo_question
+    from explainers.torch_loading import load_torch_adapter
+    from models import CLASS_NAMES
+    from models.torch_unet import TORCH_WEIGHTS_PATH
+
+    keras_adapter, image, region, target = demo_question()
+    torch_adapter = load_torch_adapter("models.torch_unet:TorchUNet", TORCH_WEIGHTS_PATH, CLASS_NAMES)
+    return keras_adapter, torch_adapter, image, region, target
+
+
+def torch_cam_family(torch_adapter: Any, image: Any, region: Any, target: int, repeats: int) -> dict[str, Any]:
+    from benchmarks.engine import interleaved_medians
+    from explainers import explain
+    from explainers.cam import cam_explainers
+
+    cams = list(cam_explainers())
+    spec = torch_adapter.score_spec(region, target, image.shape[:2])
+    x = torch_adapter.model_input(image[None])
+
+    def ours() -> None:
+        torch_adapter.clear_cache()
+        explain(torch_adapter, image, region, target, methods=cams)
+
+    def floor() -> None:
+        torch_adapter.backend.input_gradients(x, spec)
+
+    medians = interleaved_medians({"ours": ours, "floor": floor}, repeats)
+    return {
+        "layers": len(torch_adapter.conv_layers),
+        "device": str(torch_adapter.backend.device),
+        "ours_ms": 1000 * medians["ours"],
+        "floor_ms": 1000 * medians["floor"],
+        "ratio_to_floor": medians["ours"] / medians["floor"],
+    }
+
+
+def method_table(adapters: dict[str, Any], image: Any, region: Any, target: int, repeats: int) -> list[dict]:
+    """Median seconds of every registered method on each adapter (one warm-up call each, cache cleared per call)."""
+    from explainers import registry
+
+    rows = []
+    for name in registry.available():
+        explainer = registry.get(name)
+        row: dict[str, Any] = {"method": name, "slow": explainer.slow}
+        for label, adapter in adapters.items():
+            explainer.explain(adapter, image, region, target)
+            seconds = []
+            for _ in range(repeats if not explainer.slow else max(1, repeats // 3)):
+                adapter.clear_cache()
+                start = time.perf_counter()
+                explainer.explain(adapter, image, region, target)
+                seconds.append(time.perf_counter() - start)
+            row[f"{label}_s"] = statistics.median(seconds)
+        rows.append(row)
+    return rows
+
+
+def run(repeats: int = 10) -> dict[str, Any]:
+    """Both measurements, on the demo image (128x128)."""
+    import torch
+
+    keras_adapter, torch_adapter, image, region, target = torch_twin_question()
+    return {
+        "load_average_at_start": os.getloadavg(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "p5a": torch_cam_family(torch_adapter, image, region, target, repeats),
+        "p5b": method_table({"keras": keras_adapter, "torch": torch_adapter}, image, region, target, repeats),
+        "load_average_at_end": os.getloadavg(),
+    }
+
+
+def markdown(results: dict[str, Any]) -> str:
+    p5a = results["p5a"]
+    load = tuple(round(x, 2) for x in results["load_average_at_start"])
+    end = tuple(round(x, 2) for x in results["load_average_at_end"])
+    lines = [
+        BEGIN,
+        "## Backends: the torch backend, and the Keras demo model vs its torch twin (`python -m benchmarks.backends`)",
+        "",
+        f"torch {results['torch']} ({results['torch_threads']} threads, device {p5a['device']}); demo image 128x128; "
+        f"load average {load} at start, {end} at the end (a shared 2-core machine: absolute times are noisy, the "
+        "ratio is measured interleaved).",
+        "",
+        "| target | measured | goal | met |",
+        "| --- | --- | --- | --- |",
+        f"| P5a torch: 4 CAMs x {p5a['layers']} layers / one fwd+bwd | {p5a['ratio_to_floor']:.2f} "
+        f"({p5a['ours_ms']:.1f} vs {p5a['floor_ms']:.1f} ms) | <= 1.3 | "
+        f"{'yes' if p5a['ratio_to_floor'] <= 1.3 else '**no**'} |",
+        "",
+        "| method | Keras demo, ms | torch twin, ms | torch / Keras |",
+        "| --- | --- | --- | --- |",
+    ]
+    lines += [f"| {r['method']} | {1000 * r['keras_s']:.1f} | {1000 * r['torch_s']:.1f} | "
+              f"{r['torch_s'] / r['keras_s']:.2f} |" for r in results["p5b"]]  # fmt: skip
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def extract_section(text: str) -> str:
+    """The backends section of a RESULTS.md text (markers included), or ''."""
+    begin, end = text.find(BEGIN), text.find(END)
+    return text[begin : end + len(END)] if 0 <= begin < end else ""
+
+
+def write_section(path: Path, section: str) -> None:
+    """Replace the backends section of `path` (or append it)."""
+    text = path.read_text() if path.exists() else ""
+    old = extract_section(text)
+    text = text.replace(old, section) if old else text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--markdown", default=str(RESULTS))
+    args = parser.parse_args()
+    results = run(3 if args.quick else 10)
+    section = markdown(results)
+    print(section)
+    write_section(Path(args.markdown), section)
+
+
+if __name__ == "__main__":
+    main()
