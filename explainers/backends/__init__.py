@@ -12,12 +12,26 @@ from typing import Any
 
 from explainers.backends.base import GradientsUnavailable, LayerInfo, ModelBackend, NativeScoreModel, ScoreSpec
 
-__all__ = ["GradientsUnavailable", "LayerInfo", "ModelBackend", "NativeScoreModel", "ScoreSpec", "backend_for"]
+__all__ = [
+    "CORE_MEMBERS", "GradientsUnavailable", "LayerInfo", "ModelBackend", "NativeScoreModel", "ScoreSpec", "backend_for",
+    "is_backend",
+]  # fmt: skip
+
+
+# What every backend has; a black-box backend (gradients = False) may leave out the gradient, sanity-check and
+# DeepSHAP members of ModelBackend, which the adapter only calls when `gradients` is True.
+CORE_MEMBERS = ("framework", "input_size", "num_classes", "binary", "layers", "gradients", "why_no_gradients",
+                "output_shape_for", "logits", "scores")  # fmt: skip
+
+
+def is_backend(model: Any) -> bool:
+    """True for an object implementing at least the core of the ModelBackend protocol."""
+    return all(hasattr(model, name) for name in CORE_MEMBERS)
 
 
 def backend_for(model: Any, logits_layer: str | None = None) -> ModelBackend:
     """The backend serving `model`: a Keras 3 model, a torch.nn.Module, or an already built ModelBackend (as is)."""
-    if isinstance(model, ModelBackend):
+    if is_backend(model):
         if logits_layer is not None:
             raise ValueError("logits_layer applies to a Keras or torch model, not to an already built backend.")
         return model

@@ -85,7 +85,11 @@ class NativeScoreModel:
 
 @runtime_checkable
 class ModelBackend(Protocol):
-    """One framework's model, as the adapter needs it. Inputs are float32 NHWC model inputs."""
+    """One framework's model, as the adapter needs it. Inputs are float32 NHWC model inputs.
+
+    A black-box backend (`gradients = False`, e.g. onnxruntime) needs only the attributes, `output_shape_for`,
+    `logits` and `scores` (explainers.backends.CORE_MEMBERS): the adapter calls the gradient, sanity-check and
+    DeepSHAP members only when `gradients` is True, and raises GradientsUnavailable(why_no_gradients) otherwise."""
 
     framework: str  # "keras" | "torch" | "onnxruntime"
     input_size: tuple[int, int] | None  # fixed (H, W), or None for a model of dynamic size
