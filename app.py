@@ -2,10 +2,11 @@
 
     python app.py                                  # the bundled demo model on http://127.0.0.1:8050
     python app.py --model my_unet.keras --class-names background,road,car --port 8080
+    python app.py --model exported.onnx            # ONNX: through onnx2torch, or onnxruntime as a black box
     python app.py --torch my_package.nets:build_unet --weights unet.pt   # a PyTorch model (requirements-torch.txt)
     gunicorn app:server                            # production: the module exposes `server` (and `app`)
 
-With gunicorn, configure the model with environment variables: SEGX_MODEL (a .keras file), or SEGX_TORCH_MODEL
+With gunicorn, configure the model with environment variables: SEGX_MODEL (a .keras or .onnx file), or SEGX_TORCH_MODEL
 ('package.module:factory') and SEGX_TORCH_WEIGHTS (a state dict file), SEGX_CLASS_NAMES
 (comma-separated), SEGX_STATE_DIR (shared server-side state; give every replica the same one), SEGX_ALLOW_MODEL_UPLOAD=1
 (the same as --allow-model-upload). To scale out, set REDIS_URL (jobs on Celery workers, state in Redis) and
@@ -45,7 +46,8 @@ def parse_class_names(text: str | None) -> list[str] | None:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line flags."""
     parser = argparse.ArgumentParser(description="Serve the SegXplain dashboard.")
-    parser.add_argument("--model", help="a Keras 3 segmentation model (.keras); default: the bundled demo model")
+    parser.add_argument("--model", help="a segmentation model: Keras 3 (.keras) or ONNX (.onnx); default: the bundled "
+                                        "demo model")  # fmt: skip
     parser.add_argument("--torch", metavar="MODULE:FACTORY",
                         help="a PyTorch model: 'package.module:factory', a function or class returning the nn.Module "
                              "(trusted code, imported from the current directory or installed packages)")
@@ -59,8 +61,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--redis-url", default=redis_url_from_env(),
                         help="scale out: jobs on Celery workers, state in this Redis (default: $REDIS_URL)")
     parser.add_argument("--allow-model-upload", action="store_true",
-                        help="let users upload their own .keras model for their session (checked, then loaded in a "
-                             "sandboxed process; off by default)")  # fmt: skip
+                        help="let users upload their own .keras or .onnx model for their session (checked, then "
+                             "loaded in a sandboxed process; off by default)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.model and args.torch:
         parser.error("give either --model or --torch, not both")

@@ -87,6 +87,10 @@ def verdicts(results: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
     if p3:
         rows.append(("P3 SHAP evals/s / forward", f"{p3['ratio']:.2f}", ">= 0.8", p3["ratio"] >= 0.8))
         rows.append(("P3 default shap wall time", f"{p3['shap_s']:.2f} s", "< 5 s", p3["shap_s"] < 5))
+    onnx_p3 = results.get("p3_onnx")
+    if onnx_p3:  # benchmarks.onnx_blackbox
+        rows.append(("P3 ONNX black box: SHAP evals/s / onnxruntime forward", f"{onnx_p3['ratio']:.2f}", ">= 0.8",
+                     onnx_p3["ratio"] >= 0.8))  # fmt: skip
     return rows
 
 
@@ -137,9 +141,10 @@ def main() -> None:
     results["methods"] = methods.time_methods(2 if args.quick else 5)
     results["p1"] = engine.p1_cam_family(repeats)
     results["p3"] = engine.p3_shap(2 if args.quick else 3)
-    from benchmarks import backends
+    from benchmarks import backends, onnx_blackbox
 
     results["backends"] = backends.run(3 if args.quick else 10)
+    results["p3_onnx"] = onnx_blackbox.p3_onnx_shap(2 if args.quick else 3)
     if not args.skip_peers:
         results["peers"] = peers(repeats)
     if not args.skip_app:

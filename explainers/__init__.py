@@ -11,4 +11,14 @@ from explainers.attribution import Attribution
 from explainers.base import Explainer
 from explainers.explain import explain
 
-__all__ = ["Attribution", "Explainer", "SegmentationAdapter", "explain", "registry"]
+
+def load_model(path: str, class_names: list[str] | tuple[str, ...] | None = None) -> SegmentationAdapter:
+    """A `SegmentationAdapter` on the `.keras` or `.onnx` model at `path` (an ONNX model: through onnx2torch when the
+    converted module matches onnxruntime, else served by onnxruntime as a black box, gradient methods unavailable with
+    the reason). Raises `explainers.model_loading.ModelRefused` (a ValueError) with the reason if it cannot be used."""
+    from explainers.model_loading import load_adapter
+
+    return load_adapter(path, class_names, probe=True)
+
+
+__all__ = ["Attribution", "Explainer", "SegmentationAdapter", "explain", "load_model", "registry"]

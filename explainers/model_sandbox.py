@@ -13,6 +13,11 @@
    models from.
 
 Only the child ever deserialises the upload. Its verdict comes back as one JSON line on stdout.
+
+An `.onnx` upload (`kind="onnx"`) takes the same path with `onnx_safety.check_onnx` in place of `check_archive` (no
+external data, standard operators only, size caps, not damaged); the child loads it with `load_adapter` (graph
+normalised, the onnx2torch conversion checked against onnxruntime, else black box), runs a test prediction and writes
+the checked model back with the onnx library; it is stored as `models_dir/<sha256>.onnx`.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from explainers.model_safety import ArchiveLimits, ArchiveRefused, check_archive
+from explainers.onnx_safety import OnnxLimits, OnnxUploadRefused, check_onnx
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULT_PREFIX = "SEGX-SANDBOX-RESULT "
@@ -44,6 +50,7 @@ class SandboxLimits:
     cpu_seconds: int = 120
     wall_seconds: float = 180.0
     archive: ArchiveLimits = field(default_factory=ArchiveLimits)
+    onnx: OnnxLimits = field(default_factory=OnnxLimits)
 
 
 @dataclass(frozen=True)
@@ -66,24 +73,29 @@ def install_model(
     models_dir: str | Path,
     class_names: Sequence[str] | None = None,
     limits: SandboxLimits = SandboxLimits(),
+    kind: str = "keras",
 ) -> InstalledModel:
-    """Check, load (in a limited child process) and store an uploaded `.keras` model; ModelUploadRefused if not."""
+    """Check, load (in a limited child process) and store an uploaded `.keras` (kind "keras") or `.onnx` (kind
+    "onnx") model; ModelUploadRefused if not."""
+    if kind not in SUFFIXES:
+        raise ModelUploadRefused(f"Unknown model kind {kind!r}.")
+    suffix = SUFFIXES[kind]
     try:
-        check_archive(data, limits.archive)
-    except ArchiveRefused as err:
+        _static_check(kind, data, limits)
+    except (ArchiveRefused, OnnxUploadRefused) as err:
         raise ModelUploadRefused(str(err)) from None
     models_dir = Path(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="segx-upload-", dir=models_dir) as work:
-        source, checked = Path(work) / "upload.keras", Path(work) / "checked.keras"
+        source, checked = Path(work) / f"upload{suffix}", Path(work) / f"checked{suffix}"
         source.write_bytes(data)
-        verdict = _run_child(source, checked, class_names, limits)
+        verdict = _run_child(source, checked, class_names, limits, kind)
         try:
-            check_archive(checked, limits.archive)  # what our own Keras wrote must pass too
-        except (ArchiveRefused, OSError) as err:
+            _static_check(kind, checked, limits)  # what our own code wrote must pass too
+        except (ArchiveRefused, OnnxUploadRefused, OSError) as err:
             raise ModelUploadRefused(f"The re-saved model did not pass the checks: {err}") from None
         digest = hashlib.sha256(checked.read_bytes()).hexdigest()
-        target = models_dir / f"{digest}.keras"
+        target = models_dir / f"{digest}{suffix}"
         if not target.exists():
             os.replace(checked, target)
     size = verdict.get("input_size")
@@ -92,17 +104,32 @@ def install_model(
                           conv_layers=int(verdict["conv_layers"]))  # fmt: skip
 
 
+SUFFIXES = {"keras": ".keras", "onnx": ".onnx"}
+
+
+def _static_check(kind: str, source: bytes | Path, limits: SandboxLimits) -> None:
+    if kind == "onnx":
+        check_onnx(source, limits.onnx)
+    else:
+        check_archive(source, limits.archive)
+
+
 def trusted_path(models_dir: str | Path, model_id: str) -> Path:
-    """The stored file of `model_id` (a sha256 hex digest); ValueError for anything else."""
+    """The stored file of `model_id` (a sha256 hex digest): `<id>.keras`, or `<id>.onnx` where that one is stored;
+    ValueError for anything else."""
     if not isinstance(model_id, str) or len(model_id) != 64 or any(c not in "0123456789abcdef" for c in model_id):
         raise ValueError("Invalid model id.")
-    return Path(models_dir) / f"{model_id}.keras"
+    onnx_path = Path(models_dir) / f"{model_id}.onnx"
+    return onnx_path if onnx_path.is_file() else Path(models_dir) / f"{model_id}.keras"
 
 
-def _run_child(source: Path, dest: Path, class_names: Sequence[str] | None, limits: SandboxLimits) -> dict:
+def _run_child(
+    source: Path, dest: Path, class_names: Sequence[str] | None, limits: SandboxLimits, kind: str = "keras"
+) -> dict:
     spec = {"source": str(source), "dest": str(dest), "class_names": list(class_names) if class_names else None,
+            "kind": kind, "onnx_max_bytes": limits.onnx.max_bytes, "onnx_max_nodes": limits.onnx.max_nodes,
             "memory_bytes": limits.memory_bytes, "cpu_seconds": limits.cpu_seconds,
-            "file_bytes": 4 * limits.archive.max_bytes + 64 * MiB,
+            "file_bytes": 4 * max(limits.archive.max_bytes, limits.onnx.max_bytes) + 64 * MiB,
             "max_bytes": limits.archive.max_bytes, "max_uncompressed": limits.archive.max_uncompressed}  # fmt: skip
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(REPO_ROOT)}
     try:
@@ -146,12 +173,26 @@ def _child(spec: dict) -> dict:
 
     from explainers.model_loading import ModelRefused, load_adapter
 
+    onnx_kind = spec.get("kind") == "onnx"
+    if onnx_kind:  # the ONNX stack, imported before the limits too
+        import onnxruntime  # noqa: F401
+
+        from explainers.onnx_loading import import_onnx2torch
+
+        import_onnx2torch()
     _limit(int(spec["memory_bytes"]), int(spec["cpu_seconds"]), int(spec["file_bytes"]))
     try:
-        check_archive(spec["source"], ArchiveLimits(int(spec["max_bytes"]), int(spec["max_uncompressed"])))
-        adapter = load_adapter(spec["source"], spec["class_names"], safe_mode=True, probe=True)
-        adapter.model.save(spec["dest"])
-    except (ArchiveRefused, ModelRefused) as err:
+        if onnx_kind:
+            import onnx
+
+            model = check_onnx(spec["source"], OnnxLimits(int(spec["onnx_max_bytes"]), int(spec["onnx_max_nodes"])))
+            adapter = load_adapter(spec["source"], spec["class_names"], probe=True)
+            onnx.save(model, spec["dest"])  # the parsed, checked model, serialised by the onnx library
+        else:
+            check_archive(spec["source"], ArchiveLimits(int(spec["max_bytes"]), int(spec["max_uncompressed"])))
+            adapter = load_adapter(spec["source"], spec["class_names"], safe_mode=True, probe=True)
+            adapter.model.save(spec["dest"])
+    except (ArchiveRefused, OnnxUploadRefused, ModelRefused) as err:
         return {"ok": False, "message": str(err)}
     except MemoryError:
         return {"ok": False, "message": "Loading the model ran out of its memory budget."}
@@ -159,7 +200,7 @@ def _child(spec: dict) -> dict:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
         return {"ok": False, "message": f"The model could not be loaded: {first}"}
     return {"ok": True, "class_names": adapter.class_names, "input_size": adapter.input_size,
-            "conv_layers": len(adapter.conv_layers)}  # fmt: skip
+            "conv_layers": len(getattr(adapter, "conv_layers", []))}  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -124,6 +124,14 @@ def compute_fast(
     return done, failed
 
 
+def unavailable_methods(adapter: Any, names: Sequence[str]) -> dict[str, str]:
+    """{method: why it cannot run on this model} (a black-box model gives no gradients), for the methods' cards."""
+    from explainers import registry
+
+    reasons = {name: registry.get(name).unavailable_reason(adapter) for name in names}
+    return {name: f"Unavailable for this model. {reason}" for name, reason in reasons.items() if reason}
+
+
 def handle_explain(
     region_ref: Mapping[str, Any] | None,
     target: Any,
@@ -163,11 +171,13 @@ def handle_explain(
         return (hint(CONTRAST_HINT), [], clear_slow, None, *show(CONTRAST_HINT, "warning"))
     question = {"image": image_ref["key"], "region": region_ref["key"], "target": target, "contrast": contrast,
                 "label": str(region_ref.get("label") or region_ref.get("kind") or "region")}  # fmt: skip
+    unavailable = unavailable_methods(adapter, [info.name for _, info in selected])
     try:
         _, labels, _ = analysis.image_data(store, session, question["image"])
         region = store.get(session, "region", question["region"])
-        fast = [info.name for _, info in selected if not info.slow]
+        fast = [info.name for _, info in selected if not info.slow and info.name not in unavailable]
         summaries, failed = compute_fast(adapter, store, session, question, fast)
+        failed.update(unavailable)
         cards = CardContext(store, session, question, adapter.conv_layers, adapter.layer_shapes, layer_index,
                             opacity, view)  # fmt: skip
     except ValueError as err:

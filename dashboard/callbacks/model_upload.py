@@ -1,4 +1,5 @@
-"""Model upload (only with `--allow-model-upload`): a `.keras` file checked, loaded in a sandbox, then serving the page.
+"""Model upload (only with `--allow-model-upload`): a `.keras` or `.onnx` file checked, loaded in a sandbox, then
+serving the page.
 
 The checks and the sandboxed load are `explainers.model_sandbox.install_model` (no Dash there). On success the page
 moves to a fresh session id whose state-store record names the installed model (`resources.session_config` maps it
@@ -36,7 +37,7 @@ from dashboard.view.figures import placeholder_figure
 log = logging.getLogger(__name__)
 REFUSED_EXTENSIONS = {".h5": "a legacy HDF5 (.h5) model", ".hdf5": "a legacy HDF5 model",
                       ".pb": "a TensorFlow SavedModel", ".zip": "a zip archive (a SavedModel?)",
-                      ".onnx": "an ONNX model", ".pt": "a PyTorch model", ".pth": "a PyTorch model"}  # fmt: skip
+                      ".pt": "a PyTorch model", ".pth": "a PyTorch model"}  # fmt: skip
 
 # Output order of `handle_model_upload` (and of the registered callback).
 OUTPUTS = (
@@ -86,6 +87,7 @@ def handle_model_upload(
     `set_progress((percent, label, text))` is told each stage (run as a background job, the page shows it)."""
     from explainers.model_safety import ArchiveLimits
     from explainers.model_sandbox import ModelUploadRefused, SandboxLimits, install_model
+    from explainers.onnx_safety import OnnxLimits
 
     if not contents:
         raise PreventUpdate
@@ -93,15 +95,16 @@ def handle_model_upload(
     if not config.allow_model_upload:
         return refused(name, "model upload is disabled (start the app with --allow-model-upload).")
     suffix = PurePath(name).suffix.lower()
-    if suffix != ".keras":
+    if suffix not in (".keras", ".onnx"):
         kind = REFUSED_EXTENSIONS.get(suffix, f"a '{suffix or 'no extension'}' file")
-        return refused(name, f"it is {kind}; only Keras 3 .keras files are accepted (save with model.save(...)).")
+        return refused(name, f"it is {kind}; only Keras 3 .keras and ONNX .onnx files are accepted.")
     try:
         class_names = parse_names(names_text)
         data = decode_data_uri(contents, config.max_model_bytes)
-        limits = SandboxLimits(archive=ArchiveLimits(max_bytes=config.max_model_bytes))
+        limits = SandboxLimits(archive=ArchiveLimits(max_bytes=config.max_model_bytes),
+                               onnx=OnnxLimits(max_bytes=config.max_model_bytes))  # fmt: skip
         set_progress((10, "1/3", f"Checking “{name}” and loading it in a sandboxed process (1/3)…"))
-        installed = install_model(data, config.models_path, class_names, limits)
+        installed = install_model(data, config.models_path, class_names, limits, kind=suffix[1:])
         set_progress((70, "2/3", f"“{name}” passed the checks; loading it for this page (2/3)…"))
         publish_model(config, installed.model_id, installed.path)  # scaled out: the workers fetch it from Redis
     except (ImageError, ValueError, ModelUploadRefused) as err:

@@ -64,14 +64,15 @@ def publish_model(config: AppConfig, model_id: str, path: str | Path) -> bool:
     return True
 
 
-def fetch_model(config: AppConfig, model_id: str, path: str | Path) -> bool:
-    """Fetch the shared model `model_id` from Redis into `path` (atomically, after checking its sha256); returns
-    whether `path` now holds it."""
+def fetch_model(config: AppConfig, model_id: str, path: str | Path) -> Path | None:
+    """Fetch the shared model `model_id` from Redis into `path` (atomically, after checking its sha256), with the
+    suffix its bytes call for (`.keras` for a zip archive, `.onnx` otherwise: the model's own host stored it under the
+    kind it checked); returns the file that now holds it, or None."""
     path = Path(path)
     if path.is_file():
-        return True
+        return path
     if not config.redis_url:
-        return False
+        return None
     try:
         client = redis_client(config.redis_url, timeout=10.0)
         data = client.get(model_key(model_id))
@@ -80,15 +81,16 @@ def fetch_model(config: AppConfig, model_id: str, path: str | Path) -> bool:
             client.expire(model_key(model_id), ttl)
     except Exception as err:
         log.warning("could not fetch model %s from Redis: %s", model_id, err)
-        return False
+        return None
     if data is None:
         log.warning("model %s is neither in %s nor in Redis (expired?)", model_id, path.parent)
-        return False
+        return None
     if hashlib.sha256(data).hexdigest() != model_id:
         log.error("model %s fetched from Redis does not match its digest; not used", model_id)
-        return False
+        return None
+    path = path.with_suffix(".keras" if data[:4] == b"PK\x03\x04" else ".onnx")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".fetch-", suffix=".keras", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=".fetch-", suffix=path.suffix, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
@@ -97,4 +99,4 @@ def fetch_model(config: AppConfig, model_id: str, path: str | Path) -> bool:
         Path(tmp).unlink(missing_ok=True)
         raise
     log.info("model %s fetched from Redis into %s", model_id, path)
-    return True
+    return path

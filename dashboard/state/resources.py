@@ -73,8 +73,10 @@ def session_config(config: AppConfig, session: str | None) -> AppConfig:
     if not path.is_file():
         from dashboard.state.model_store import fetch_model
 
-        if not fetch_model(config, record["id"], path):  # uploaded on another host: shared through Redis
+        fetched = fetch_model(config, record["id"], path)  # uploaded on another host: shared through Redis
+        if fetched is None:
             return config
+        path = fetched
     from dashboard.state.retention import touch_model
 
     touch_model(path)  # in use: its retention clock restarts

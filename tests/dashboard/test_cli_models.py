@@ -68,7 +68,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
         ("rank", (), r"expected an image input \(N, H, W, 3\), got \(None, 64, 3\)"),
         ("noconv", (), r"no convolution layer"),
         ("unet", ("--class-names", "sky,road"), r"class_names has 2 names but the model predicts 3 classes"),
-        ("h5", (), r"legacy HDF5 \(\.h5\) file; only Keras 3 '\.keras' files are accepted"),
+        ("h5", (), r"legacy HDF5 \(\.h5\) file; only Keras 3 '\.keras' and ONNX '\.onnx' files are accepted"),
         ("garbage", (), r"not a valid \.keras file"),
         ("broken", (), r"Keras could not load broken\.keras"),
     ],

@@ -27,9 +27,22 @@ def _torch_unet(logit_scale: float = 1.0) -> SegmentationAdapter:
     return SegmentationAdapter(TinyTorchUNet(logit_scale=logit_scale), class_names=NAMES)
 
 
+def _onnx_unet(logit_scale: float = 1.0, backend: str = "auto") -> SegmentationAdapter:
+    """The torch U-Net exported to ONNX (TorchScript exporter, opset 17), through onnx2torch or as a black box."""
+    from explainers.onnx_loading import load_onnx
+    from tests.explainers.onnx_exports import export
+    from tests.explainers.tiny_torch_models import TinyTorchUNet
+
+    loaded = load_onnx(export(TinyTorchUNet(logit_scale=logit_scale), SIZE), backend=backend)
+    assert loaded.backend.framework == ("torch" if backend == "auto" else "onnxruntime")
+    return SegmentationAdapter(loaded.backend, class_names=NAMES)
+
+
 BACKENDS: dict[str, Callable[[float], SegmentationAdapter]] = {
     "keras": lambda logit_scale=1.0: SegmentationAdapter(tiny_unet(SIZE, logit_scale=logit_scale), class_names=NAMES),
     "torch": _torch_unet,
+    "onnx2torch": _onnx_unet,
+    "onnx-black-box": lambda logit_scale=1.0: _onnx_unet(logit_scale, backend="onnxruntime"),
 }
 _BUILT: dict[tuple[str, float], SegmentationAdapter] = {}
 

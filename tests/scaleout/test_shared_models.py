@@ -94,19 +94,25 @@ def test_a_slow_job_on_an_uploaded_model_runs_on_a_worker_with_its_own_state_dir
 def test_the_shared_copy_is_checked_and_capped(tmp_path, redis_server):
     config = AppConfig(state_dir=str(tmp_path), redis_url=redis_server.url, max_shared_model_bytes=1000)
     small = tmp_path / "small.bin"
-    small.write_bytes(b"x" * 10)
+    small.write_bytes(b"PK\x03\x04" + b"x" * 10)  # a zip archive's first bytes: a .keras file
     import hashlib
 
     digest = hashlib.sha256(small.read_bytes()).hexdigest()
     assert publish_model(config, digest, small)
     target = tmp_path / "other-host" / f"{digest}.keras"
-    assert fetch_model(config, digest, target) and target.read_bytes() == small.read_bytes()
+    assert fetch_model(config, digest, target) == target and target.read_bytes() == small.read_bytes()
+    onnx_bytes = b"\x08\x08" + b"y" * 10  # any other bytes: an .onnx protobuf, stored under its own suffix
+    onnx_digest = hashlib.sha256(onnx_bytes).hexdigest()
+    (tmp_path / "model.onnx").write_bytes(onnx_bytes)
+    assert publish_model(config, onnx_digest, tmp_path / "model.onnx")
+    fetched = fetch_model(config, onnx_digest, tmp_path / "other-host" / f"{onnx_digest}.keras")
+    assert fetched == tmp_path / "other-host" / f"{onnx_digest}.onnx" and fetched.read_bytes() == onnx_bytes
     import redis
 
     client = redis.Redis.from_url(redis_server.url)
     assert 0 < client.ttl(model_key(digest)) <= config.model_ttl_s
     client.set(model_key("0" * 64), b"not the file of that digest")
-    assert not fetch_model(config, "0" * 64, tmp_path / "other-host" / ("0" * 64 + ".keras"))
+    assert fetch_model(config, "0" * 64, tmp_path / "other-host" / ("0" * 64 + ".keras")) is None
     assert not (tmp_path / "other-host" / ("0" * 64 + ".keras")).exists()
     with pytest.raises(ModelTooLarge, match="SEGX_MAX_SHARED_MODEL_MB"):
         check_shareable(config, 1001)

@@ -1,0 +1,85 @@
+"""The app end to end in headless Chromium on ONNX models (`python app.py --model file.onnx`): the demo U-Net's torch
+twin exported to ONNX (served through onnx2torch: CAM and gradient heatmaps), and the same network followed by a
+GridSample warp (an operator onnx2torch cannot convert: served by onnxruntime as a black box, whose gradient-method
+cards say why they cannot run). Pick a sample, drag a box, see the cards, clean console."""
+
+from __future__ import annotations
+
+import pytest
+
+from dashboard.config import AppConfig
+from tests.browser.helpers import (
+    card_methods,
+    drag,
+    drag_area,
+    open_app,
+    pick_sample,
+    settle_and_check_console,
+    wait_for,
+)
+
+
+def _export(tmp_path, name: str, warp: bool) -> str:
+    torch = pytest.importorskip("torch")
+    from torch.nn import functional as F
+
+    from models.torch_unet import TORCH_WEIGHTS_PATH, TorchUNet
+    from tests.explainers.onnx_exports import export
+
+    network = TorchUNet()
+    network.load_state_dict(torch.load(TORCH_WEIGHTS_PATH, weights_only=True))
+    if warp:
+        network.probabilities = torch.nn.Identity()  # the warp goes between the logits and the softmax
+
+    class Warped(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.network = network
+            identity = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
+            self.register_buffer("grid", F.affine_grid(identity, (1, 1, 128, 128), align_corners=False))
+
+        def forward(self, x):
+            z = self.network(x)
+            return torch.softmax(F.grid_sample(z, self.grid.expand(x.shape[0], -1, -1, -1), align_corners=False), 1)
+
+    path = tmp_path / name
+    path.write_bytes(export(Warped() if warp else network, (128, 128)).SerializeToString())
+    return str(path)
+
+
+def _app(tmp_path_factory, warp: bool):
+    from dashboard.factory import create_app, default_samples_dir
+
+    folder = tmp_path_factory.mktemp("onnx-browser")
+    model = _export(folder, "warped.onnx" if warp else "unet.onnx", warp)
+    config = AppConfig(model_path=model, state_dir=str(folder / "state"), samples_dir=default_samples_dir(None),
+                       class_names=("background", "cap", "gills", "ring", "stem", "volva"))  # fmt: skip
+    return create_app(config=config)
+
+
+def _box(dash_duo) -> None:
+    drag(dash_duo, drag_area(dash_duo), (-60, -50), [(55, 45), (55, 45)])
+    wait_for(lambda: dash_duo.find_element("#region-info").text.startswith("Box ·"), message="box region")
+
+
+def test_an_onnx_model_is_explained_through_onnx2torch_in_the_browser(dash_duo, tmp_path_factory):
+    open_app(dash_duo, _app(tmp_path_factory, warp=False))
+    pick_sample(dash_duo, 1)
+    _box(dash_duo)
+    wait_for(lambda: {"gradcam", "saliency"} <= set(card_methods(dash_duo, "#fast-grid")), message="heatmaps")
+    settle_and_check_console(dash_duo)
+
+
+def test_a_black_box_onnx_model_says_why_gradient_methods_cannot_run(dash_duo, tmp_path_factory):
+    open_app(dash_duo, _app(tmp_path_factory, warp=True))
+    pick_sample(dash_duo, 1)
+    _box(dash_duo)
+
+    def unavailable() -> bool:
+        card = dash_duo.find_element('#fast-grid .hm-card[data-method="gradcam"]')
+        return "Unavailable for this model" in card.text and "GridSample" in card.text
+
+    wait_for(unavailable, message="the Grad-CAM card's reason")
+    saliency = dash_duo.find_element('#fast-grid .hm-card[data-method="saliency"]').text
+    assert "needs the model's gradients" in saliency and "GridSample" in saliency
+    settle_and_check_console(dash_duo)
