@@ -33,7 +33,9 @@ def interleaved_medians(calls: dict[str, Callable[[], Any]], repeats: int) -> di
 
 def one_layer_step(adapter: Any, layer_index: int, combiners: list[Callable[..., tf.Tensor]]) -> Callable[..., Any]:
     """A traced forward+backward that reaches ONE conv layer's gradient, then its CAMs (what per-layer tools do)."""
-    features = adapter._features
+    from explainers.backends.keras_backend import TF_OPS
+
+    features = adapter.backend.features
     probe = tf.keras.Model(features.inputs, [features.outputs[0], features.outputs[1 + layer_index]])
 
     @tf.function
@@ -43,7 +45,7 @@ def one_layer_step(adapter: Any, layer_index: int, combiners: list[Callable[...,
             class_logit = tf.reduce_sum(logits * onehot, axis=-1)
             score = tf.reduce_sum(class_logit * region, axis=(1, 2)) / tf.reduce_sum(region)
         grad = tape.gradient(score, activation)
-        maps = tf.stack([combine(activation[0], grad[0]) for combine in combiners], axis=-1)
+        maps = tf.stack([combine(TF_OPS, activation[0], grad[0]) for combine in combiners], axis=-1)
         return tf.image.resize(maps[None], tf.shape(x)[1:3], method="bilinear")
 
     return step
@@ -56,7 +58,9 @@ def p1_cam_family(repeats: int = 20) -> dict[str, Any]:
 
     adapter, image, region, target = demo_question()
     combiners = {name: explainer.combine for name, explainer in cam_explainers().items()}
-    x, region_out, onehot = adapter.prepare(image[None], region, target)
+    spec = adapter.score_spec(region, target, image.shape[:2])
+    x = tf.constant(adapter.model_input(image[None]))
+    region_out, onehot = tf.constant(spec.region), tf.constant(spec.weights)
     per_layer_steps = [one_layer_step(adapter, i, list(combiners.values())) for i in range(len(adapter.conv_layers))]
 
     def ours() -> None:  # the public API: four CAM results, each with its heatmap at image resolution
@@ -64,7 +68,7 @@ def p1_cam_family(repeats: int = 20) -> dict[str, Any]:
         explain(adapter, image, region, target, methods=list(combiners))
 
     def floor() -> None:
-        adapter._score_fn(x, region_out, onehot)[1].numpy()
+        adapter.backend._score_fn(x, region_out, onehot)[1].numpy()
 
     def loop_per_layer() -> None:
         for step in per_layer_steps:

@@ -9,11 +9,12 @@ which equals Seg-Grad-CAM's score (Vinogradova, Dibrov & Myers, "Towards Interpr
 Gradient-weighted Class Activation Mapping", AAAI 2020: the sum of logits over the region) up to the factor 1/|M'|.
 Any classification attribution method can then explain S.
 
-The region and the target class enter the traced computation as *inputs* (a mask at output resolution and a one-hot
-vector), so one traced function serves every selection and every class with no model rebuild per click.
-
-Logits are found automatically: a final Softmax (layer or activation) is stripped to reach the pre-activation tensor;
-a single-channel sigmoid model becomes two classes, background with logit -z and foreground with logit z.
+`SegmentationAdapter` is framework-neutral: it validates and preprocesses images, resamples the region to the logits
+grid, defines the score (a `ScoreSpec`: region mask and class weights) and keeps the caches. The framework work
+(logits, gradients, every layer's CAMs in one pass, the sanity check's clones) is done by a model backend
+(explainers.backends): Keras 3, PyTorch, or any object implementing `ModelBackend` (e.g. onnxruntime). Each framework
+is imported only when a model of that framework is given. Logits are found automatically by each backend: a final
+softmax is stripped; a single-channel sigmoid model becomes two classes, background -z and foreground z.
 """
 
 from __future__ import annotations
@@ -22,14 +23,13 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import keras
 import numpy as np
-import tensorflow as tf
 
-from explainers.graph import CONV_LAYER_TYPES, LinearCopy, graph_of, leaf_layers, output_layer, trace_model
+from explainers.backends import backend_for
+from explainers.backends.base import Combiner, LayerInfo, ModelBackend, NativeScoreModel, ScoreSpec
+from explainers.resize import bilinear_resize
 
 Preprocess = Callable[[np.ndarray], np.ndarray]
 
@@ -62,199 +62,86 @@ def resample_region(region: np.ndarray, out_shape: tuple[int, int]) -> np.ndarra
     return touched
 
 
-@dataclass(frozen=True)
-class LogitsSource:
-    """How the adapter reaches the logits: the layer, what it strips, and whether the model is a sigmoid binary one."""
-
-    layer: str
-    strip: str  # "none" | "softmax_layer" | "activation" | "sigmoid_layer"
-    binary: bool
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
 
 
-def _activation_name(layer: Any) -> str | None:
-    activation = getattr(layer, "activation", None)
-    if activation is None:
-        return None
-    return getattr(activation, "__name__", str(activation))
-
-
-def _detect_logits(model: keras.Model, logits_layer: str | None) -> tuple[Any, LogitsSource]:
-    layers = {info.name: info.layer for info in leaf_layers(model)}
-    if logits_layer is not None:
-        if logits_layer not in layers:
-            raise ValueError(f"logits_layer {logits_layer!r} is not a layer of the model; layers: {sorted(layers)}")
-        return layers[logits_layer], LogitsSource(logits_layer, "none", binary=False)
-    final = output_layer(model)
-    kind = type(final.layer).__name__
-    activation = _activation_name(final.layer)
-    if isinstance(final.layer, keras.layers.Softmax) or (kind == "Activation" and activation == "softmax"):
-        return final.layer, LogitsSource(final.name, "softmax_layer", binary=False)
-    if kind == "Activation" and activation == "sigmoid":
-        return final.layer, LogitsSource(final.name, "sigmoid_layer", binary=True)
-    if activation == "softmax":
-        return final.layer, LogitsSource(final.name, "activation", binary=False)
-    if activation == "sigmoid":
-        return final.layer, LogitsSource(final.name, "activation", binary=True)
-    return final.layer, LogitsSource(final.name, "none", binary=False)
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return np.where(z >= 0, 1.0 / (1.0 + np.exp(-np.abs(z))), np.exp(-np.abs(z)) / (1.0 + np.exp(-np.abs(z))))
 
 
 class SegmentationAdapter:
-    """A Keras 3 segmentation model seen as a classifier whose single score is the mean class logit over a region.
+    """A segmentation model seen as a classifier whose single score is the mean class logit over a region.
 
     Args:
-        model: any functional or Sequential Keras 3 model mapping (N, H, W, 3) to (N, H', W', C) (nested models,
-            dynamic input sizes and outputs coarser than the input are supported).
+        model: a Keras 3 functional or Sequential model mapping (N, H, W, 3) to (N, H', W', C) (nested models, dynamic
+            input sizes and coarse outputs are supported); a `torch.nn.Module` mapping (N, 3, H, W) to logits
+            (N, C, H', W') (or a dict / tuple holding them, or one sigmoid channel); or a built `ModelBackend`.
         class_names: one name per class; defaults to "class 0", ... (or background/foreground for sigmoid models).
         preprocess: maps an (N, H, W, 3) batch of pixel values in [0, 255] (uint8, or float32 for perturbed images)
-            to the model's input; default: float32 scaled to [0, 1].
+            to the model's input, channels last (a torch backend transposes it); default: float32 scaled to [0, 1].
         logits_layer: name of the layer whose output is taken as the logits, overriding the automatic detection.
     """
 
     def __init__(
         self,
-        model: keras.Model,
+        model: Any,
         class_names: list[str] | tuple[str, ...] | None = None,
         preprocess: Preprocess | None = None,
         logits_layer: str | None = None,
     ) -> None:
-        self.model = model
+        self.backend: ModelBackend = backend_for(model, logits_layer)
         self.preprocess: Preprocess = preprocess or default_preprocess
         self._logits_layer = logits_layer
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple, Any] = OrderedDict()
-        self._output_shapes: dict[tuple[int, int], tuple[int, int]] = {}
-
-        if not isinstance(model, keras.Model):
-            raise ValueError(f"Unsupported model: expected a Keras 3 model, got {type(model).__name__}.")
-        inputs = graph_of(model).inputs
-        if len(inputs) != 1:
-            raise ValueError(f"Unsupported model: it has {len(inputs)} inputs; a segmentation model takes one image.")
-        input_shape = tuple(inputs[0].shape)
-        if input_shape is None or len(input_shape) != 4 or input_shape[-1] not in (3, None):
-            raise ValueError(f"Unsupported model: expected an image input (N, H, W, 3), got {input_shape}.")
-        self.input_size: tuple[int, int] | None = (
-            (int(input_shape[1]), int(input_shape[2])) if input_shape[1] and input_shape[2] else None
-        )
-        logits_op, self.logits_source = _detect_logits(model, logits_layer)
-        self.conv_layers: list[str] = [
-            info.name for info in leaf_layers(model) if isinstance(info.layer, CONV_LAYER_TYPES)
-        ]
-
-        self._logits_op = logits_op
-        self._features = self._build_feature_model(logits_op)
-        logits_shape = tuple(self._features.outputs[0].shape)
-        if len(logits_shape) != 4:
-            raise ValueError(
-                f"Unsupported model: its output must be (N, H, W, C) per-pixel class scores; got shape {logits_shape}."
-            )
-        self.num_classes = int(logits_shape[-1])
-        self.layer_shapes: dict[str, tuple[int | None, int | None, int]] = {
-            name: tuple(t.shape[1:]) for name, t in zip(self.conv_layers, self._features.outputs[1:], strict=True)
+        backend = self.backend
+        self.model = getattr(backend, "model", model)
+        self.framework: str = backend.framework
+        self.input_size: tuple[int, int] | None = backend.input_size
+        self.num_classes: int = int(backend.num_classes)
+        self.layers: list[LayerInfo] = list(backend.layers)
+        self.conv_layers: list[str] = [layer.name for layer in self.layers]
+        self.layer_shapes: dict[str, tuple[int | None, ...]] = {
+            layer.name: tuple(layer.shape) if layer.shape is not None else (None, None, layer.channels)
+            for layer in self.layers
         }
         if class_names is None:
             class_names = (
-                ["background", "foreground"]
-                if self.logits_source.binary
-                else [f"class {i}" for i in range(self.num_classes)]
+                ["background", "foreground"] if backend.binary else [f"class {i}" for i in range(self.num_classes)]
             )
         if len(class_names) != self.num_classes:
             raise ValueError(
                 f"class_names has {len(class_names)} names but the model predicts {self.num_classes} classes."
             )
         self.class_names: list[str] = [str(name) for name in class_names]
-        self._score_fn = tf.function(self._score_and_input_gradient, reduce_retracing=True)
-        self._forward_fn = tf.function(self._forward_scores, reduce_retracing=True)
-        self._cam_fn = tf.function(self._score_and_layer_gradients, reduce_retracing=True)
-        self._logits_fn = tf.function(lambda x: self._features(x, training=False)[0], reduce_retracing=True)
-        self._map_fns: dict[str, Any] = {}
 
-    def with_model(self, model: keras.Model) -> SegmentationAdapter:
-        """A new adapter on another model of the same architecture (e.g. a clone with randomized weights), with the
-        same class names, preprocess and logits choice."""
+    @property
+    def gradients(self) -> bool:
+        """False for a black-box backend: the gradient methods cannot run (see `why_no_gradients`)."""
+        return bool(self.backend.gradients)
+
+    @property
+    def why_no_gradients(self) -> str | None:
+        """Why the backend has no gradients (None when it has them)."""
+        return None if self.backend.gradients else (self.backend.why_no_gradients or "the model gives no gradients")
+
+    @property
+    def logits_source(self) -> Any:
+        """How the Keras backend reaches the logits (layer, what it strips, binary); None for other backends."""
+        return getattr(self.backend, "logits_source", None)
+
+    def with_model(self, model: Any) -> SegmentationAdapter:
+        """A new adapter on another model of the same architecture, with the same class names, preprocess and
+        logits choice."""
         return SegmentationAdapter(model, self.class_names, self.preprocess, self._logits_layer)
 
-    # ----------------------------------------------------------------------------------------------- graph building
-    def _features_for(self, size: tuple[int, int]) -> keras.Model:
-        """The feature graph traced for a fixed input size (dynamic-size models), for models that need static shapes."""
-        return self._build_feature_model(self._logits_op, input_shape=(size[0], size[1], 3))
+    def with_backend(self, backend: ModelBackend) -> SegmentationAdapter:
+        """A new adapter on another backend (e.g. the sanity check's randomized clone), same names and preprocess."""
+        return SegmentationAdapter(backend, self.class_names, self.preprocess)
 
-    def _build_feature_model(self, logits_op: Any, input_shape: tuple | None = None) -> keras.Model:
-        """One flat model: image -> [logits, every conv activation in conv_layers order]."""
-        source = self.logits_source
-        recorded: dict[str, Any] = {}
-        conv_names = set(self.conv_layers)
-        linear_copies: dict[int, LinearCopy] = {}
-
-        def intercept(operation: Any, name: str, call: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
-            if operation is logits_op and source.strip in ("softmax_layer", "sigmoid_layer"):
-                outputs = args[0]
-            elif operation is logits_op and source.strip == "activation":
-                linear = linear_copies.setdefault(id(operation), LinearCopy(operation))
-                outputs = linear(*args, **kwargs)
-            else:
-                outputs = call(*args, **kwargs)
-            if name in conv_names:
-                recorded[name] = outputs
-            if operation is logits_op:
-                recorded["__logits__"] = outputs
-            return outputs
-
-        shape = input_shape or tuple(graph_of(self.model).inputs[0].shape[1:])
-        inputs = keras.Input(shape=shape, dtype="float32", name="adapted_image")
-        trace_model(self.model, inputs, intercept)
-        if "__logits__" not in recorded:
-            raise ValueError(f"Unsupported model: the logits layer {source.layer!r} is not reached from the input.")
-        logits = recorded["__logits__"]
-        if len(logits.shape) == 4 and source.binary:
-            if logits.shape[-1] != 1:
-                raise ValueError(f"Unsupported model: a sigmoid output must have 1 channel, got {logits.shape[-1]}.")
-            logits = keras.layers.Concatenate(name="binary_logits")([-logits, logits])
-        return keras.Model(inputs, [logits] + [recorded[name] for name in self.conv_layers], name="adapted_features")
-
-    def region_score_model(self, region: np.ndarray, target: int, size: tuple[int, int]) -> keras.Model:
-        """A flat Keras model image -> S_target(image; region), the region and class held as frozen linear layers.
-
-        For graph-walking explainers (shap.DeepExplainer, other CAM libraries) that need a single-input model made of
-        standard layers. It extends the adapted feature graph (same layer objects and names, no nesting), so only two
-        small layers are built per call.
-        """
-        region = self.validate_region(region, size)
-        target = self.validate_target(target)
-        region_out = resample_region(region, self.output_shape_for(size)).astype(np.float32)
-        features = self._features if self.input_size is not None else self._features_for(size)
-        pick = keras.layers.Conv2D(1, 1, use_bias=False, trainable=False, name="target_class")
-        class_logit = keras.layers.Flatten(name="flatten")(pick(features.outputs[0]))
-        mean = keras.layers.Dense(1, use_bias=False, trainable=False, name="region_mean")
-        score = mean(class_logit)
-        pick.set_weights([np.eye(self.num_classes, dtype=np.float32)[target].reshape(1, 1, -1, 1)])
-        mean.set_weights([(region_out / region_out.sum()).reshape(-1, 1)])
-        return keras.Model(features.inputs, score, name="adapted_region_score")
-
-    # ------------------------------------------------------------------------------------------------ traced steps
-    def _forward_scores(self, x: tf.Tensor, region: tf.Tensor, onehot: tf.Tensor) -> tf.Tensor:
-        logits = self._features(x, training=False)[0]
-        return _mean_logit(logits, region[None], onehot[None])
-
-    def _score_and_input_gradient(
-        self, x: tf.Tensor, region: tf.Tensor, onehot: tf.Tensor
-    ) -> tuple[tf.Tensor, tf.Tensor]:
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            scores = self._forward_scores(x, region, onehot)
-        return scores, tape.gradient(scores, x)
-
-    def _score_and_layer_gradients(
-        self, x: tf.Tensor, region: tf.Tensor, onehot: tf.Tensor, indices: tuple[int, ...] | None = None
-    ) -> tuple:
-        """S, and the activations and gradients of the conv layers at `indices` (all by default); the backward pass
-        goes no deeper than the shallowest of them."""
-        with tf.GradientTape() as tape:
-            outputs = self._features(x, training=False)
-            scores = _mean_logit(outputs[0], region[None], onehot[None])
-        activations = list(outputs[1:]) if indices is None else [outputs[1 + i] for i in indices]
-        return scores, activations, tape.gradient(scores, activations)
-
-    # ------------------------------------------------------------------------------------------------- validation
     def validate_image(self, image: np.ndarray) -> np.ndarray:
         """Check one (H, W, 3) uint8 image against the model; return it as an array."""
         image = np.asarray(image)
@@ -293,6 +180,7 @@ class SegmentationAdapter:
             raise ValueError(f"Target class {target} is out of range: the model has classes 0-{self.num_classes - 1}.")
         return int(target)
 
+
     # ------------------------------------------------------------------------------------------------ public API
     def clear_cache(self) -> None:
         """Forget the kept per-layer passes (benchmarks use this to time real passes)."""
@@ -301,68 +189,71 @@ class SegmentationAdapter:
 
     def output_shape_for(self, size: tuple[int, int]) -> tuple[int, int]:
         """Spatial size (h, w) of the logits for an input image of `size` (H, W)."""
-        size = (int(size[0]), int(size[1]))
-        if size not in self._output_shapes:
-            shape = self._features.compute_output_shape((1, size[0], size[1], 3))[0]
-            if shape[1] is None or shape[2] is None:
-                shape = self._logits_fn(tf.zeros((1, size[0], size[1], 3), tf.float32)).shape
-            self._output_shapes[size] = (int(shape[1]), int(shape[2]))
-        return self._output_shapes[size]
+        return self.backend.output_shape_for((int(size[0]), int(size[1])))
 
-    def prepare(self, images: np.ndarray, region: np.ndarray, target: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """Validate and convert a batch, a region and a target to the traced functions' inputs."""
-        images = np.asarray(images)
-        if images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f"Images must be an (N, H, W, 3) batch; got shape {images.shape}.")
-        self._check_size(images.shape[1:3])
-        region = self.validate_region(region, images.shape[1:3])
+    def score_spec(self, region: np.ndarray, target: int, size: tuple[int, int]) -> ScoreSpec:
+        """The question for images of `size` on the backend's logits grid: the region resampled, one-hot weights."""
+        region = self.validate_region(region, size)
         target = self.validate_target(target)
-        region_out = resample_region(region, self.output_shape_for(images.shape[1:3]))
-        x = tf.convert_to_tensor(self.preprocess(images), dtype=tf.float32)
-        onehot = tf.convert_to_tensor(np.eye(self.num_classes, dtype=np.float32)[target])
-        return x, tf.convert_to_tensor(region_out, dtype=tf.float32), onehot
+        region_out = resample_region(region, self.output_shape_for(size)).astype(np.float32)
+        return ScoreSpec(region=region_out, weights=np.eye(self.num_classes, dtype=np.float32)[target])
 
     def model_input(self, images: np.ndarray) -> np.ndarray:
         """The model's input for a batch of pixel values (the preprocess applied), as float32."""
         return np.asarray(self.preprocess(np.asarray(images)), dtype=np.float32)
 
+    def logits(self, image: np.ndarray) -> np.ndarray:
+        """(h, w, C) float32 logits on the model's output grid for one (H, W, 3) uint8 image."""
+        image = self.validate_image(image)
+        return np.asarray(self.backend.logits(self.model_input(image[None]))[0], dtype=np.float32)
+
     def predict(self, image: np.ndarray) -> np.ndarray:
         """(H, W, C) float32 class probabilities at image resolution for one (H, W, 3) uint8 image."""
-        image = self.validate_image(image)
-        x = tf.convert_to_tensor(self.preprocess(image[None]), dtype=tf.float32)
-        logits = self._logits_fn(x)
-        if self.logits_source.binary:
-            foreground = tf.sigmoid(logits[..., 1:])
-            probabilities = tf.concat([1.0 - foreground, foreground], axis=-1)
+        logits = self.logits(image)
+        if self.backend.binary:
+            foreground = _sigmoid(logits[..., 1:])
+            probabilities = np.concatenate([1.0 - foreground, foreground], axis=-1)
         else:
-            probabilities = tf.nn.softmax(logits, axis=-1)
-        if tuple(probabilities.shape[1:3]) != image.shape[:2]:
-            probabilities = tf.image.resize(probabilities, image.shape[:2], method="bilinear")
-        return probabilities[0].numpy().astype(np.float32)
+            probabilities = _softmax(logits)
+        if probabilities.shape[:2] != image.shape[:2]:
+            probabilities = bilinear_resize(probabilities, image.shape[:2])
+        return probabilities.astype(np.float32)
+
+    def _check_batch(self, images: np.ndarray) -> np.ndarray:
+        images = np.asarray(images)
+        if images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"Images must be an (N, H, W, 3) batch; got shape {images.shape}.")
+        self._check_size(images.shape[1:3])
+        return images
 
     def score(self, images: np.ndarray, region: np.ndarray, target: int, batch_size: int = 64) -> np.ndarray:
         """S_target(x; region) for each image of an (N, H, W, 3) batch of pixel values; returns (N,) float64."""
-        scores = []
-        for start in range(0, max(len(images), 1), batch_size):
-            x, region_out, onehot = self.prepare(images[start : start + batch_size], region, target)
-            scores.append(self._forward_fn(x, region_out, onehot).numpy())
+        images = self._check_batch(images)
+        spec = self.score_spec(region, target, images.shape[1:3])
+        scores = [
+            self.backend.scores(self.model_input(images[start : start + batch_size]), spec)
+            for start in range(0, max(len(images), 1), batch_size)
+        ]
         return np.concatenate(scores).astype(np.float64)
+
+    def _require_gradients(self) -> None:
+        if not self.backend.gradients:
+            from explainers.backends.base import GradientsUnavailable
+
+            raise GradientsUnavailable(f"This model gives no gradients: {self.why_no_gradients}")
 
     def input_gradients(
         self, inputs: np.ndarray, region: np.ndarray, target: int, batch_size: int = 32
     ) -> tuple[np.ndarray, np.ndarray]:
         """Scores (N,) and dS/d(model input) (N, H, W, 3) for a batch of *model inputs* (already preprocessed)."""
+        self._require_gradients()
         inputs = np.asarray(inputs, dtype=np.float32)
-        region_out = resample_region(
-            self.validate_region(region, inputs.shape[1:3]), self.output_shape_for(inputs.shape[1:3])
-        )
-        onehot = tf.one_hot(self.validate_target(target), self.num_classes, dtype=tf.float32)
-        region_t = tf.convert_to_tensor(region_out, dtype=tf.float32)
+        spec = self.score_spec(region, target, inputs.shape[1:3])
         scores, grads = [], []
         for start in range(0, len(inputs), batch_size):
-            s, g = self._score_fn(tf.convert_to_tensor(inputs[start : start + batch_size]), region_t, onehot)
-            scores.append(s.numpy())
-            grads.append(g.numpy())
+            s, g = self.backend.input_gradients(inputs[start : start + batch_size], spec)
+            scores.append(np.asarray(s))
+            grads.append(np.asarray(g, dtype=np.float32))
         return np.concatenate(scores).astype(np.float64), np.concatenate(grads)
 
     def image_gradient(
@@ -394,26 +285,31 @@ class SegmentationAdapter:
             while len(self._cache) > 8:
                 self._cache.popitem(last=False)
 
+    def _chosen_layers(self, layers: Sequence[str] | None) -> tuple[str, ...]:
+        chosen = tuple(self.conv_layers) if layers is None else tuple(dict.fromkeys(layers))
+        unknown = [layer for layer in chosen if layer not in self.layer_shapes]
+        if unknown or not chosen:
+            choose = f"choose from {self.conv_layers}"
+            raise ValueError(f"{unknown or 'No layer'} is not a conv layer of the model; {choose}.")
+        return chosen
+
     def layer_gradients(
         self, image: np.ndarray, region: np.ndarray, target: int
     ) -> tuple[float, dict[str, tuple[np.ndarray, np.ndarray]]]:
         """S(x) and {conv layer: (activation (h, w, k), dS/dactivation (h, w, k))} for every conv layer, ONE pass.
 
-        The last few results are kept (keyed by image, region and target), so the CAM variants asked for together
-        share one forward+backward pass.
+        The raw tensors are large (the CAM methods use `layer_maps`, which keeps only the maps); the last few results
+        are kept, keyed by image, region and target.
         """
+        self._require_gradients()
         image = self.validate_image(image)
-        key = (
-            _digest(image),
-            _digest(np.asarray(region, dtype=bool)),
-            int(target) if not isinstance(target, bool) else target,
-        )
+        key = ("layer-gradients", _digest(image), _digest(np.asarray(region, dtype=bool)), self.validate_target(target))
         if (kept := self._recall(key)) is not None:
             return kept
-        x, region_out, onehot = self.prepare(image[None], region, target)
-        scores, activations, grads = self._cam_fn(x, region_out, onehot)
-        pairs = zip(self.conv_layers, activations, grads, strict=True)
-        result = (float(scores.numpy()[0]), {n: (_frozen(a.numpy()[0]), _frozen(g.numpy()[0])) for n, a, g in pairs})
+        spec = self.score_spec(region, target, image.shape[:2])
+        score, pairs = self.backend.layer_gradients(self.model_input(image[None]), spec, self.conv_layers)
+        layers = zip(self.conv_layers, pairs, strict=True)
+        result = (float(score), {name: (_frozen(np.asarray(a)), _frozen(np.asarray(g))) for name, (a, g) in layers})
         self._remember(key, result)
         return result
 
@@ -422,44 +318,34 @@ class SegmentationAdapter:
         image: np.ndarray,
         region: np.ndarray,
         target: int,
-        combiners: dict[str, Callable[[tf.Tensor, tf.Tensor], tf.Tensor]],
+        combiners: dict[str, Combiner],
         layers: Sequence[str] | None = None,
     ) -> tuple[float, dict[str, LayerMaps]]:
-        """S(x) and {combiner name: {conv layer: (H, W) map}} from ONE traced forward+backward pass.
+        """S(x) and {combiner name: {conv layer: (H, W) map}} from ONE forward+backward pass of the backend.
 
-        Each combiner maps one layer's activation and gradient, (h, w, k) tensors, to an (h, w) tensor. The combiners
-        run for every layer in one XLA-compiled function (fused: a few memory passes instead of one per op) right
-        after the backward pass. Maps are kept at each layer's own resolution and upsampled to the image (bilinear,
-        half-pixel centres) when first read, so a layer that is never shown costs no resize. The last few results
-        are kept, so methods asked for together share one pass.
+        Each combiner, `combine(ops, activation, gradient)`, maps one layer's (h, w, k) activation and gradient to an
+        (h, w) map in the backend's own tensors (explainers.cam); the backend runs every combiner for every layer right
+        after its backward pass (Keras: in one XLA-compiled function) and returns only the small maps. Maps are kept
+        at each layer's own resolution and upsampled to the image (bilinear, half-pixel centres) when first read, so
+        a layer that is never shown costs no resize. The last few results are kept, so methods asked for together
+        share one pass.
 
         `layers`: only these conv layers (default: all). The backward pass then stops at the shallowest of them, so
         one layer near the output costs little more than the forward pass (what single-layer CAM tools compute).
         """
+        self._require_gradients()
         image = self.validate_image(image)
         names = tuple(combiners)
-        chosen = tuple(self.conv_layers) if layers is None else tuple(dict.fromkeys(layers))
-        unknown = [layer for layer in chosen if layer not in self.layer_shapes]
-        if unknown or not chosen:
-            choose = f"choose from {self.conv_layers}"
-            raise ValueError(f"{unknown or 'No layer'} is not a conv layer of the model; {choose}.")
-        indices = tuple(self.conv_layers.index(layer) for layer in chosen)
-        key = (names, indices, _digest(image), _digest(np.asarray(region, dtype=bool)), self.validate_target(target))
+        chosen = self._chosen_layers(layers)
+        key = (names, chosen, _digest(image), _digest(np.asarray(region, dtype=bool)), self.validate_target(target))
         if (kept := self._recall(key)) is not None:
             return kept
-        x, region_out, onehot = self.prepare(image[None], region, target)
-        with self._lock:  # one traced step per combiner set, layer set and image size, called as a concrete function
-            step_key = (names, indices, tuple(x.shape), tuple(region_out.shape))
-            if step_key not in self._map_fns:
-                self._map_fns[step_key] = self._maps_step(list(combiners.values()), indices).get_concrete_function(
-                    x, region_out, onehot
-                )
-            step = self._map_fns[step_key]
-        scores, maps = step(x, region_out, onehot)
-        native = [_frozen(layer_maps.numpy()) for layer_maps in maps]  # (h, w, combiners) per chosen layer
+        spec = self.score_spec(region, target, image.shape[:2])
+        score, maps = self.backend.layer_maps(self.model_input(image[None]), spec, list(combiners.values()), chosen)
+        native = [_frozen(np.asarray(layer_maps, dtype=np.float32)) for layer_maps in maps]  # (h, w, combiners)
         size = image.shape[:2]
         result = (
-            float(scores.numpy()[0]),
+            float(score),
             {
                 name: LayerMaps({layer: native[i][..., j] for i, layer in enumerate(chosen)}, size)
                 for j, name in enumerate(names)
@@ -468,27 +354,20 @@ class SegmentationAdapter:
         self._remember(key, result)
         return result
 
-    def _maps_step(
-        self, combiners: list[Callable[[tf.Tensor, tf.Tensor], tf.Tensor]], indices: tuple[int, ...]
-    ) -> Callable[..., Any]:
-        @tf.function(jit_compile=True)
-        def combine_all(activations: list[tf.Tensor], grads: list[tf.Tensor]) -> list[tf.Tensor]:
-            return [
-                tf.stack([combine(activation[0], grad[0]) for combine in combiners], axis=-1)
-                for activation, grad in zip(activations, grads, strict=True)
-            ]
+    def native_score_model(self, region: np.ndarray, target: int, size: tuple[int, int]) -> NativeScoreModel:
+        """The region score as a model of the backend's framework, with its input/output conversions (DeepSHAP)."""
+        self._require_gradients()
+        return self.backend.score_model(self.score_spec(region, target, size), (int(size[0]), int(size[1])))
 
-        @tf.function(reduce_retracing=True)
-        def step(x: tf.Tensor, region: tf.Tensor, onehot: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor]]:
-            scores, activations, grads = self._score_and_layer_gradients(x, region, onehot, indices)
-            return scores, combine_all(activations, grads)
-
-        return step
+    def region_score_model(self, region: np.ndarray, target: int, size: tuple[int, int]) -> Any:
+        """The native model image -> S_target(image; region) (a flat keras.Model for Keras, an nn.Module for torch),
+        for graph-walking explainers (shap.DeepExplainer, other CAM libraries)."""
+        return self.native_score_model(region, target, size).model
 
 
 class LayerMaps(Mapping[str, np.ndarray]):
     """{conv layer: (H, W) map}, stored at each layer's resolution and upsampled (bilinear, half-pixel centres, as
-    tf.image.resize) to image size on first access; upsampled maps are kept and read-only."""
+    tf.image.resize and torch's interpolate) to image size on first access; upsampled maps are kept and read-only."""
 
     def __init__(self, native: dict[str, np.ndarray], size: tuple[int, int]) -> None:
         self._native = native
@@ -501,7 +380,7 @@ class LayerMaps(Mapping[str, np.ndarray]):
             if native.shape == self._size:
                 upsampled = np.array(native, dtype=np.float32)
             else:
-                upsampled = tf.image.resize(native[None, ..., None], self._size, method="bilinear")[0, ..., 0].numpy()
+                upsampled = bilinear_resize(native, self._size)
             self._upsampled[layer] = _frozen(upsampled)
         return self._upsampled[layer]
 
@@ -514,14 +393,6 @@ class LayerMaps(Mapping[str, np.ndarray]):
     def native(self, layer: str) -> np.ndarray:
         """The map at the layer's own resolution (h, w)."""
         return self._native[layer]
-
-
-def _mean_logit(logits: Any, region: Any, onehot: Any) -> Any:
-    """S = sum(z * region * onehot) / sum(region), batched: logits (N,h,w,C), region (N|1,h,w), onehot (N|1,C)."""
-    region = keras.ops.cast(region, logits.dtype)
-    class_logit = keras.ops.sum(logits * keras.ops.expand_dims(keras.ops.expand_dims(onehot, 1), 1), axis=-1)
-    total = keras.ops.sum(class_logit * region, axis=(1, 2))
-    return total / keras.ops.maximum(keras.ops.sum(region, axis=(1, 2)), 1.0)
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ import numpy as np
 
 from explainers.adapter import SegmentationAdapter
 from explainers.attribution import Attribution
+from explainers.backends.base import GradientsUnavailable
 
 Progress = Callable[[float, str], None]
 
@@ -38,6 +39,21 @@ class Explainer:
     signed: ClassVar[bool] = True  # False: maps are non-negative (ReLU'd CAMs)
     additive: ClassVar[bool] = False  # True: sum(heatmap) ~= score - baseline_score
     defaults: ClassVar[dict[str, Any]] = {}
+    # True: the method needs the model's gradients (CAMs, gradient methods, DeepSHAP); a black-box backend refuses it
+    # with the reason before any work. False for perturbation methods that only call `adapter.score`.
+    requires_gradients: ClassVar[bool] = True
+
+    def unavailable_reason(self, adapter: SegmentationAdapter) -> str | None:
+        """Why this method cannot run on `adapter`'s model (None: it can)."""
+        if self.requires_gradients and not adapter.gradients:
+            why = adapter.why_no_gradients
+            return f"{self.label} needs the model's gradients, which this model does not give: {why}"
+        return None
+
+    def check_available(self, adapter: SegmentationAdapter) -> None:
+        """Raise GradientsUnavailable with the reason if this method cannot run on `adapter`'s model."""
+        if (reason := self.unavailable_reason(adapter)) is not None:
+            raise GradientsUnavailable(reason)
 
     @property
     def is_cam(self) -> bool:
@@ -61,8 +77,11 @@ class Explainer:
         params: dict[str, Any] | None = None,
         progress: Progress | None = None,
     ) -> Attribution:
-        """Attribute S_target(image; region) to the image's pixels (or, for CAMs, to every conv layer)."""
+        """Attribute S_target(image; region) to the image's pixels (or, for CAMs, to every conv layer).
+
+        Raises GradientsUnavailable (a ValueError) before any work if the method needs gradients the model lacks."""
         resolved = self.resolve_params(params)
+        self.check_available(adapter)
         image = adapter.validate_image(image)
         region = adapter.validate_region(region, image.shape[:2])
         target = adapter.validate_target(target)

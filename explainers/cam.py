@@ -1,8 +1,10 @@
 """Class activation maps for every conv layer from ONE forward+backward pass of the adapted region score.
 
-The adapter returns each conv layer's activation A (h, w, k) and gradient G = dS/dA; each method here is a small
-subclass whose `combine` hook turns them into an (h, w) map. All variants for all layers, and the bilinear upsampling
-to image resolution, run inside one traced TensorFlow function:
+The model backend takes each conv layer's activation A (h, w, k) and gradient G = dS/dA from one forward and one
+backward pass; each method here is a small subclass whose `combine(ops, A, G)` hook turns them into an (h, w) map.
+Combiners are written once, with arithmetic operators and the few `CamOps` functions (relu, sum, mean, where,
+logical_and), so the same formula runs on the backend's own tensors: inside the Keras backend's XLA-compiled step, on
+torch tensors in the torch backend. Only the small maps leave the backend.
 
 - Grad-CAM: Selvaraju et al., "Grad-CAM: Visual Explanations from Deep Networks via Gradient-based Localization",
   ICCV 2017. ReLU(sum_k mean_ij(G_k) A_k). On the adapted score S this is Seg-Grad-CAM (Vinogradova et al., AAAI
@@ -20,10 +22,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 from explainers import registry
 from explainers.adapter import SegmentationAdapter
+from explainers.backends.base import CamOps
 from explainers.base import Explainer, Progress
 from explainers.registry import register
 
@@ -38,8 +40,8 @@ class CAMExplainer(Explainer):
     defaults: dict[str, Any] = {"layer": None, "all_layers": True}
 
     @staticmethod
-    def combine(activations: tf.Tensor, gradients: tf.Tensor) -> tf.Tensor:
-        """(h, w, k) activation and gradient tensors -> (h, w) map, in TensorFlow ops (it runs inside the trace)."""
+    def combine(ops: CamOps, activations: Any, gradients: Any) -> Any:
+        """(h, w, k) activation and gradient tensors -> (h, w) map, in the backend's tensors (operators and `ops`)."""
         raise NotImplementedError
 
     def compute(
@@ -71,10 +73,6 @@ def cam_explainers() -> dict[str, CAMExplainer]:
     }
 
 
-def _relu(x: tf.Tensor) -> tf.Tensor:
-    return tf.nn.relu(x)
-
-
 @register
 class GradCAM(CAMExplainer):
     name = "gradcam"
@@ -82,9 +80,9 @@ class GradCAM(CAMExplainer):
     paper = "Selvaraju et al., ICCV 2017"
 
     @staticmethod
-    def combine(activations: tf.Tensor, gradients: tf.Tensor) -> tf.Tensor:
-        weights = tf.reduce_mean(gradients, axis=(0, 1))
-        return _relu(tf.reduce_sum(activations * weights, axis=-1))
+    def combine(ops: CamOps, activations: Any, gradients: Any) -> Any:
+        weights = ops.mean(gradients, axis=(0, 1))
+        return ops.relu(ops.sum(activations * weights, axis=-1))
 
 
 @register
@@ -94,8 +92,8 @@ class HiResCAM(CAMExplainer):
     paper = "Draelos & Carin, 2020"
 
     @staticmethod
-    def combine(activations: tf.Tensor, gradients: tf.Tensor) -> tf.Tensor:
-        return _relu(tf.reduce_sum(gradients * activations, axis=-1))
+    def combine(ops: CamOps, activations: Any, gradients: Any) -> Any:
+        return ops.relu(ops.sum(gradients * activations, axis=-1))
 
 
 @register
@@ -105,14 +103,14 @@ class GradCAMPlusPlus(CAMExplainer):
     paper = "Chattopadhyay et al., WACV 2018"
 
     @staticmethod
-    def combine(activations: tf.Tensor, gradients: tf.Tensor) -> tf.Tensor:
+    def combine(ops: CamOps, activations: Any, gradients: Any) -> Any:
         # The paper's alpha = g^2 / (2 g^2 + sum_ij(A) g^3) equals 1 / (2 + sum_ij(A) g) wherever g != 0, and only
         # g > 0 counts (it multiplies ReLU(g)), so the weights are sum_ij g / (2 + sum_ij(A) g) over g > 0.
-        total_activation = tf.reduce_sum(activations, axis=(0, 1))
+        total_activation = ops.sum(activations, axis=(0, 1))
         denominator = 2.0 + total_activation * gradients
-        usable = tf.logical_and(gradients > 0.0, tf.not_equal(denominator, 0.0))
-        weights = tf.reduce_sum(tf.where(usable, gradients / tf.where(usable, denominator, 1.0), 0.0), axis=(0, 1))
-        return _relu(tf.reduce_sum(activations * weights, axis=-1))
+        usable = ops.logical_and(gradients > 0.0, denominator != 0.0)
+        weights = ops.sum(ops.where(usable, gradients / ops.where(usable, denominator, 1.0), 0.0), axis=(0, 1))
+        return ops.relu(ops.sum(activations * weights, axis=-1))
 
 
 @register
@@ -122,5 +120,5 @@ class LayerCAMMethod(CAMExplainer):
     paper = "Jiang et al., IEEE TIP 2021"
 
     @staticmethod
-    def combine(activations: tf.Tensor, gradients: tf.Tensor) -> tf.Tensor:
-        return _relu(tf.reduce_sum(_relu(gradients) * activations, axis=-1))
+    def combine(ops: CamOps, activations: Any, gradients: Any) -> Any:
+        return ops.relu(ops.sum(ops.relu(gradients) * activations, axis=-1))

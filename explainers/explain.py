@@ -38,6 +38,7 @@ def explain(
     Raises:
         ValueError: with a human-readable message for a bad image, an empty or misshapen region, a target out of
             range, an unknown method or an unknown parameter. Inputs are checked before any method runs.
+        GradientsUnavailable: (a ValueError) a method needs gradients that the model (a black box) does not give.
     """
     methods = list(dict.fromkeys(methods))
     if not methods:
@@ -48,6 +49,8 @@ def explain(
     if unknown:
         raise ValueError(f"Parameters given for method(s) not asked for: {sorted(unknown)}.")
     resolved = {ex.name: ex.resolve_params(params.get(ex.name)) for ex in explainers}
+    for explainer in explainers:
+        explainer.check_available(adapter)
     image = adapter.validate_image(image)
     region = adapter.validate_region(region, image.shape[:2])
     target = adapter.validate_target(target)

@@ -7,16 +7,17 @@ after block, and compares each method's map with the map of the trained network 
 
 How it is done here:
 
-- The user's model is never touched: it is cloned once (`keras.models.clone_model` + `set_weights`), and an adapter
-  is built on the clone (`SegmentationAdapter.with_model`: same class names, preprocess and logits). The adapter's
-  traced functions read the clone's variables, so each step only re-assigns variables, with no retracing.
-- Weighted layers (every leaf layer with weights) are taken in graph order from the logits toward the input; a
-  normalisation layer (e.g. BatchNormalization) stays with the conv layer that feeds it. The logits layer is the
+- The user's model is never touched: the model backend clones it once (its own weights, equal to the user's; Keras:
+  `clone_model` + `set_weights`, torch: a deep copy), and an adapter is built on the clone
+  (`SegmentationAdapter.with_backend`: same class names and preprocess). Each step only puts weights back into the
+  clone (the backend's `snapshot` / `restore`), with no retracing.
+- Weighted layers are taken in forward order from the logits toward the input, as the backend's randomization units:
+  a normalisation layer (e.g. BatchNormalization) stays with the conv layer that feeds it. The logits unit is the
   first step on its own; the rest are split into contiguous blocks so that there are at most `max_depths` steps
   (default 8: on the demo U-Net each decoder level with its up-sampling, the bottleneck and each encoder level).
-- Re-initialisation uses each weight's own initializer from the layer (`kernel_initializer`, `bias_initializer`,
-  `gamma_initializer`, ..., seeded), i.e. the network's state before training, as in the paper; weights without
-  one are drawn from a normal with the weight's own standard deviation.
+- Re-initialisation is the backend's, seeded: the network's state before training, as in the paper (Keras: each
+  weight's own initializer from the layer; torch: each module's `reset_parameters`, BatchNorm running statistics
+  included).
 - Similarity: Spearman rank correlation of the RAW (signed) maps, and SSIM (skimage) of the raw maps each scaled by
   its max |value| into [-1, 1] (data range 2). The paper reports both the absolute-value and the signed rank
   correlation; we take the signed one because on a REGION score |gradient| is dominated by the distance to the
@@ -38,14 +39,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import keras
 import numpy as np
 from skimage.metrics import structural_similarity
 
 from explainers.adapter import SegmentationAdapter
 from explainers.agreement import rank_correlation
 from explainers.explain import explain
-from explainers.graph import CONV_LAYER_TYPES, leaf_layers
 
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_DEPTHS = 8
@@ -71,32 +70,13 @@ class SanityResult:
     seconds: float = 0.0
 
 
-def randomization_blocks(model: keras.Model) -> list[str]:
-    """Names of the model's weighted leaf layers from the logits toward the input (graph order reversed)."""
-    return [info.name for info in reversed(leaf_layers(model)) if info.layer.weights]
-
-
-def randomization_units(model: keras.Model) -> list[list[str]]:
-    """Weighted layers grouped as (conv layer + the weighted non-conv layers that follow it, e.g. its BatchNorm),
-    from the logits toward the input."""
-    units: list[list[str]] = []
-    for info in leaf_layers(model):
-        if not info.layer.weights:
-            continue
-        if isinstance(info.layer, CONV_LAYER_TYPES) or not units:
-            units.append([info.name])
-        else:
-            units[-1].append(info.name)
-    return [list(reversed(unit)) for unit in reversed(units)]
-
-
-def cascade_steps(model: keras.Model, max_depths: int | None = None) -> list[list[str]]:
-    """The layers randomized at each cascading step: the logits unit first, the rest in contiguous blocks so that
-    there are at most `max_depths` steps (None: DEFAULT_DEPTHS)."""
+def cascade_steps(units: Sequence[Sequence[str]], max_depths: int | None = None) -> list[list[str]]:
+    """The layers randomized at each cascading step, from a backend's randomization units (logits first): the logits
+    unit first, the rest in contiguous blocks so that there are at most `max_depths` steps (None: DEFAULT_DEPTHS)."""
     depths = DEFAULT_DEPTHS if max_depths is None else int(max_depths)
     if depths < 1:
         raise ValueError(f"max_depths must be at least 1; got {max_depths!r}.")
-    units = randomization_units(model)
+    units = [list(unit) for unit in units]
     if not units:
         raise ValueError("The model has no weights to randomize.")
     if depths == 1:
@@ -104,39 +84,6 @@ def cascade_steps(model: keras.Model, max_depths: int | None = None) -> list[lis
     head, rest = units[0], units[1:]
     chunks = [chunk for chunk in np.array_split(np.arange(len(rest)), min(depths - 1, len(rest))) if len(chunk)]
     return [head] + [[name for i in chunk for name in rest[i]] for chunk in chunks]
-
-
-def _initializer_for(layer: Any, variable: Any, seed: int) -> Any:
-    name = variable.name.split("/")[-1]
-    candidates = (f"{name}_initializer", f"{name.removesuffix('_kernel')}_initializer")
-    initializer = next((getattr(layer, c) for c in candidates if getattr(layer, c, None) is not None), None)
-    if initializer is None:
-        std = float(np.std(np.asarray(variable))) or 0.05
-        return keras.initializers.RandomNormal(stddev=std, seed=seed)
-    config = initializer.get_config()
-    if "seed" in config:
-        return type(initializer).from_config({**config, "seed": seed})
-    return initializer
-
-
-def reinitialise(model: keras.Model, layer_names: Sequence[str], seed: int) -> None:
-    """Assign freshly initialised values to every weight of the named leaf layers of `model` (in place)."""
-    layers = {info.name: info.layer for info in leaf_layers(model)}
-    for i, name in enumerate(layer_names):
-        layer = layers[name]
-        for j, variable in enumerate(layer.weights):
-            initializer = _initializer_for(layer, variable, seed=seed * 100_003 + i * 101 + j)
-            variable.assign(initializer(tuple(variable.shape), dtype=variable.dtype))
-
-
-def clone_with_weights(model: keras.Model) -> keras.Model:
-    """An independent copy of `model` (new variables) holding the same weights."""
-    try:
-        clone = keras.models.clone_model(model)
-    except Exception as error:  # Keras raises several types for models it cannot rebuild from their config
-        raise ValueError(f"The model cannot be cloned for the randomization check: {error}") from error
-    clone.set_weights(model.get_weights())
-    return clone
 
 
 def _scaled(heatmap: np.ndarray) -> np.ndarray:
@@ -165,17 +112,20 @@ class RandomizationCascade:
     def __init__(self, adapter: SegmentationAdapter, *, seed: int = 0, max_depths: int | None = None) -> None:
         self.adapter = adapter
         self.seed = seed
-        self.steps = cascade_steps(adapter.model, max_depths)
+        if not adapter.gradients or not callable(getattr(adapter.backend, "clone", None)):
+            why = adapter.why_no_gradients or "its backend cannot clone it"
+            raise ValueError(f"The sanity check needs a model whose weights can be copied and re-initialised; this "
+                             f"{adapter.framework} model cannot ({why}).")  # fmt: skip
+        self.steps = cascade_steps(adapter.backend.randomization_units(), max_depths)
         self.depths = [block[-1] for block in self.steps]
-        self._clone = clone_with_weights(adapter.model)
-        self._trained = self._clone.get_weights()
-        layers = {info.name: info.layer for info in leaf_layers(self._clone)}
-        self._random: list[list[tuple[Any, np.ndarray]]] = []
+        self._clone = adapter.backend.clone()
+        self._trained = self._clone.snapshot()
+        self._random: list[Any] = []
         for index, block in enumerate(self.steps):
-            reinitialise(self._clone, block, seed=seed * 1000 + index)
-            self._random.append([(v, np.asarray(v)) for name in block for v in layers[name].weights])
-        self._clone.set_weights(self._trained)
-        self._randomized = adapter.with_model(self._clone)
+            self._clone.reinitialise(block, seed=seed * 1000 + index)
+            self._random.append(self._clone.snapshot(block))
+        self._clone.restore(self._trained)
+        self._randomized = adapter.with_backend(self._clone)
         self._lock = threading.Lock()
 
     def run(
@@ -198,16 +148,15 @@ class RandomizationCascade:
         maps = {name: [original[name].heatmap] for name in methods}
         with self._lock:
             try:
-                for index, assignments in enumerate(self._random):
-                    for variable, value in assignments:
-                        variable.assign(value)
+                for index, randomized in enumerate(self._random):
+                    self._clone.restore(randomized)  # cumulative: blocks 0..index are random now
                     self._randomized.clear_cache()
                     results = explain(self._randomized, image, region, target, methods=methods, params=params)
                     for name in methods:
                         maps[name].append(results[name].heatmap)
                     report((index + 2) / (len(self.steps) + 1))
             finally:
-                self._clone.set_weights(self._trained)
+                self._clone.restore(self._trained)
                 self._randomized.clear_cache()
         return compare_maps(maps, self.steps, threshold, time.perf_counter() - start)
 

@@ -7,8 +7,10 @@
   ~140 image regions (the default context resolves only ~12-16) and took 1.9-2.4 s at 128x128 on 2 CPU cores
   (benchmarks/RESULTS.md).
 - `deep_shap`: DeepLIFT-style SHAP (shap.DeepExplainer; Lundberg & Lee 2017, after Shrikumar et al., "Learning
-  Important Features Through Propagating Activation Differences", ICML 2017) on the adapted Keras score model,
-  against a background of reference images; sum(map) ~= S(x) - mean S(background).
+  Important Features Through Propagating Activation Differences", ICML 2017) on the region score as a model of the
+  backend's framework (a flat Keras model, or a torch module wrapping the network), against a background of reference
+  images; sum(map) ~= S(x) - mean S(background) (the error reached is in `diagnostics`). A torch model whose
+  operations shap's DeepExplainer cannot handle is refused with the reason.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class PartitionShap(Explainer):
     paper = "Lundberg & Lee, NeurIPS 2017"
     slow = True
     additive = True
+    requires_gradients = False  # only calls adapter.score: runs on black-box models too
     defaults: dict[str, Any] = {"max_evals": 300, "batch_size": 50, "blur_kernel": None, "fixed_context": 1}
 
     def compute(
@@ -122,6 +125,18 @@ def _add_linear_op_rules() -> None:
         deep_tf.op_handlers.setdefault(op_type, deep_tf.linearity_1d(data_input))
 
 
+def deep_explainer_values(model: Any, background: Any, x: Any) -> tuple[np.ndarray, float]:
+    """shap.DeepExplainer on a native score model (a keras.Model or torch.nn.Module with one output): attributions
+    of `x`, shaped like the native input, and the expected value over `background`."""
+    import shap
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        explainer = shap.DeepExplainer(model, background)
+        values = explainer.shap_values(x, check_additivity=False)
+    return np.asarray(values, dtype=np.float64), float(np.ravel(explainer.expected_value)[0])
+
+
 @register
 class DeepShap(Explainer):
     name = "deep_shap"
@@ -141,9 +156,6 @@ class DeepShap(Explainer):
         params: dict[str, Any],
         progress: Progress,
     ) -> dict[str, Any]:
-        import shap
-
-        _add_linear_op_rules()
         kinds = params["background"]
         kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
         if not kinds:
@@ -151,14 +163,21 @@ class DeepShap(Explainer):
         background = adapter.model_input(np.stack([baseline_image(image, kind) for kind in kinds]))
         x = adapter.model_input(image[None])
         progress(0.1, "DeepSHAP: building the explainer")
-        score_model = adapter.region_score_model(region, target, image.shape[:2])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            explainer = shap.DeepExplainer(score_model, background)
-            progress(0.3, "DeepSHAP: propagating")
-            values = explainer.shap_values(x, check_additivity=False)
-        heatmap = np.asarray(values, dtype=np.float64).reshape(x.shape).sum(axis=-1)[0]
-        base = float(np.ravel(explainer.expected_value)[0])
+        native = adapter.native_score_model(region, target, image.shape[:2])
+        if adapter.framework == "keras":
+            _add_linear_op_rules()
+        progress(0.3, "DeepSHAP: propagating")
+        try:
+            values, base = deep_explainer_values(native.model, native.to_native(background), native.to_native(x))
+        except Exception as error:
+            if adapter.framework == "keras":
+                raise
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+            raise ValueError(f"DeepSHAP cannot run on this {adapter.framework} model: shap's DeepExplainer failed on "
+                             f"its operations ({type(error).__name__}: {first}).") from error  # fmt: skip
+        heatmap = native.to_nhwc(values).reshape(x.shape).sum(axis=-1)[0].astype(np.float64)
         score = float(adapter.score(image[None], region, target)[0])
         progress(1.0, "DeepSHAP: done")
-        return {"heatmap": heatmap, "score": score, "baseline_score": base}
+        gap = abs(float(heatmap.sum()) - (score - base))
+        diagnostics = {"additivity_error": gap / abs(score - base) if abs(score - base) > 1e-9 else gap}
+        return {"heatmap": heatmap, "score": score, "baseline_score": base, "diagnostics": diagnostics}

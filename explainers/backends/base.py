@@ -34,6 +34,7 @@ class LayerInfo:
         kernel: spatial kernel size (kh, kw), or None where it has none (token layers) or it is unknown.
         tokens: True when the activation is a token sequence (N, L, C) on a square patch grid (transformers); the
             backend reshapes it to (h, w, C) for the CAM maps.
+        shape: the activation's (h, w, channels) where the backend knows it (None entries for a dynamic size).
     """
 
     name: str
@@ -41,6 +42,7 @@ class LayerInfo:
     channels: int | None = None
     kernel: tuple[int, int] | None = None
     tokens: bool = False
+    shape: tuple[int | None, int | None, int | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,17 @@ Combiner = Callable[[CamOps, Any, Any], Any]
 
 class GradientsUnavailable(ValueError):
     """A gradient-based method was asked of a backend that has no gradients (a black-box model); says why."""
+
+
+@dataclass(frozen=True)
+class NativeScoreModel:
+    """The region score as a model of the backend's own framework, for libraries that walk a native graph
+    (shap.DeepExplainer): `model` maps the native input to (N, 1) scores; `to_native` turns an NHWC float32 batch of
+    model inputs into that input; `to_nhwc` turns attributions shaped like the native input back into NHWC numpy."""
+
+    model: Any
+    to_native: Callable[[np.ndarray], Any]
+    to_nhwc: Callable[[Any], np.ndarray]
 
 
 @runtime_checkable
@@ -103,4 +116,38 @@ class ModelBackend(Protocol):
     ) -> tuple[float, list[np.ndarray]]:
         """S and, per chosen layer, an (h, w, len(combiners)) float32 array of every combiner's map at the layer's own
         resolution, from ONE forward and ONE backward pass (x is one image, (1, H, W, 3))."""
+        ...
+
+    def layer_gradients(
+        self, x: np.ndarray, spec: ScoreSpec, layers: Sequence[str]
+    ) -> tuple[float, list[tuple[np.ndarray, np.ndarray]]]:
+        """S and, per chosen layer, its activation and dS/dactivation, each (h, w, k) numpy, from one pass (x: one
+        image). Large: for tests and tools that need the raw tensors; the CAMs use `layer_maps`."""
+        ...
+
+    # ---- the sanity check (cascading randomization): never on the user's model, always on a clone
+    def clone(self) -> ModelBackend:
+        """A backend on an independent copy of the model (its own weights, equal to these), same logits choice."""
+        ...
+
+    def randomization_units(self) -> list[list[str]]:
+        """Weighted layers grouped as randomization units (a conv with the normalisation layer that follows it), from
+        the logits toward the input; each unit lists its layers output-side first."""
+        ...
+
+    def reinitialise(self, names: Sequence[str], seed: int) -> None:
+        """Re-initialise every weight (and normalisation statistic) of the named layers in place, seeded."""
+        ...
+
+    def snapshot(self, names: Sequence[str] | None = None) -> Any:
+        """An opaque copy of the weights of the named layers (None: every layer), for `restore`."""
+        ...
+
+    def restore(self, snapshot: Any) -> None:
+        """Put back the weights a `snapshot` holds."""
+        ...
+
+    # ---- DeepSHAP
+    def score_model(self, spec: ScoreSpec, size: tuple[int, int]) -> NativeScoreModel:
+        """The region score for inputs of `size` (H, W) as a native model (ValueError with the reason if none)."""
         ...

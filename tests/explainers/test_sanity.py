@@ -6,16 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from explainers.sanity import (
-    RandomizationCascade,
-    cascade_steps,
-    cascading_randomization,
+from explainers.backends.keras_backend import (
     clone_with_weights,
-    compare_maps,
-    map_ssim,
     randomization_blocks,
+    randomization_units,
     reinitialise,
 )
+from explainers.sanity import RandomizationCascade, cascade_steps, cascading_randomization, compare_maps, map_ssim
 from models.unet import build_unet
 
 TARGET = 1
@@ -45,15 +42,26 @@ def test_reinitialising_a_clone_changes_its_block_only_and_never_the_users_model
 
 def test_steps_run_from_the_logits_toward_the_input(tiny_model, adapter):
     assert randomization_blocks(tiny_model) == ["logits", "dec1", "up", "bottom", "enc1"]
-    assert cascade_steps(tiny_model) == [["logits"], ["dec1"], ["up"], ["bottom"], ["enc1"]]
-    assert cascade_steps(tiny_model, max_depths=3) == [["logits"], ["dec1", "up"], ["bottom", "enc1"]]
-    assert [s[-1] for s in cascade_steps(tiny_model)] == list(reversed(adapter.conv_layers))
+    assert cascade_steps(randomization_units(tiny_model)) == [["logits"], ["dec1"], ["up"], ["bottom"], ["enc1"]]
+    assert cascade_steps(randomization_units(tiny_model), max_depths=3) == [
+        ["logits"],
+        ["dec1", "up"],
+        ["bottom", "enc1"],
+    ]
+    assert [s[-1] for s in cascade_steps(randomization_units(tiny_model))] == list(reversed(adapter.conv_layers))
 
 
 def test_batch_norm_stays_with_its_conv_and_the_unet_gets_one_step_per_level():
-    steps = cascade_steps(build_unet((32, 32, 3), filters=(4, 4, 4, 4)))
+    steps = cascade_steps(randomization_units(build_unet((32, 32, 3), filters=(4, 4, 4, 4))))
     assert [block[-1] for block in steps] == [
-        "logits", "up1", "up2", "up3", "bottleneck_conv1", "enc3_conv1", "enc2_conv1", "enc1_conv1",
+        "logits",
+        "up1",
+        "up2",
+        "up3",
+        "bottleneck_conv1",
+        "enc3_conv1",
+        "enc2_conv1",
+        "enc1_conv1",
     ]
     assert steps[1] == ["dec1_bn2", "dec1_conv2", "dec1_bn1", "dec1_conv1", "up1"]
 

@@ -1,0 +1,386 @@
+"""The Keras 3 (TensorFlow) model backend: logits, scores, gradients and every layer's CAMs of a Keras model.
+
+A Keras segmentation model usually outputs probabilities and never outputs its inner conv activations, so the model's
+layer graph is replayed once (explainers.graph) into one flat *feature model*: image -> [logits, every conv layer's
+activation]. Logits are found automatically: a final Softmax (layer or activation) is stripped to reach the
+pre-activation tensor; a single-channel sigmoid model becomes two classes, background -z and foreground z.
+
+The region mask and the class weights enter the traced functions as inputs, so one `tf.function` serves every
+selection with no rebuild per click. The CAM step is one concrete function per (combiners, layers, image size): one
+forward pass, one `tf.GradientTape` gradient for every chosen layer at once, then every CAM combiner for every layer in
+one XLA-compiled function; only the small (h, w) maps leave TensorFlow.
+
+The sanity check's clone / re-initialise / snapshot and DeepSHAP's native score model live here too.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from explainers.backends.base import Combiner, LayerInfo, NativeScoreModel, ScoreSpec
+from explainers.graph import CONV_LAYER_TYPES, LinearCopy, graph_of, leaf_layers, output_layer, trace_model
+
+
+class TensorFlowOps:
+    """The CamOps namespace on TensorFlow tensors (used inside the traced, XLA-compiled CAM step)."""
+
+    relu = staticmethod(tf.nn.relu)
+    where = staticmethod(tf.where)
+    logical_and = staticmethod(tf.logical_and)
+
+    @staticmethod
+    def sum(x: tf.Tensor, axis: int | tuple[int, ...]) -> tf.Tensor:
+        return tf.reduce_sum(x, axis=axis)
+
+    @staticmethod
+    def mean(x: tf.Tensor, axis: int | tuple[int, ...]) -> tf.Tensor:
+        return tf.reduce_mean(x, axis=axis)
+
+
+TF_OPS = TensorFlowOps()
+
+
+@dataclass(frozen=True)
+class LogitsSource:
+    """How the backend reaches the logits: the layer, what it strips, and whether the model is a sigmoid binary one."""
+
+    layer: str
+    strip: str  # "none" | "softmax_layer" | "activation" | "sigmoid_layer"
+    binary: bool
+
+
+def _activation_name(layer: Any) -> str | None:
+    activation = getattr(layer, "activation", None)
+    if activation is None:
+        return None
+    return getattr(activation, "__name__", str(activation))
+
+
+def detect_logits(model: keras.Model, logits_layer: str | None) -> tuple[Any, LogitsSource]:
+    """The layer whose output (or pre-activation) is the logits, and how to reach it."""
+    layers = {info.name: info.layer for info in leaf_layers(model)}
+    if logits_layer is not None:
+        if logits_layer not in layers:
+            raise ValueError(f"logits_layer {logits_layer!r} is not a layer of the model; layers: {sorted(layers)}")
+        return layers[logits_layer], LogitsSource(logits_layer, "none", binary=False)
+    final = output_layer(model)
+    kind = type(final.layer).__name__
+    activation = _activation_name(final.layer)
+    if isinstance(final.layer, keras.layers.Softmax) or (kind == "Activation" and activation == "softmax"):
+        return final.layer, LogitsSource(final.name, "softmax_layer", binary=False)
+    if kind == "Activation" and activation == "sigmoid":
+        return final.layer, LogitsSource(final.name, "sigmoid_layer", binary=True)
+    if activation == "softmax":
+        return final.layer, LogitsSource(final.name, "activation", binary=False)
+    if activation == "sigmoid":
+        return final.layer, LogitsSource(final.name, "activation", binary=True)
+    return final.layer, LogitsSource(final.name, "none", binary=False)
+
+
+def mean_logit(logits: Any, region: Any, weights: Any) -> Any:
+    """S = sum(z . weights * region) / sum(region), batched: logits (N,h,w,C), region (N|1,h,w), weights (N|1,C)."""
+    region = keras.ops.cast(region, logits.dtype)
+    class_logit = keras.ops.sum(logits * keras.ops.expand_dims(keras.ops.expand_dims(weights, 1), 1), axis=-1)
+    total = keras.ops.sum(class_logit * region, axis=(1, 2))
+    return total / keras.ops.maximum(keras.ops.sum(region, axis=(1, 2)), 1.0)
+
+
+class KerasBackend:
+    """A functional or Sequential Keras 3 model mapping (N, H, W, 3) to (N, H', W', C) (nested models, dynamic input
+    sizes and outputs coarser than the input are supported). Thread-safe: the traced steps are built under a lock."""
+
+    framework = "keras"
+    gradients = True
+    why_no_gradients: str | None = None
+
+    def __init__(self, model: keras.Model, logits_layer: str | None = None) -> None:
+        if not isinstance(model, keras.Model):
+            raise ValueError(f"Unsupported model: expected a Keras 3 model, got {type(model).__name__}.")
+        self.model = model
+        self._logits_layer = logits_layer
+        self._lock = threading.Lock()
+        self._output_shapes: dict[tuple[int, int], tuple[int, int]] = {}
+        inputs = graph_of(model).inputs
+        if len(inputs) != 1:
+            raise ValueError(f"Unsupported model: it has {len(inputs)} inputs; a segmentation model takes one image.")
+        input_shape = tuple(inputs[0].shape)
+        if input_shape is None or len(input_shape) != 4 or input_shape[-1] not in (3, None):
+            raise ValueError(f"Unsupported model: expected an image input (N, H, W, 3), got {input_shape}.")
+        self.input_size: tuple[int, int] | None = (
+            (int(input_shape[1]), int(input_shape[2])) if input_shape[1] and input_shape[2] else None
+        )
+        self._logits_op, self.logits_source = detect_logits(model, logits_layer)
+        self.binary = self.logits_source.binary
+        conv = [info for info in leaf_layers(model) if isinstance(info.layer, CONV_LAYER_TYPES)]
+        self.conv_layers: list[str] = [info.name for info in conv]
+        self._features = self._build_feature_model()
+        logits_shape = tuple(self._features.outputs[0].shape)
+        if len(logits_shape) != 4:
+            raise ValueError(
+                f"Unsupported model: its output must be (N, H, W, C) per-pixel class scores; got shape {logits_shape}."
+            )
+        self.num_classes = int(logits_shape[-1])
+        self.layers: list[LayerInfo] = [
+            LayerInfo(
+                name=info.name,
+                kind=type(info.layer).__name__,
+                channels=_int_or_none(tensor.shape[-1]),
+                kernel=_kernel(info.layer),
+                shape=tuple(_int_or_none(v) for v in tensor.shape[1:]),
+            )
+            for info, tensor in zip(conv, self._features.outputs[1:], strict=True)
+        ]
+        self._score_fn = tf.function(self._score_and_input_gradient, reduce_retracing=True)
+        self._forward_fn = tf.function(self._forward_scores, reduce_retracing=True)
+        self._logits_fn = tf.function(lambda x: self._features(x, training=False)[0], reduce_retracing=True)
+        self._map_fns: dict[tuple, Any] = {}
+
+    # ----------------------------------------------------------------------------------------------- graph building
+    def _build_feature_model(self, input_shape: tuple | None = None) -> keras.Model:
+        """One flat model: image -> [logits, every conv activation in conv_layers order]."""
+        source, logits_op = self.logits_source, self._logits_op
+        recorded: dict[str, Any] = {}
+        conv_names = set(self.conv_layers)
+        linear_copies: dict[int, LinearCopy] = {}
+
+        def intercept(operation: Any, name: str, call: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+            if operation is logits_op and source.strip in ("softmax_layer", "sigmoid_layer"):
+                outputs = args[0]
+            elif operation is logits_op and source.strip == "activation":
+                linear = linear_copies.setdefault(id(operation), LinearCopy(operation))
+                outputs = linear(*args, **kwargs)
+            else:
+                outputs = call(*args, **kwargs)
+            if name in conv_names:
+                recorded[name] = outputs
+            if operation is logits_op:
+                recorded["__logits__"] = outputs
+            return outputs
+
+        shape = input_shape or tuple(graph_of(self.model).inputs[0].shape[1:])
+        inputs = keras.Input(shape=shape, dtype="float32", name="adapted_image")
+        trace_model(self.model, inputs, intercept)
+        if "__logits__" not in recorded:
+            raise ValueError(f"Unsupported model: the logits layer {source.layer!r} is not reached from the input.")
+        logits = recorded["__logits__"]
+        if len(logits.shape) == 4 and source.binary:
+            if logits.shape[-1] != 1:
+                raise ValueError(f"Unsupported model: a sigmoid output must have 1 channel, got {logits.shape[-1]}.")
+            logits = keras.layers.Concatenate(name="binary_logits")([-logits, logits])
+        return keras.Model(inputs, [logits] + [recorded[name] for name in self.conv_layers], name="adapted_features")
+
+    @property
+    def features(self) -> keras.Model:
+        """The flat feature model image -> [logits, conv activations...] (benchmarks build per-layer peers on it)."""
+        return self._features
+
+    def region_score_model(self, spec: ScoreSpec, size: tuple[int, int]) -> keras.Model:
+        """A flat Keras model image -> S(image), the region and class weights held as frozen linear layers.
+
+        For graph-walking explainers (shap.DeepExplainer, other CAM libraries) that need a single-input model made of
+        standard layers. It extends the adapted feature graph (same layer objects and names, no nesting), so only two
+        small layers are built per call.
+        """
+        features = self._features if self.input_size is not None else self._build_feature_model((*size, 3))
+        pick = keras.layers.Conv2D(1, 1, use_bias=False, trainable=False, name="target_class")
+        class_logit = keras.layers.Flatten(name="flatten")(pick(features.outputs[0]))
+        mean = keras.layers.Dense(1, use_bias=False, trainable=False, name="region_mean")
+        score = mean(class_logit)
+        pick.set_weights([np.asarray(spec.weights, dtype=np.float32).reshape(1, 1, -1, 1)])
+        mean.set_weights([(spec.region / spec.region.sum()).reshape(-1, 1).astype(np.float32)])
+        return keras.Model(features.inputs, score, name="adapted_region_score")
+
+    def score_model(self, spec: ScoreSpec, size: tuple[int, int]) -> NativeScoreModel:
+        """DeepSHAP's model: `region_score_model`, fed NHWC numpy as it is."""
+        return NativeScoreModel(
+            self.region_score_model(spec, size),
+            to_native=lambda x: np.asarray(x, dtype=np.float32),
+            to_nhwc=np.asarray,
+        )
+
+    # ------------------------------------------------------------------------------------------------ traced steps
+    def _forward_scores(self, x: tf.Tensor, region: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+        logits = self._features(x, training=False)[0]
+        return mean_logit(logits, region[None], weights[None])
+
+    def _score_and_input_gradient(
+        self, x: tf.Tensor, region: tf.Tensor, weights: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            scores = self._forward_scores(x, region, weights)
+        return scores, tape.gradient(scores, x)
+
+    def _score_and_layer_gradients(
+        self, x: tf.Tensor, region: tf.Tensor, weights: tf.Tensor, indices: tuple[int, ...] | None = None
+    ) -> tuple:
+        """S, and the activations and gradients of the conv layers at `indices` (all by default); the backward pass
+        goes no deeper than the shallowest of them."""
+        with tf.GradientTape() as tape:
+            outputs = self._features(x, training=False)
+            scores = mean_logit(outputs[0], region[None], weights[None])
+        activations = list(outputs[1:]) if indices is None else [outputs[1 + i] for i in indices]
+        return scores, activations, tape.gradient(scores, activations)
+
+    def _maps_step(self, combiners: Sequence[Combiner], indices: tuple[int, ...]) -> Callable[..., Any]:
+        @tf.function(jit_compile=True)
+        def combine_all(activations: list[tf.Tensor], grads: list[tf.Tensor]) -> list[tf.Tensor]:
+            return [
+                tf.stack([combine(TF_OPS, activation[0], grad[0]) for combine in combiners], axis=-1)
+                for activation, grad in zip(activations, grads, strict=True)
+            ]
+
+        @tf.function(reduce_retracing=True)
+        def step(x: tf.Tensor, region: tf.Tensor, weights: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor]]:
+            scores, activations, grads = self._score_and_layer_gradients(x, region, weights, indices)
+            return scores, combine_all(activations, grads)
+
+        return step
+
+    @staticmethod
+    def _spec_tensors(spec: ScoreSpec) -> tuple[tf.Tensor, tf.Tensor]:
+        return tf.convert_to_tensor(spec.region, tf.float32), tf.convert_to_tensor(spec.weights, tf.float32)
+
+    def _indices(self, layers: Sequence[str]) -> tuple[int, ...]:
+        return tuple(self.conv_layers.index(layer) for layer in layers)
+
+    # ------------------------------------------------------------------------------------------------- the seam
+    def output_shape_for(self, size: tuple[int, int]) -> tuple[int, int]:
+        size = (int(size[0]), int(size[1]))
+        if size not in self._output_shapes:
+            shape = self._features.compute_output_shape((1, size[0], size[1], 3))[0]
+            if shape[1] is None or shape[2] is None:
+                shape = self._logits_fn(tf.zeros((1, size[0], size[1], 3), tf.float32)).shape
+            self._output_shapes[size] = (int(shape[1]), int(shape[2]))
+        return self._output_shapes[size]
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        return self._logits_fn(tf.convert_to_tensor(x, tf.float32)).numpy()
+
+    def scores(self, x: np.ndarray, spec: ScoreSpec) -> np.ndarray:
+        region, weights = self._spec_tensors(spec)
+        return self._forward_fn(tf.convert_to_tensor(x, tf.float32), region, weights).numpy()
+
+    def input_gradients(self, x: np.ndarray, spec: ScoreSpec) -> tuple[np.ndarray, np.ndarray]:
+        region, weights = self._spec_tensors(spec)
+        scores, grads = self._score_fn(tf.convert_to_tensor(x, tf.float32), region, weights)
+        return scores.numpy(), grads.numpy()
+
+    def layer_gradients(
+        self, x: np.ndarray, spec: ScoreSpec, layers: Sequence[str]
+    ) -> tuple[float, list[tuple[np.ndarray, np.ndarray]]]:
+        region, weights = self._spec_tensors(spec)
+        scores, activations, grads = self._score_and_layer_gradients(
+            tf.convert_to_tensor(x, tf.float32), region, weights, self._indices(layers)
+        )
+        return float(scores.numpy()[0]), [(a.numpy()[0], g.numpy()[0]) for a, g in zip(activations, grads, strict=True)]
+
+    def layer_maps(
+        self, x: np.ndarray, spec: ScoreSpec, combiners: Sequence[Combiner], layers: Sequence[str]
+    ) -> tuple[float, list[np.ndarray]]:
+        indices = self._indices(layers)
+        x_t = tf.convert_to_tensor(x, tf.float32)
+        region, weights = self._spec_tensors(spec)
+        with self._lock:  # one traced step per combiner set, layer set and image size, called as a concrete function
+            step_key = (tuple(combiners), indices, tuple(x_t.shape), tuple(region.shape))
+            if step_key not in self._map_fns:
+                self._map_fns[step_key] = self._maps_step(tuple(combiners), indices).get_concrete_function(
+                    x_t, region, weights
+                )
+            step = self._map_fns[step_key]
+        scores, maps = step(x_t, region, weights)
+        return float(scores.numpy()[0]), [layer_maps.numpy() for layer_maps in maps]
+
+    # ------------------------------------------------------------------------------------------- the sanity check
+    def clone(self) -> KerasBackend:
+        return KerasBackend(clone_with_weights(self.model), self._logits_layer)
+
+    def randomization_units(self) -> list[list[str]]:
+        return randomization_units(self.model)
+
+    def reinitialise(self, names: Sequence[str], seed: int) -> None:
+        reinitialise(self.model, names, seed)
+
+    def snapshot(self, names: Sequence[str] | None = None) -> list[tuple[Any, np.ndarray]]:
+        chosen = None if names is None else set(names)
+        return [
+            (variable, np.array(variable))
+            for info in leaf_layers(self.model)
+            if chosen is None or info.name in chosen
+            for variable in info.layer.weights
+        ]
+
+    def restore(self, snapshot: list[tuple[Any, np.ndarray]]) -> None:
+        for variable, value in snapshot:
+            variable.assign(value)
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _kernel(layer: Any) -> tuple[int, int] | None:
+    size = getattr(layer, "kernel_size", None)
+    return (int(size[0]), int(size[1])) if size is not None and len(size) == 2 else None
+
+
+# ------------------------------------------------------------------------------------- sanity-check helpers (Keras)
+def randomization_blocks(model: keras.Model) -> list[str]:
+    """Names of the model's weighted leaf layers from the logits toward the input (graph order reversed)."""
+    return [info.name for info in reversed(leaf_layers(model)) if info.layer.weights]
+
+
+def randomization_units(model: keras.Model) -> list[list[str]]:
+    """Weighted layers grouped as (conv layer + the weighted non-conv layers that follow it, e.g. its BatchNorm),
+    from the logits toward the input."""
+    units: list[list[str]] = []
+    for info in leaf_layers(model):
+        if not info.layer.weights:
+            continue
+        if isinstance(info.layer, CONV_LAYER_TYPES) or not units:
+            units.append([info.name])
+        else:
+            units[-1].append(info.name)
+    return [list(reversed(unit)) for unit in reversed(units)]
+
+
+def _initializer_for(layer: Any, variable: Any, seed: int) -> Any:
+    name = variable.name.split("/")[-1]
+    candidates = (f"{name}_initializer", f"{name.removesuffix('_kernel')}_initializer")
+    initializer = next((getattr(layer, c) for c in candidates if getattr(layer, c, None) is not None), None)
+    if initializer is None:
+        std = float(np.std(np.asarray(variable))) or 0.05
+        return keras.initializers.RandomNormal(stddev=std, seed=seed)
+    config = initializer.get_config()
+    if "seed" in config:
+        return type(initializer).from_config({**config, "seed": seed})
+    return initializer
+
+
+def reinitialise(model: keras.Model, layer_names: Sequence[str], seed: int) -> None:
+    """Assign freshly initialised values to every weight of the named leaf layers of `model` (in place), from each
+    weight's own initializer (`kernel_initializer`, ..., seeded); a weight without one is drawn from a normal with the
+    weight's own standard deviation."""
+    layers = {info.name: info.layer for info in leaf_layers(model)}
+    for i, name in enumerate(layer_names):
+        layer = layers[name]
+        for j, variable in enumerate(layer.weights):
+            initializer = _initializer_for(layer, variable, seed=seed * 100_003 + i * 101 + j)
+            variable.assign(initializer(tuple(variable.shape), dtype=variable.dtype))
+
+
+def clone_with_weights(model: keras.Model) -> keras.Model:
+    """An independent copy of `model` (new variables) holding the same weights."""
+    try:
+        clone = keras.models.clone_model(model)
+    except Exception as error:  # Keras raises several types for models it cannot rebuild from their config
+        raise ValueError(f"The model cannot be cloned for the randomization check: {error}") from error
+    clone.set_weights(model.get_weights())
+    return clone
