@@ -123,7 +123,7 @@ def _all_layers(model: keras.Model) -> list[keras.layers.Layer]:
 def pets_unet(size: tuple[int, int] = (128, 128), classes: int = 3, seed: int = 0) -> keras.Model:
     """keras.io's Oxford-pets U-Net-like model, as in the tutorial (layers named automatically)."""
     keras.utils.set_random_seed(seed)
-    inputs = keras.Input(shape=size + (3,))
+    inputs = keras.Input(shape=(*size, 3))
     x = layers.Conv2D(32, 3, strides=2, padding="same")(inputs)
     x = layers.BatchNormalization()(x)
     x = layers.Activation("relu")(x)
@@ -176,7 +176,7 @@ def _aspp(x, filters: int = 64):
 def deeplabv3plus_resnet50(size: tuple[int, int] = (512, 512), classes: int = 4, seed: int = 0) -> keras.Model:
     """keras.io's DeepLabV3+ on a ResNet50 (weights=None): ASPP on conv4 (1/16), decoder at 1/4, output full size."""
     keras.utils.set_random_seed(seed)
-    inputs = keras.Input(shape=size + (3,))
+    inputs = keras.Input(shape=(*size, 3))
     resnet = keras.applications.ResNet50(weights=None, include_top=False, input_tensor=inputs)
     x = _aspp(resnet.get_layer("conv4_block6_2_relu").output)
     x = layers.UpSampling2D(size=(4, 4), interpolation="bilinear")(x)
@@ -194,12 +194,12 @@ def mobilenetv2_lraspp(size: tuple[int, int] = (160, 224), classes: int = 3, see
     """MobileNetV2 (weights=None) as a nested two-output encoder (1/8 and 1/16 features) with an LR-ASPP head;
     logits at 1/8, then softmax as a separate layer."""
     keras.utils.set_random_seed(seed)
-    base = keras.applications.MobileNetV2(weights=None, include_top=False, input_shape=size + (3,), alpha=0.5)
+    base = keras.applications.MobileNetV2(weights=None, include_top=False, input_shape=(*size, 3), alpha=0.5)
     encoder = keras.Model(
         base.inputs, [base.get_layer("block_6_expand_relu").output, base.get_layer("block_13_expand_relu").output],
         name="mobilenetv2_encoder",
     )
-    inputs = keras.Input(shape=size + (3,))
+    inputs = keras.Input(shape=(*size, 3))
     scaled = layers.Rescaling(2.0, offset=-1.0)(inputs)
     low, high = encoder(scaled)
     branch = _conv_block(high, 64, kernel=1, name="lraspp_conv")
@@ -252,14 +252,14 @@ def nested_shared(size: tuple[int, int] = (64, 96), seed: int = 0) -> keras.Mode
 
     stem = keras.Sequential(
         [
-            keras.Input(size + (3,)),
+            keras.Input((*size, 3)),
             layers.Conv2D(16, 3, padding="same", activation="relu", name="stem_conv1"),
             layers.Conv2D(16, 3, strides=2, padding="same", activation="relu", name="stem_conv2"),
         ],
         name="stem",
     )
     shared = layers.Conv2D(16, 3, padding="same", activation="relu", name="shared_conv")
-    inputs = keras.Input(size + (3,))
+    inputs = keras.Input((*size, 3))
     x = stem(inputs)
     x = block("block_a", 16)(x)
     left = shared(x)
@@ -310,7 +310,7 @@ def _attention_block(tokens, grid: tuple[int, int], channels: int, reduction: in
 def segformer_like(size: tuple[int, int] = (128, 128), classes: int = 4, seed: int = 0) -> keras.Model:
     """Two stages (1/4 and 1/8 token grids; the second with a class token), an all-MLP decoder, logits at 1/4."""
     keras.utils.set_random_seed(seed)
-    inputs = keras.Input(size + (3,))
+    inputs = keras.Input((*size, 3))
     stages = []
     x = inputs
     for stage, (channels, stride, reduction) in enumerate([(32, 4, 4), (64, 2, 2)], start=1):
