@@ -6,8 +6,8 @@
 
 With gunicorn, configure the model with environment variables: SEGX_MODEL (a .keras file), SEGX_CLASS_NAMES
 (comma-separated), SEGX_STATE_DIR (shared server-side state; give every replica the same one), SEGX_ALLOW_MODEL_UPLOAD=1
-(the same as --allow-model-upload). To scale out, set REDIS_URL (jobs on Celery workers, state in Redis) and
-DASH_SECRET_KEY; see README "Running on several machines".
+(the same as --allow-model-upload), SEGX_CAM_LAYER (the same as --cam-layer). To scale out, set REDIS_URL (jobs on
+Celery workers, state in Redis) and DASH_SECRET_KEY; see README "Running on several machines".
 
 Background jobs start from a forkserver; its children re-import this file as `__mp_main__`, so nothing here runs at
 import time except definitions: `app` and `server` are built lazily on first access.
@@ -46,6 +46,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--class-names", type=parse_class_names, help="comma-separated class names, in class order")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8050, help="port (default 8050)")
+    parser.add_argument("--cam-layer", help="the CAM layer shown first (a conv layer name); default: the last layer "
+                        "before the classifier head that mixes spatial context")
     parser.add_argument("--state-dir", help="directory for server-side state and job results")
     parser.add_argument("--samples", help="folder of images for the sample gallery")
     parser.add_argument("--debug", action="store_true", help="Dash debug mode (dev tools, hot reload)")
@@ -68,6 +70,7 @@ def _default_app(warmup: bool = True) -> Dash:
     return create_app(config=AppConfig(
         model_path=model, class_names=tuple(names) if names else None, state_dir=os.environ.get("SEGX_STATE_DIR") or "",
         samples_dir=default_samples_dir(model), allow_model_upload=os.environ.get("SEGX_ALLOW_MODEL_UPLOAD") == "1",
+        cam_layer=os.environ.get("SEGX_CAM_LAYER") or None,
         redis_url=redis_url_from_env(),
     ), warmup=warmup)  # fmt: skip
 
@@ -101,8 +104,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = AppConfig(
         model_path=args.model, class_names=tuple(args.class_names) if args.class_names else None,
         state_dir=args.state_dir or "", samples_dir=args.samples or default_samples_dir(args.model),
-        allow_model_upload=args.allow_model_upload, redis_url=args.redis_url,
+        allow_model_upload=args.allow_model_upload, redis_url=args.redis_url, cam_layer=args.cam_layer,
     )  # fmt: skip
+    if args.cam_layer:
+        from dashboard.factory import cam_layer
+        from dashboard.resources import get_adapter
+
+        try:
+            cam_layer(config, get_adapter(config))
+        except ValueError as err:
+            raise SystemExit(f"segxplain: {err}") from None
     dash_app = create_app(config=config)
     dash_app.run(host=args.host, port=args.port, debug=args.debug)
 

@@ -50,6 +50,8 @@ class AppConfig:
         allow_model_upload: show a model upload control; an uploaded `.keras` model is checked, loaded in a sandboxed
             process and then serves the uploading session only (`--allow-model-upload`; off by default).
         max_model_bytes: largest accepted model upload (.keras file size).
+        cam_layer: the CAM layer the layer slider starts at (`--cam-layer`); None: the engine's default rule
+            (explainers.layer_choice).
     """
 
     model_path: str | None = None
@@ -57,6 +59,7 @@ class AppConfig:
     state_dir: str = ""
     samples_dir: str | None = None
     max_upload_bytes: int = 10 * MiB
+    cam_layer: str | None = None
     max_upload_pixels: int = 40_000_000
     max_side: int = 512
     job_interval_ms: int = 400

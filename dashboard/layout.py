@@ -55,6 +55,7 @@ class PageContext:
     extra: Mapping[str, Any] = field(default_factory=dict)
     allow_model_upload: bool = False
     max_model_bytes: int = 50 * 1024 * 1024
+    default_layer: str | None = None  # the layer slider's starting position (default: the last layer)
 
 
 def skeleton_context() -> PageContext:
@@ -204,11 +205,17 @@ def method_option(info: MethodInfo) -> dict[str, Any]:
     return {"label": html.Span([html.Span(info.label, className="me-1"), *method_badges(info)]), "value": info.name}
 
 
+def default_layer_index(conv_layers: Sequence[str], default_layer: str | None) -> int:
+    """The slider index of `default_layer` (the last layer when it is None or unknown)."""
+    return conv_layers.index(default_layer) if default_layer in conv_layers else max(len(conv_layers) - 1, 0)
+
+
 def methods_card(ctx: PageContext) -> dbc.Card:
     """Method checklist, layer slider and heatmap opacity."""
     n_layers = len(ctx.conv_layers)
     last = max(n_layers - 1, 0)
-    layer_text = layer_label(ctx.conv_layers[last], ctx.layer_shapes) if ctx.conv_layers else "no conv layers"
+    start = default_layer_index(ctx.conv_layers, ctx.default_layer)
+    layer_text = layer_label(ctx.conv_layers[start], ctx.layer_shapes) if ctx.conv_layers else "no conv layers"
     layer_names = [layer_label(name, ctx.layer_shapes) for name in ctx.conv_layers]
     return dbc.Card(
         [
@@ -225,7 +232,7 @@ def methods_card(ctx: PageContext) -> dbc.Card:
                                     html.Div([html.Span("CAM layer", className="ctl-label"),
                                               html.Span(layer_text, id=ids.LAYER_INFO, className="layer-info")],
                                              className="d-flex gap-2 align-items-baseline"),
-                                    dcc.Slider(id=ids.LAYER, min=0, max=last, step=1, value=last,
+                                    dcc.Slider(id=ids.LAYER, min=0, max=last, step=1, value=start,
                                                marks=layer_marks(ctx.conv_layers), allow_direct_input=False,
                                                disabled=n_layers < 2, updatemode="mouseup",
                                                tooltip={"placement": "top", "transform": "segxLayerLabel"}),

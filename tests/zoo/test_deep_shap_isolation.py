@@ -81,7 +81,8 @@ def test_a_failed_deep_explainer_run_leaves_gradients_intact(question):
     with tf.GradientTape() as tape:
         value = tf.nn.relu(probe) * tf.nn.relu6(probe) + tf.reduce_sum(tf.nn.conv2d(tf.ones((1, 3, 3, 1)) * probe,
                                                                                     tf.ones((3, 3, 1, 1)), 1, "SAME"))
-    assert float(tape.gradient(value, probe)) == pytest.approx(2 * 2.0 + 49.0)  # d(p^2)/dp + the 3x3 SAME conv of ones touches 49 cells
+    # d(p^2)/dp = 4, and a 3x3 SAME conv of a 3x3 field of ones sums 49 cells
+    assert float(tape.gradient(value, probe)) == pytest.approx(2 * 2.0 + 49.0)
 
 
 def test_a_function_first_traced_during_deep_shap_does_not_capture_its_gradients(question, monkeypatch):
