@@ -106,22 +106,25 @@ def navbar(ctx: PageContext) -> dbc.Navbar:
 def image_card(ctx: PageContext) -> dbc.Card:
     """Upload area and the sample gallery."""
     limit = f"{ctx.max_upload_bytes / 1024 / 1024:.0f} MiB"
+    # The browser refuses a file over max_size before any callback runs; assets/dashboard.js reads the cap from
+    # data-max-bytes and reports the refused file in UPLOAD_REFUSED, so it gets a message.
     return dbc.Card(
         [
             dbc.CardHeader("Image"),
             dbc.CardBody(
                 [
-                    dcc.Upload(
+                    dcc.Store(id=ids.UPLOAD_REFUSED),
+                    html.Div(dcc.Upload(
                         id=ids.UPLOAD,
                         children=html.Div([html.Span("Drop an image here or ", className="text-muted"),
                                            html.A("browse", className="upload-link"),
                                            html.Div(f"PNG · JPEG · WebP · TIFF · BMP · GIF, up to {limit}",
                                                     className="upload-formats")]),
                         # No `accept` filter: the browser would drop other files silently; the server names the problem.
-                        max_size=4 * ctx.max_upload_bytes,
+                        max_size=ctx.max_upload_bytes,
                         multiple=False,
                         className="upload-area",
-                    ),
+                    ), className="upload-cap", **{"data-max-bytes": str(ctx.max_upload_bytes)}),
                     html.Div("Samples", className="section-label mt-3"),
                     gallery(ctx.samples),
                     html.Div(id=ids.IMAGE_INFO, className="image-info"),
