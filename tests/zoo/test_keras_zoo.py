@@ -113,6 +113,8 @@ def test_default_cam_layer_follows_the_rule(zoo):
 
 
 def test_the_app_fast_path_answers(zoo, tmp_path):
+    from dash import no_update
+
     from dashboard import analysis
     from dashboard.callbacks import explain, selection
     from dashboard.resources import methods
@@ -133,7 +135,7 @@ def test_the_app_fast_path_answers(zoo, tmp_path):
             adapter=adapter, store=store, infos=methods(),
         )  # fmt: skip
         shown = [card.to_plotly_json()["props"]["data-method"] for card in cards]
-        assert shown == fast and slow == [] and not request
+        assert shown == fast and slow == [] and request is no_update  # no background job for fast methods
         for name in fast:
             summary = analysis.stored_result(store, session, results["question"], name)
             assert summary is not None and np.isfinite(summary["heatmap"]).all()
