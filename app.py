@@ -9,8 +9,8 @@
 With gunicorn, configure the model with environment variables: SEGX_MODEL (a .keras or .onnx file), or SEGX_TORCH_MODEL
 ('package.module:factory') and SEGX_TORCH_WEIGHTS (a state dict file), SEGX_CLASS_NAMES
 (comma-separated), SEGX_STATE_DIR (shared server-side state; give every replica the same one), SEGX_ALLOW_MODEL_UPLOAD=1
-(the same as --allow-model-upload). To scale out, set REDIS_URL (jobs on Celery workers, state in Redis) and
-DASH_SECRET_KEY; see README "Running on several machines".
+(the same as --allow-model-upload), SEGX_CAM_LAYER (the same as --cam-layer). To scale out, set REDIS_URL (jobs on
+Celery workers, state in Redis) and DASH_SECRET_KEY; see README "Running on several machines".
 
 Background jobs start from a forkserver; its children re-import this file as `__mp_main__`, so nothing here runs at
 import time except definitions: `app` and `server` are built lazily on first access.
@@ -55,6 +55,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--class-names", type=parse_class_names, help="comma-separated class names, in class order")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8050, help="port (default 8050)")
+    parser.add_argument("--cam-layer", help="the CAM layer shown first (a conv layer name); default: the last layer "
+                        "before the classifier head that mixes spatial context")
     parser.add_argument("--state-dir", help="directory for server-side state and job results")
     parser.add_argument("--samples", help="folder of images for the sample gallery")
     parser.add_argument("--debug", action="store_true", help="Dash debug mode (dev tools, hot reload)")
@@ -90,7 +92,7 @@ def _default_app(warmup: bool = True) -> Dash:
         samples_dir=None if torch_model else default_samples_dir(model),
         allow_model_upload=os.environ.get("SEGX_ALLOW_MODEL_UPLOAD") == "1", redis_url=redis_url_from_env(),
         torch_model=torch_model, torch_weights=os.environ.get("SEGX_TORCH_WEIGHTS") or None,
-        **_model_sharing_from_env(),
+        cam_layer=os.environ.get("SEGX_CAM_LAYER") or None, **_model_sharing_from_env(),
     )  # fmt: skip
     dash_app = create_app(config=config, warmup=warmup)
     start_retention(config)  # uploaded models and local state: time to live and size caps (dashboard.state.retention)
@@ -141,8 +143,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = AppConfig(
         model_path=args.model, class_names=tuple(args.class_names) if args.class_names else None,
         state_dir=args.state_dir or "", samples_dir=samples, torch_model=args.torch, torch_weights=args.weights,
-        allow_model_upload=args.allow_model_upload, redis_url=args.redis_url,
+        allow_model_upload=args.allow_model_upload, redis_url=args.redis_url, cam_layer=args.cam_layer,
     )  # fmt: skip
+    if args.cam_layer:
+        from dashboard.factory import cam_layer
+        from dashboard.state.resources import get_adapter
+
+        try:
+            cam_layer(config, get_adapter(config))
+        except ValueError as err:
+            raise SystemExit(f"segxplain: {err}") from None
     dash_app = create_app(config=config)
     start_retention(config)
     dash_app.run(host=args.host, port=args.port, debug=args.debug)

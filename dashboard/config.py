@@ -28,6 +28,13 @@ def default_state_dir() -> str:
     return os.environ.get("SEGX_STATE_DIR") or os.path.join(tempfile.gettempdir(), f"segx-state-{os.getuid()}")
 
 
+def upload_cap(max_pixels: int) -> int:
+    """The byte size of a `max_pixels` image stored as uncompressed 8-bit RGB (BMP, TIFF without compression): the
+    largest file that can hold an image the pixel cap accepts (compressed formats are smaller; a 16-bit or RGBA file
+    of that size holds fewer pixels)."""
+    return 3 * int(max_pixels) + 64 * 1024  # plus room for the headers and metadata
+
+
 @dataclass(frozen=True)
 class AppConfig:
     """Everything a web worker or a job process needs to serve one model.
@@ -40,7 +47,9 @@ class AppConfig:
         class_names: class names overriding the model's (None: the adapter's defaults / the demo model's names).
         state_dir: directory of the diskcache stores (server-side state and background-job results).
         samples_dir: folder of sample images for the gallery (None: none).
-        max_upload_bytes: largest accepted upload (encoded file size).
+        max_upload_bytes: largest accepted upload (file size). Default (None): `upload_cap(max_upload_pixels)`, the
+            size of the largest image the app accepts stored as uncompressed 8-bit RGB; the app only keeps a resized
+            copy at the model's input size, so a bigger file can only be one the pixel cap refuses anyway.
         max_upload_pixels: largest accepted decoded image (width x height); guards against decompression bombs.
         max_side: for models without a fixed input size, uploads are scaled to fit this side length.
         job_interval_ms: how often the browser polls a background job for progress.
@@ -59,6 +68,8 @@ class AppConfig:
         models_max_bytes: uploaded models on one host together; beyond it the least recently used are deleted.
         state_max_bytes: the local state store's entries together; beyond it the least recently used are evicted.
         retention_period_s: how often each web and worker process applies the retention policy.
+        cam_layer: the CAM layer the layer slider starts at (`--cam-layer`); None: the engine's default rule
+            (explainers.layer_choice).
     """
 
     model_path: str | None = None
@@ -67,7 +78,8 @@ class AppConfig:
     torch_model: str | None = None
     torch_weights: str | None = None
     samples_dir: str | None = None
-    max_upload_bytes: int = 10 * MiB
+    max_upload_bytes: int | None = None
+    cam_layer: str | None = None
     max_upload_pixels: int = 40_000_000
     max_side: int = 512
     job_interval_ms: int = 400
@@ -85,6 +97,8 @@ class AppConfig:
     retention_period_s: float = 600.0
 
     def __post_init__(self) -> None:
+        if self.max_upload_bytes is None:
+            object.__setattr__(self, "max_upload_bytes", upload_cap(self.max_upload_pixels))
         if not self.state_dir:
             object.__setattr__(self, "state_dir", default_state_dir())
         if self.class_names is not None:

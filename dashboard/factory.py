@@ -43,6 +43,17 @@ def default_samples_dir(model_path: str | None) -> str | None:
         return None
 
 
+def cam_layer(config: AppConfig, adapter: Any) -> str | None:
+    """The CAM layer the slider starts at: `config.cam_layer` (--cam-layer) or the adapter's default rule;
+    ValueError naming the choices if `config.cam_layer` is not one of the model's CAM layers."""
+    if config.cam_layer is None:
+        return adapter.default_layer
+    if config.cam_layer not in adapter.conv_layers:
+        raise ValueError(f"--cam-layer {config.cam_layer!r} is not a CAM layer of the model; choose one of "
+                         f"{list(adapter.conv_layers)}.")  # fmt: skip
+    return config.cam_layer
+
+
 def page_context(config: AppConfig) -> layout.PageContext:
     """Model facts and method metadata for the layout (loads the model on first use)."""
     adapter = get_adapter(config)
@@ -55,6 +66,7 @@ def page_context(config: AppConfig) -> layout.PageContext:
         samples=gallery_items(config.samples_dir), default_methods=layout.default_methods(infos),
         max_upload_bytes=config.max_upload_bytes, session=new_session_id(),
         allow_model_upload=config.allow_model_upload, max_model_bytes=config.max_model_bytes,
+        default_layer=cam_layer(config, adapter),
     )  # fmt: skip
 
 

@@ -55,6 +55,7 @@ class PageContext:
     extra: Mapping[str, Any] = field(default_factory=dict)
     allow_model_upload: bool = False
     max_model_bytes: int = 50 * 1024 * 1024
+    default_layer: str | None = None  # the layer slider's starting position (default: the last layer)
 
 
 def skeleton_context() -> PageContext:
@@ -105,22 +106,25 @@ def navbar(ctx: PageContext) -> dbc.Navbar:
 def image_card(ctx: PageContext) -> dbc.Card:
     """Upload area and the sample gallery."""
     limit = f"{ctx.max_upload_bytes / 1024 / 1024:.0f} MiB"
+    # The browser refuses a file over max_size before any callback runs; assets/dashboard.js reads the cap from
+    # data-max-bytes and reports the refused file in UPLOAD_REFUSED, so it gets a message.
     return dbc.Card(
         [
             dbc.CardHeader("Image"),
             dbc.CardBody(
                 [
-                    dcc.Upload(
+                    dcc.Store(id=ids.UPLOAD_REFUSED),
+                    html.Div(dcc.Upload(
                         id=ids.UPLOAD,
                         children=html.Div([html.Span("Drop an image here or ", className="text-muted"),
                                            html.A("browse", className="upload-link"),
                                            html.Div(f"PNG · JPEG · WebP · TIFF · BMP · GIF, up to {limit}",
                                                     className="upload-formats")]),
                         # No `accept` filter: the browser would drop other files silently; the server names the problem.
-                        max_size=4 * ctx.max_upload_bytes,
+                        max_size=ctx.max_upload_bytes,
                         multiple=False,
                         className="upload-area",
-                    ),
+                    ), className="upload-cap", **{"data-max-bytes": str(ctx.max_upload_bytes)}),
                     html.Div("Samples", className="section-label mt-3"),
                     gallery(ctx.samples),
                     html.Div(id=ids.IMAGE_INFO, className="image-info"),
@@ -241,11 +245,17 @@ def method_option(info: MethodInfo) -> dict[str, Any]:
     return {"label": html.Span([html.Span(info.label, className="me-1"), *method_badges(info)]), "value": info.name}
 
 
+def default_layer_index(conv_layers: Sequence[str], default_layer: str | None) -> int:
+    """The slider index of `default_layer` (the last layer when it is None or unknown)."""
+    return conv_layers.index(default_layer) if default_layer in conv_layers else max(len(conv_layers) - 1, 0)
+
+
 def methods_card(ctx: PageContext) -> dbc.Card:
     """Method checklist, layer slider and heatmap opacity."""
     n_layers = len(ctx.conv_layers)
     last = max(n_layers - 1, 0)
-    layer_text = layer_label(ctx.conv_layers[last], ctx.layer_shapes) if ctx.conv_layers else "no conv layers"
+    start = default_layer_index(ctx.conv_layers, ctx.default_layer)
+    layer_text = layer_label(ctx.conv_layers[start], ctx.layer_shapes) if ctx.conv_layers else "no conv layers"
     layer_names = [layer_label(name, ctx.layer_shapes) for name in ctx.conv_layers]
     return dbc.Card(
         [
@@ -262,7 +272,7 @@ def methods_card(ctx: PageContext) -> dbc.Card:
                                     html.Div([html.Span("CAM layer", className="ctl-label"),
                                               html.Span(layer_text, id=ids.LAYER_INFO, className="layer-info")],
                                              className="d-flex gap-2 align-items-baseline"),
-                                    dcc.Slider(id=ids.LAYER, min=0, max=last, step=1, value=last,
+                                    dcc.Slider(id=ids.LAYER, min=0, max=last, step=1, value=start,
                                                marks=layer_marks(ctx.conv_layers), allow_direct_input=False,
                                                disabled=n_layers < 2, updatemode="mouseup",
                                                tooltip={"placement": "top", "transform": "segxLayerLabel"}),

@@ -29,6 +29,7 @@ import numpy as np
 from explainers.backends import backend_for
 from explainers.backends.base import Combiner, LayerInfo, ModelBackend, NativeScoreModel, ScoreSpec
 from explainers.keys import content_key
+from explainers.layer_choice import default_cam_layer
 from explainers.question import Question
 from explainers.resize import bilinear_resize
 
@@ -105,6 +106,9 @@ class SegmentationAdapter:
         self.num_classes: int = int(backend.num_classes)
         self.layers: list[LayerInfo] = list(backend.layers)
         self.conv_layers: list[str] = [layer.name for layer in self.layers]
+        # The CAM methods' default layer (explainers.layer_choice: the last one before the classifier head that mixes
+        # spatial context); None without CAM layers.
+        self.default_layer: str | None = default_cam_layer(self.layers, self.num_classes) if self.layers else None
         self.layer_shapes: dict[str, tuple[int | None, ...]] = {
             layer.name: tuple(layer.shape) if layer.shape is not None else (None, None, layer.channels)
             for layer in self.layers

@@ -7,6 +7,7 @@ a map, and the base class handles parameters, timing and the `Attribution` it re
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -16,6 +17,7 @@ import numpy as np
 from explainers.adapter import SegmentationAdapter
 from explainers.attribution import Attribution
 from explainers.backends.base import GradientsUnavailable
+from explainers.backends.tf_isolation import GRADIENT_LOCK
 from explainers.question import Question
 
 Progress = Callable[[float, str], None]
@@ -43,6 +45,9 @@ class Explainer:
     # True: the method needs the model's gradients (CAMs, gradient methods, DeepSHAP); a black-box backend refuses it
     # with the reason before any work. False for perturbation methods that only call `adapter.score`.
     requires_gradients: ClassVar[bool] = True
+    # True: the method takes the TensorFlow gradient lock exclusively itself (DeepSHAP patches TensorFlow's gradient
+    # registry while it runs); every other method holds it shared while it computes.
+    exclusive_gradients: ClassVar[bool] = False
 
     def unavailable_reason(self, adapter: SegmentationAdapter) -> str | None:
         """Why this method cannot run on `adapter`'s model (None: it can)."""
@@ -91,7 +96,9 @@ class Explainer:
         image = adapter.validate_image(image)
         question = adapter.question(region, target, contrast, image.shape[:2])
         start = time.perf_counter()
-        fields = self.compute(adapter, image, question, resolved, progress or no_progress)
+        section = contextlib.nullcontext() if self.exclusive_gradients else GRADIENT_LOCK.shared()
+        with section:
+            fields = self.compute(adapter, image, question, resolved, progress or no_progress)
         seconds = time.perf_counter() - start
         heatmap = np.asarray(fields.pop("heatmap"), dtype=np.float32)
         return Attribution(method=self.name, heatmap=heatmap, seconds=seconds, params=resolved, **fields)

@@ -55,7 +55,7 @@ class CAMExplainer(Explainer):
     ) -> dict[str, Any]:
         if not adapter.conv_layers:
             raise ValueError(f"{self.label} needs a convolutional layer, and this model has none.")
-        layer = params["layer"] or adapter.conv_layers[-1]
+        layer = params["layer"] or adapter.default_layer
         if layer not in adapter.conv_layers:
             raise ValueError(f"{layer!r} is not a conv layer of the model; choose one of {adapter.conv_layers}.")
         # Every registered CAM variant is computed in the same traced pass, so asking for the others is free.

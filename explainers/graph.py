@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import keras
@@ -62,7 +62,38 @@ def trace_model(model: keras.Model, inputs: Any, intercept: Interceptor, prefix:
     """Replay `model` on `inputs`, calling `intercept` for every leaf operation; nested models are replayed inline.
 
     Names are qualified with the nested models' names ("encoder/conv1"), so they are unique across nesting levels.
+    Keras only asks layer names to be unique within one model, so two nested models may each hold a "conv1"; in the
+    flat replay such a second, different layer is called through an `Alias` with a fresh name, or the flat model
+    could not be built ("The name ... is used 2 times in the model").
     """
+    return _trace(model, inputs, intercept, prefix, _NameBook(model))
+
+
+class _NameBook:
+    """The operation names a flat replay has used, so that no two different operations share one."""
+
+    def __init__(self, model: keras.Model) -> None:
+        self.taken: set[str] = {info.layer.name for info in leaf_layers(model)}
+        self.owner: dict[str, int] = {}
+        self.aliases: dict[int, Alias] = {}
+
+    def callable_for(self, operation: Any, qualified: str) -> Any:
+        """The operation itself, or (when its name is already used by another operation) an alias of it."""
+        owner = self.owner.setdefault(operation.name, id(operation))
+        if owner == id(operation):
+            return operation
+        if id(operation) not in self.aliases:
+            base = qualified.replace("/", "__")
+            name, k = base, 1
+            while name in self.taken:
+                k += 1
+                name = f"{base}_{k}"
+            self.taken.add(name)
+            self.aliases[id(operation)] = Alias(operation, name=name)
+        return self.aliases[id(operation)]
+
+
+def _trace(model: keras.Model, inputs: Any, intercept: Interceptor, prefix: str, names: _NameBook) -> Any:
     graph = graph_of(model)
 
     def operation_fn(operation: Any) -> Callable[..., Any]:
@@ -70,13 +101,13 @@ def trace_model(model: keras.Model, inputs: Any, intercept: Interceptor, prefix:
         if is_graph_model(operation):
 
             def run_nested(*args: Any, **kwargs: Any) -> Any:
-                return trace_model(operation, args[0], intercept, prefix=f"{name}/")
+                return _trace(operation, args[0], intercept, f"{name}/", names)
 
             return run_nested
 
         def run_leaf(*args: Any, **kwargs: Any) -> Any:
             kwargs.pop("training", None)
-            return intercept(operation, name, operation, args, kwargs)
+            return intercept(operation, name, names.callable_for(operation, name), args, kwargs)
 
         return run_leaf
 
@@ -84,6 +115,28 @@ def trace_model(model: keras.Model, inputs: Any, intercept: Interceptor, prefix:
     if isinstance(outputs, (list, tuple)) and len(outputs) == 1:
         return outputs[0]
     return outputs
+
+
+class Alias(keras.layers.Layer):
+    """One graph node that calls another callable (a layer, or a layer's `call`) under a name of its own.
+
+    Replaying a layer's inner `call` on symbolic tensors would record each op inside it (the convolution, the bias
+    add) as a separate, automatically named operation, and those names can clash with the model's own (a saved
+    model's layers are named "add", "add_1", ... from its file, while a fresh process names its next op "add"). An
+    Alias records one operation with a chosen name instead; at run time it just calls its target.
+    """
+
+    def __init__(self, target: Callable[..., Any], name: str) -> None:
+        super().__init__(name=name, trainable=False)
+        self._target = target
+        owner = getattr(target, "__self__", target)
+        self.wrapped = owner  # tracked, so the alias's weights are its target's
+        self._pass_training = bool(getattr(owner, "_call_has_training_arg", False))
+
+    def call(self, *args: Any, training: bool | None = None, **kwargs: Any) -> Any:
+        if self._pass_training:
+            kwargs["training"] = training
+        return self._target(*args, **kwargs)
 
 
 @dataclass
@@ -124,16 +177,15 @@ def output_layer(model: keras.Model, prefix: str = "") -> LayerInfo:
     return LayerInfo(name, operation)
 
 
-@dataclass
 class LinearCopy:
-    """A shallow copy of a layer whose activation is replaced by the identity; it shares the original's weights."""
+    """A layer with its activation replaced by the identity, sharing the original's weights, called as ONE graph node
+    named after the original (the original itself is never called where its copy is)."""
 
-    layer: Any
-    _copy: Any = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._copy = copy.copy(self.layer)
-        object.__setattr__(self._copy, "activation", keras.activations.linear)
+    def __init__(self, layer: Any) -> None:
+        self.layer = layer
+        linear = copy.copy(layer)
+        object.__setattr__(linear, "activation", keras.activations.linear)
+        self._node = Alias(linear.call, name=f"{layer.name}_linear")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._copy.call(*args, **kwargs)
+        return self._node(*args, **kwargs)

@@ -15,13 +15,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import sys
 import warnings
 from typing import Any
 
 import numpy as np
 
 from explainers.adapter import SegmentationAdapter
+from explainers.backends.tf_isolation import isolated_deep_explainer
 from explainers.base import Explainer, Progress
 from explainers.baselines import baseline_image
 from explainers.question import Question
@@ -125,14 +128,45 @@ def _add_linear_op_rules() -> None:
 
 def deep_explainer_values(model: Any, background: Any, x: Any) -> tuple[np.ndarray, float]:
     """shap.DeepExplainer on a native score model (a keras.Model or torch.nn.Module with one output): attributions
-    of `x`, shaped like the native input, and the expected value over `background`."""
+    of `x`, shaped like the native input, and the expected value over `background`. A Keras model runs isolated:
+    TensorFlow's gradient state is restored afterwards, failed or not, and no other gradient runs meanwhile."""
     import shap
 
-    with warnings.catch_warnings():
+    isolation = isolated_deep_explainer() if _is_keras(model) else contextlib.nullcontext()
+    with isolation, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         explainer = shap.DeepExplainer(model, background)
         values = explainer.shap_values(x, check_additivity=False)
     return np.asarray(values, dtype=np.float64), float(np.ravel(explainer.expected_value)[0])
+
+
+def _is_keras(model: Any) -> bool:
+    keras = sys.modules.get("keras")
+    return keras is not None and isinstance(model, keras.Model)
+
+
+def tf_ops_without_rules(model: Any, input_shape: tuple[int, ...]) -> list[str]:
+    """The TensorFlow op types on the path from the input to the output of a Keras `model` for which shap's
+    DeepExplainer has no rule: its tape records every such op as `shap_<type>`, then fails looking up a gradient."""
+    import tensorflow as tf
+    from shap.explainers._deep import deep_tf
+
+    graph = (
+        tf.function(lambda x: model(x, training=False))
+        .get_concrete_function(tf.TensorSpec((1, *input_shape[1:]), tf.float32))
+        .graph
+    )
+    reached, todo, missing = set(), [graph.inputs[0]], set()
+    while todo:
+        tensor = todo.pop()
+        for op in tensor.consumers():
+            if op.name in reached:
+                continue
+            reached.add(op.name)
+            if op.type not in deep_tf.op_handlers:
+                missing.add(op.type)
+            todo.extend(out for out in op.outputs if out.dtype.is_floating)
+    return sorted(missing)
 
 
 @register
@@ -143,6 +177,7 @@ class DeepShap(Explainer):
     paper = "Lundberg & Lee, NeurIPS 2017"
     slow = True
     additive = True
+    exclusive_gradients = True
     defaults: dict[str, Any] = {"background": ("black", "blur")}
 
     def compute(
@@ -163,12 +198,14 @@ class DeepShap(Explainer):
         native = adapter.native_score_model(question, size=image.shape[:2])
         if adapter.framework == "keras":
             _add_linear_op_rules()
+            if missing := tf_ops_without_rules(native.model, x.shape):
+                raise ValueError(f"DeepSHAP cannot run on this model: shap's DeepExplainer has no rule for its "
+                                 f"TensorFlow operation(s) {', '.join(missing)}. Use SHAP (Partition) or Integrated "
+                                 "Gradients instead.")  # fmt: skip
         progress(0.3, "DeepSHAP: propagating")
         try:
             values, base = deep_explainer_values(native.model, native.to_native(background), native.to_native(x))
         except Exception as error:
-            if adapter.framework == "keras":
-                raise
             first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
             raise ValueError(f"DeepSHAP cannot run on this {adapter.framework} model: shap's DeepExplainer failed on "
                              f"its operations ({type(error).__name__}: {first}).") from error  # fmt: skip

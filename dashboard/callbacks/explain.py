@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,7 @@ from dashboard.view.components import (
 from dashboard.view.figures import COLORBAR_TRACE, OVERLAY_TRACE
 from dashboard.view.photos import photo_url
 from dashboard.view.render import heatmap_uri
+from explainers.layer_choice import classifier_layers
 
 log = logging.getLogger(__name__)
 WAITING_TEXT = "Queued as a background job…"
@@ -56,8 +57,10 @@ class CardContext:
         layer_index: int | None,
         opacity: float | None,
         view: Mapping[str, Any] | None,
+        head_layers: Collection[str] = (),
     ) -> None:
         self.store, self.session, self.question = store, session, question
+        self.head_layers = head_layers
         if not store.has(session, "png", question["image"]):  # the photo the cards draw (served by URL)
             raise ValueError(analysis.EXPIRED_MESSAGE)
         self.image_uri = photo_url(session, question["image"])
@@ -71,8 +74,15 @@ class CardContext:
         """The heatmap card of one stored result."""
         heatmap, layer = analysis.layer_map(self.store, self.session, self.question, summary, self.layer)
         parts = card_parts(info, summary, heatmap, layer, self.layer_shapes, self.image_uri, opacity=self.opacity,
-                           view=self.view, outline=self.outline, uirevision=str(self.question["image"]))  # fmt: skip
+                           view=self.view, outline=self.outline, uirevision=str(self.question["image"]),
+                           head_layers=self.head_layers)  # fmt: skip
         return heatmap_card(info, parts, order)
+
+
+def head_layers(adapter: Any) -> set[str]:
+    """The adapter's classifier-head layers (a CAM card there notes why its map looks as it does)."""
+    layers = getattr(adapter, "layers", None)
+    return classifier_layers(layers, adapter.num_classes) if layers else set()
 
 
 def pick_layer(conv_layers: Sequence[str], layer_index: int | None) -> str | None:
@@ -179,7 +189,7 @@ def handle_explain(
         summaries, failed = compute_fast(adapter, store, session, question, fast)
         failed.update(unavailable)
         cards = CardContext(store, session, question, adapter.conv_layers, adapter.layer_shapes, layer_index,
-                            opacity, view)  # fmt: skip
+                            opacity, view, head_layers(adapter))  # fmt: skip
     except ValueError as err:
         return (no_update, no_update, no_update, no_update, *show(str(err), "warning"))
     fast_cards, slow_cards, missing = [], [], []
@@ -225,7 +235,7 @@ def handle_slow_result(
     order_of = {info.name: (order, info) for order, info in enumerate(infos)}
     try:
         cards = CardContext(store, session, question, adapter.conv_layers, adapter.layer_shapes, layer_index,
-                            opacity, view)  # fmt: skip
+                            opacity, view, head_layers(adapter))  # fmt: skip
     except ValueError as err:
         return ([], *show(str(err), "warning"))
     children = []
@@ -254,6 +264,7 @@ def handle_layer(
     layer_shapes: Mapping[str, Sequence[Any]],
     store: StateStore,
     infos: Sequence[MethodInfo],
+    head: Collection[str] = (),
 ) -> tuple[list[Any], list[Any], list[Any], str]:
     """Patches swapping every CAM card to the slider's layer, from stored maps (no model call)."""
     layer = pick_layer(conv_layers, layer_index)
@@ -278,7 +289,7 @@ def handle_layer(
             patch["data"][COLORBAR_TRACE]["marker"]["color"] = [lo, hi]
             figures[name] = patch
             subtitles[name] = "layer " + layer_label(used or layer, layer_shapes)
-            notes[name] = card_note(summary, heatmap)
+            notes[name] = card_note(summary, heatmap, logits_layer=(used or layer) in head)
     return (
         [figures.get(m, no_update) for m in graph_methods],
         [subtitles.get(m, no_update) for m in subtitle_methods],
@@ -361,7 +372,8 @@ def register(app: Dash, config: AppConfig) -> None:
         adapter = get_session_adapter(config, session)
         graphs, subtitles, notes = (_methods_of(o) for o in ctx.outputs_list[:3])
         return handle_layer(layer_index, results, session, graphs, subtitles, notes, conv_layers=adapter.conv_layers,
-                            layer_shapes=adapter.layer_shapes, store=get_store(config), infos=methods())  # fmt: skip
+                            layer_shapes=adapter.layer_shapes, store=get_store(config), infos=methods(),
+                            head=head_layers(adapter))  # fmt: skip
 
     @app.callback(
         Output(ids.heatmap_graph(ALL), "figure", allow_duplicate=True),  # type: ignore[arg-type]

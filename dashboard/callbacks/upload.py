@@ -11,7 +11,7 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import layout
 from dashboard.callbacks.common import CLEAR, KEEP, Message, message_outputs, show
-from dashboard.config import AppConfig
+from dashboard.config import AppConfig, MiB
 from dashboard.inputs import images
 from dashboard.inputs.samples import list_samples
 from dashboard.state.resources import get_session_adapter, get_store
@@ -97,6 +97,17 @@ def handle_image(
     return (figure, *pickers, layout.SELECT_HINT, info, None, *KEEP)
 
 
+def handle_refused(refused: Mapping[str, Any] | None, max_bytes: int) -> Message:
+    """The message for a file the browser refused for its size (reported by assets/dashboard.js)."""
+    if not refused or not refused.get("name"):
+        raise PreventUpdate
+    size = float(refused.get("size") or 0)
+    limit = max_bytes / MiB
+    return show(f"{refused['name']} was not uploaded: it is {size / MiB:.1f} MiB and the limit is {limit:.0f} MiB."
+                " The app resizes every image to the model's input, so a smaller copy (or a crop) loses nothing "
+                "it would use.", "danger")  # fmt: skip
+
+
 def register(app: Dash, config: AppConfig) -> None:
     """Register the image-source callbacks."""
 
@@ -113,6 +124,10 @@ def register(app: Dash, config: AppConfig) -> None:
         adapter = get_session_adapter(config, session)
         image_ref, message = handle_upload(contents, filename, session, adapter, get_store(config), config)
         return (image_ref, None, *message)
+
+    @app.callback(*message_outputs(), Input(ids.UPLOAD_REFUSED, "data"), prevent_initial_call=True)
+    def on_refused(refused: Mapping[str, Any] | None) -> Message:
+        return handle_refused(refused, int(config.max_upload_bytes))
 
     @app.callback(
         Output(ids.IMAGE, "data", allow_duplicate=True),

@@ -6,7 +6,7 @@ use them stay thin and the cards look the same whether fast methods or backgroun
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,8 +69,10 @@ def card_parts(
     view: View | None,
     outline: Sequence[str],
     uirevision: str,
+    head_layers: Collection[str] = (),
 ) -> CardParts:
-    """Figure, subtitle and footer note of a heatmap card for one stored result at one layer."""
+    """Figure, subtitle and footer note of a heatmap card for one stored result at one layer (`head_layers`: the
+    model's classifier-head layers, where a CAM card says why its map looks as it does)."""
     overlay, value_range = heatmap_uri(heatmap, info.signed)
     shape = tuple(np.asarray(heatmap).shape[:2])
     figure = heatmap_figure(image_uri, overlay, shape, value_range, signed=info.signed, opacity=opacity,
@@ -79,11 +81,20 @@ def card_parts(
         subtitle = "layer " + layer_label(layer, layer_shapes)
     else:
         subtitle = "signed attribution" if info.signed else "attribution magnitude"
-    return CardParts(figure=figure, subtitle=subtitle, note=card_note(summary, heatmap))
+    at_head = bool(info.is_cam and layer and layer in head_layers)
+    return CardParts(figure=figure, subtitle=subtitle, note=card_note(summary, heatmap, logits_layer=at_head))
 
 
-def card_note(summary: Mapping[str, Any], heatmap: np.ndarray) -> list[Any]:
-    """Footer text: compute time, score, additivity and a warning for blank maps."""
+LOGITS_LAYER_NOTE = (
+    "This is the logits layer: the score's gradient here is the selected region itself, so Grad-CAM shows the "
+    "class-logit map (blank where the class's logits are negative) and HiResCAM / LayerCAM show the region. Move the "
+    "layer slider down to see what the network used."
+)
+
+
+def card_note(summary: Mapping[str, Any], heatmap: np.ndarray, logits_layer: bool = False) -> list[Any]:
+    """Footer text: compute time, score, additivity, a warning for blank maps, and (`logits_layer`) why a CAM at the
+    logits layer looks as it does."""
     parts: list[Any] = [html.Span(format_seconds(summary["seconds"]), className="hm-time", title="compute time"),
                         html.Span(f"S = {summary['score']:.3g}", title="region score: mean target logit")]  # fmt: skip
     baseline = summary.get("baseline_score")
@@ -93,6 +104,8 @@ def card_note(summary: Mapping[str, Any], heatmap: np.ndarray) -> list[Any]:
                                title="additivity: the map sums to the score minus the baseline score"))  # fmt: skip
     if is_blank(heatmap):
         parts.append(html.Span("map is zero everywhere", className="text-warning"))
+    if logits_layer:
+        parts.append(html.Span(LOGITS_LAYER_NOTE, className="logits-layer-note text-muted"))
     return parts
 
 

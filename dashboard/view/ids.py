@@ -18,6 +18,7 @@ LAYER_NAMES = "layer-names"
 
 # Image source.
 UPLOAD = "image-upload"
+UPLOAD_REFUSED = "image-upload-refused"  # dcc.Store: {name, size} of a file the browser refused (too large)
 SAMPLE = "sample-thumb"
 IMAGE_INFO = "image-info"
 

@@ -113,7 +113,7 @@ def run_report(
         "baseline": args.baseline,
         "seed": args.seed,
         "sanity_methods": sanity_methods,
-        "cam_layer": args.cam_layer or (adapter.conv_layers[-1] if adapter.conv_layers else None),
+        "cam_layer": args.cam_layer or adapter.default_layer,
         "sanity_threshold": DEFAULT_THRESHOLD,
         "seconds": time.perf_counter() - start,
         "cpu_seconds": time.process_time() - cpu_start,

@@ -49,3 +49,17 @@ def test_hostile_uploads_get_messages_and_the_app_keeps_serving(dash_duo, segx_a
     pick_sample(dash_duo, 3)
     box_select_and_time(dash_duo, start=(-20, -30), size=(60, 50))
     settle_and_check_console(dash_duo)
+
+
+def test_a_file_over_the_size_cap_is_refused_with_a_message(dash_duo, segx_app, browser_config, tmp_path):
+    """dcc.Upload's max_size refuses the file in the browser before any callback runs; it must still say why."""
+    open_app(dash_duo, segx_app)
+    huge = tmp_path / "microscope.png"
+    with open(huge, "wb") as handle:  # sparse: the browser reads only its size before refusing it
+        handle.write(b"\x89PNG\r\n\x1a\n")
+        handle.truncate(int(browser_config.max_upload_bytes) + 5 * 1024 * 1024)
+    _upload(dash_duo, huge)
+    text = _message(dash_duo, "microscope.png")
+    assert "was not uploaded" in text and "the limit is" in text
+    assert dash_duo.find_element("#image-info").text == ""
+    settle_and_check_console(dash_duo)

@@ -53,6 +53,7 @@ def config(tiny_model_path: str, samples_dir: str, tmp_path_factory: pytest.Temp
         class_names=CLASS_NAMES,
         state_dir=str(tmp_path_factory.mktemp("state")),
         samples_dir=samples_dir,
+        max_upload_bytes=10 * 1024 * 1024,  # a small cap the upload battery's "too large" case can exceed cheaply
     )
 
 

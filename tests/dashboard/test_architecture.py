@@ -86,3 +86,16 @@ def test_readme_architecture_lists_every_part():
     section = readme.split("## Architecture", 1)[1].split("\n## ", 1)[0]
     for part in LAYERS:
         assert re.search(rf"^\s+(-> )?{part}/?\s", section, re.M), f"no line for {part} in README's Architecture"
+
+
+def test_the_web_side_imports_no_framework():
+    """The engine's public API and every dashboard callback import without TensorFlow or torch: a web process loads a
+    framework only when it builds a model, never to move a slider or draw a card."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, explainers, dashboard.callbacks, dashboard.factory; "
+        "loaded = [m for m in ('tensorflow', 'keras', 'torch') if m in sys.modules]; assert not loaded, loaded"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -69,7 +69,7 @@ def test_metadata_matches_the_kind_of_method(any_adapter, image, region, name):
     assert explainer.label and explainer.paper and explainer.family in {"cam", "gradient", "shap"}
     if explainer.is_cam:
         assert set(result.per_layer) == set(adapter.conv_layers)
-        assert result.layer == adapter.conv_layers[-1]
+        assert result.layer == adapter.default_layer
         np.testing.assert_array_equal(result.heatmap, result.per_layer[result.layer])
         assert all(m.shape == image.shape[:2] and (m >= 0).all() for m in result.per_layer.values())
     else:
