@@ -22,10 +22,11 @@ from tests.zoo.conformance import (
     seg_grad_cam,
     top_level_cam_layers,
 )
+from tests.zoo.conftest import zoo_models
 from tests.zoo.keras_models import ZOO
 
 
-@pytest.fixture(scope="module", params=list(ZOO))
+@pytest.fixture(scope="module", params=zoo_models(list(ZOO)))
 def zoo(request) -> tuple[object, ZooRun, TFGradientState]:
     entry = ZOO[request.param]
     model = entry.build()

@@ -1,0 +1,37 @@
+"""Which zoo models the conformance suite runs, and the failures it has found and not yet fixed.
+
+By default the suite runs the models that fit a CI run on two CPU cores (`FAST_MODELS`); `SEGX_ZOO_ALL=1` runs every
+architecture of `tests/zoo/keras_models.py` (DeepLabV3+ on ResNet50 at 512x512, MobileNetV2 + LR-ASPP, EfficientNetB0 +
+FPN: minutes each). A known failure is a strict xfail: it is reported on every run, and the day it passes the suite
+fails until the entry is removed here.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+FAST_MODELS = ("pets_unet", "nested_shared", "segformer_like")
+
+KNOWN_FAILURES = {
+    ("test_adapter_builds_and_predicts_like_the_model", "nested_shared"): (
+        "predict differs from the model's own sigmoid output on the nested model with a shared conv (open)"
+    ),
+    ("test_every_method_gives_a_finite_non_constant_map_or_a_reason", "segformer_like"): (
+        "HiResCAM is constant (all zero) at the default layer of the token model; token layers are not yet CAM layers"
+    ),
+}
+
+
+def zoo_models(all_models: list[str]) -> list[str]:
+    """The models this run checks."""
+    return all_models if os.environ.get("SEGX_ZOO_ALL") == "1" else [m for m in all_models if m in FAST_MODELS]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        model = getattr(item, "callspec", None) and item.callspec.params.get("zoo")
+        reason = KNOWN_FAILURES.get((getattr(item, "originalname", item.name), model))
+        if reason:
+            item.add_marker(pytest.mark.xfail(strict=True, reason=reason))
