@@ -220,8 +220,10 @@ def _export(shared, session, adapter, results, ref, trust_result=None, layer_ind
 def test_export_zip_round_trip_with_metrics(shared, session, adapter, explained, config, image):
     ref, results = explained
     question = results["question"]
-    out = trust_cb.run_trust_job(lambda value: None, run(shared, session, adapter, results)[-1], config)
-    download, status = _export(shared, session, adapter, results, ref, trust_result=out)
+    slider = adapter.conv_layers.index(adapter.default_layer)  # where the layer slider starts
+    out = trust_cb.run_trust_job(lambda value: None, run(shared, session, adapter, results, layer_index=slider)[-1],
+                                 config)  # fmt: skip
+    download, status = _export(shared, session, adapter, results, ref, trust_result=out, layer_index=slider)
     assert download["filename"].startswith("segxplain_tiny_sample_") and download["filename"].endswith(".zip")
     assert status.startswith("Exported")
     with zipfile.ZipFile(io.BytesIO(base64.b64decode(download["content"]))) as archive:
@@ -231,7 +233,7 @@ def test_export_zip_round_trip_with_metrics(shared, session, adapter, explained,
         with Image.open(io.BytesIO(archive.read("region.png"))) as img:
             np.testing.assert_array_equal(np.asarray(img) == 255, shared.get(session, "region", question["region"]))
         settings = json.loads(archive.read("settings.json"))
-        assert settings["model"] == "tiny.keras" and settings["layer"] == adapter.conv_layers[-1]
+        assert settings["model"] == "tiny.keras" and settings["layer"] == adapter.default_layer
         assert settings["class"] == {"name": adapter.class_names[question["target"]], "index": question["target"]}
         assert list(settings["methods"]) == FAST
         assert settings["methods"]["gradcam"]["params"] == {"layer": None, "all_layers": True}
@@ -244,15 +246,15 @@ def test_export_zip_round_trip_with_metrics(shared, session, adapter, explained,
                 np.testing.assert_array_equal(npz[method], summary["heatmap"])
             stored_layers = shared.get(session, "layers", analysis.result_key(question, "gradcam"))
             for layer in adapter.conv_layers:
-                np.testing.assert_array_equal(npz[f"gradcam/layers/{layer}"], stored_layers[layer])
+                np.testing.assert_array_equal(npz[f"gradcam/layers/{layer}"], stored_layers.at(layer))
             depths = shared.get(session, "sanity", out["sanity"])["depths"]
             for method in FAST:  # the sanity maps: the trained model's map first, then one per randomization depth
                 stack = npz[f"sanity/{method}"]
                 assert stack.shape == (len(depths) + 1, 32, 32)
                 np.testing.assert_allclose(stack[0], stored_map(shared, session, question, method,
-                                                                adapter.conv_layers[-1]), rtol=1e-4, atol=1e-6)
+                                                                adapter.default_layer), rtol=1e-4, atol=1e-6)
         with Image.open(io.BytesIO(archive.read("heatmaps/gradcam.png"))) as img:
-            card_uri, _ = heatmap_uri(stored_map(shared, session, question, "gradcam", adapter.conv_layers[-1]), False)
+            card_uri, _ = heatmap_uri(stored_map(shared, session, question, "gradcam", adapter.default_layer), False)
             with Image.open(io.BytesIO(base64.b64decode(card_uri.split(",", 1)[1]))) as card:
                 np.testing.assert_array_equal(np.asarray(img), np.asarray(card))
         assert {"metrics/deletion_insertion.csv", "metrics/auc.csv", "metrics/sanity.csv",

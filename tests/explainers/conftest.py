@@ -60,6 +60,17 @@ def any_adapter(request) -> SegmentationAdapter:
     return backend_adapter(request.param)
 
 
+BLACK_BOX = {"onnx-black-box"}  # backends without gradients (checked in gradient_adapter)
+
+
+@pytest.fixture(params=[name for name in BACKENDS if name not in BLACK_BOX])
+def gradient_adapter(request) -> SegmentationAdapter:
+    """The tiny U-Net on each backend that has gradients."""
+    adapter = backend_adapter(request.param)
+    assert adapter.gradients, f"{request.param} has no gradients: list it in BLACK_BOX"
+    return adapter
+
+
 @pytest.fixture(scope="session")
 def tiny_model():
     return tiny_unet(SIZE)

@@ -45,8 +45,8 @@ def test_contrast_equal_to_target_and_mixed_forms_are_value_errors(adapter, imag
         adapter.score(image[None], Question(region, TARGET), TARGET)
 
 
-def test_gradient_maps_of_a_contrast_are_the_difference_of_the_two_classes_maps(any_adapter, image, region):
-    adapter = any_adapter
+def test_gradient_maps_of_a_contrast_are_the_difference_of_the_two_classes_maps(gradient_adapter, image, region):
+    adapter = gradient_adapter
     methods = ["saliency", "gradient_x_input", "integrated_gradients"]
     params = {"integrated_gradients": FIXED_IG}
     contrast = explain(adapter, image, region, TARGET, methods=methods, params=params, contrast=OTHER)
@@ -78,8 +78,8 @@ def test_shap_is_exactly_efficient_for_a_contrast_score(adapter, image, region):
     np.testing.assert_allclose(shap_map.heatmap.sum(), shap_map.score - shap_map.baseline_score, rtol=1e-3, atol=1e-5)
 
 
-def test_layer_gradients_of_a_contrast_are_the_difference(any_adapter, image, region):
-    adapter = any_adapter
+def test_layer_gradients_of_a_contrast_are_the_difference(gradient_adapter, image, region):
+    adapter = gradient_adapter
     score, layers = adapter.layer_gradients(image, region, TARGET, contrast=OTHER)
     score_c, layers_c = adapter.layer_gradients(image, region, TARGET)
     score_o, layers_o = adapter.layer_gradients(image, region, OTHER)
@@ -91,9 +91,9 @@ def test_layer_gradients_of_a_contrast_are_the_difference(any_adapter, image, re
 
 
 @pytest.mark.parametrize("position", [0, 1, -1])
-def test_gradcam_of_a_contrast_is_seg_grad_cam_on_the_contrast_score(any_adapter, image, region, position):
+def test_gradcam_of_a_contrast_is_seg_grad_cam_on_the_contrast_score(gradient_adapter, image, region, position):
     """Grad-CAM of "c rather than c'" = ReLU(sum_k A_k * mean_ij(G_c - G_c')), from the two classes' gradients."""
-    adapter = any_adapter
+    adapter = gradient_adapter
     layer = adapter.conv_layers[position]
     result = explain(adapter, image, region, TARGET, methods=["gradcam"], params={"gradcam": {"layer": layer}},
                      contrast=OTHER)["gradcam"]  # fmt: skip
