@@ -44,11 +44,15 @@ def test_border_ring_explained_rather_than_the_runner_up_and_exported(dash_duo, 
     before = dash_duo.find_element("#question-text").text
     assert before.startswith("Explaining: why is this inner border (3 px) of box") and "rather than" not in before
 
+    # Mark the cards on the page: the contrast's cards replace them, so a marked card means the old question's.
+    dash_duo.driver.execute_script("document.querySelectorAll('#fast-grid .hm-card').forEach(c => c.dataset.old = 1)")
     click(dash_duo, "#runner-up")
     text = wait_for(lambda: (t := dash_duo.find_element("#question-text").text) and "rather than" in t and t,
                     message="the contrast in the question line")  # fmt: skip
     contrast_name = text.split("rather than “")[1].rstrip("”?")
-    wait_for(lambda: len(card_methods(dash_duo, "#fast-grid")) >= 3, timeout=300, message="heatmaps of the contrast")
+    wait_for(lambda: len(card_methods(dash_duo, "#fast-grid")) >= 3 and not dash_duo.driver.execute_script(
+        "return document.querySelectorAll('#fast-grid .hm-card[data-old]').length"), timeout=300,
+        message="heatmaps of the contrast")  # fmt: skip
 
     click(dash_duo, "#trust-export")
     folder = dash_duo.download_path
