@@ -196,6 +196,10 @@ def test_box_selection_payloads_match_the_dependencies(served) -> None:
     assert body["state"] == [
         {"id": "image-store", "property": "data", "value": image_ref},
         {"id": "session-store", "property": "data", "value": "0" * 32},
+        # the region choices under the selection, at their layout defaults
+        {"id": "select-mode", "property": "value", "value": "exact"},
+        {"id": "region-border", "property": "value", "value": "whole"},
+        {"id": "border-width", "property": "value", "value": 3},
     ]
     assert body["changedPropIds"] == ["mask-graph.selectedData"]
     # a pattern input with no matching component yet is an empty list; an unset prop carries no "value"
