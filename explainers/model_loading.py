@@ -71,23 +71,34 @@ def load_adapter(
         return load_onnx_adapter(path, class_names, probe=probe)
     import keras
 
-    from explainers.adapter import SegmentationAdapter
-
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
     except Exception as err:
         raise ModelRefused(f"Keras could not load {path.name}: {_first_line(err)}") from None
     if not isinstance(model, keras.Model):
         raise ModelRefused(f"{path.name} holds a {type(model).__name__}, not a Keras model.")
+    return checked_adapter(
+        model, class_names, probe=probe, unadaptable="The model's layer graph could not be adapted",
+        conv_kinds="Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D",
+    )  # fmt: skip
+
+
+def checked_adapter(
+    model: object, class_names: Sequence[str] | None, *, probe: bool, unadaptable: str, conv_kinds: str
+) -> SegmentationAdapter:
+    """`SegmentationAdapter(model)`, refused (ModelRefused, one line) if it cannot be adapted, has no convolution
+    layer of `conv_kinds` for the CAM methods, or (with `probe`) fails on a grey test image."""
+    from explainers.adapter import SegmentationAdapter
+
     try:
         adapter = SegmentationAdapter(model, class_names=list(class_names) if class_names else None)
     except ValueError as err:
         raise ModelRefused(_first_line(err, 600)) from None
     except Exception as err:
-        raise ModelRefused(f"The model's layer graph could not be adapted: {_first_line(err)}") from None
+        raise ModelRefused(f"{unadaptable}: {_first_line(err)}") from None
     if not adapter.conv_layers:
-        raise ModelRefused("Unsupported model: it has no convolution layer (Conv2D, Conv2DTranspose, DepthwiseConv2D, "
-                           "SeparableConv2D), so the CAM methods have nothing to explain.")  # fmt: skip
+        raise ModelRefused(f"Unsupported model: it has no convolution layer ({conv_kinds}), so the CAM methods have "
+                           "nothing to explain.")  # fmt: skip
     if probe:
         probe_adapter(adapter)
     return adapter

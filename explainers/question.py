@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from explainers.keys import content_key
+from explainers.regions import region_mask
 
 
 def _class_index(value: Any, role: str) -> int:
@@ -37,15 +38,7 @@ def _class_index(value: Any, role: str) -> int:
 
 
 def _region_mask(region: Any) -> np.ndarray:
-    mask = np.asarray(region)
-    if mask.ndim != 2:
-        raise ValueError(f"The region must be a 2-D (H, W) mask; got shape {mask.shape}.")
-    if mask.dtype != bool:
-        if mask.size and not np.isin(mask, (0, 1)).all():
-            raise ValueError("The region mask must be boolean (or 0/1).")
-        mask = mask.astype(bool)
-    if not mask.any():
-        raise ValueError("The region is empty: select at least one pixel of the image.")
+    mask = region_mask(region)
     mask = np.array(mask, dtype=bool, copy=True)
     mask.setflags(write=False)
     return mask

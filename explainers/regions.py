@@ -29,7 +29,8 @@ from skimage.segmentation import flood
 BORDER_KINDS = ("inner", "outer", "inside")
 
 
-def _mask(region: np.ndarray) -> np.ndarray:
+def region_mask(region: np.ndarray) -> np.ndarray:
+    """A non-empty 2-D boolean (or 0/1) mask as a bool array; ValueError with the reason otherwise."""
     mask = np.asarray(region)
     if mask.ndim != 2:
         raise ValueError(f"The region must be a 2-D (H, W) mask; got shape {mask.shape}.")
@@ -58,7 +59,7 @@ def _eroded(mask: np.ndarray, width: int) -> np.ndarray:
 
 def inner_border(region: np.ndarray, width: int = 1) -> np.ndarray:
     """The region's pixels within `width` pixels of a pixel outside it (the inner border ring)."""
-    mask, width = _mask(region), _width(width)
+    mask, width = region_mask(region), _width(width)
     ring = mask & ~_eroded(mask, width)
     if not ring.any():
         raise ValueError("The region has no border inside the image (it covers the whole image), so no inner ring.")
@@ -67,7 +68,7 @@ def inner_border(region: np.ndarray, width: int = 1) -> np.ndarray:
 
 def outer_border(region: np.ndarray, width: int = 1) -> np.ndarray:
     """The pixels outside the region within `width` pixels of it (the outer border ring)."""
-    mask, width = _mask(region), _width(width)
+    mask, width = region_mask(region), _width(width)
     ring = dilation(mask, _square(width), mode="ignore") & ~mask
     if not ring.any():
         raise ValueError("The region covers the whole image, so it has no outer ring.")
@@ -76,7 +77,7 @@ def outer_border(region: np.ndarray, width: int = 1) -> np.ndarray:
 
 def inside(region: np.ndarray, width: int = 1) -> np.ndarray:
     """The region without its inner border ring of `width` pixels."""
-    mask, width = _mask(region), _width(width)
+    mask, width = region_mask(region), _width(width)
     core = _eroded(mask, width)
     if not core.any():
         raise ValueError(
@@ -149,7 +150,7 @@ def objects_touched(
 
     `classes`: only components of these classes count (default: every class but `background`).
     """
-    labels, selection = _labels(labels), _mask(selection)
+    labels, selection = _labels(labels), region_mask(selection)
     if selection.shape != labels.shape:
         raise ValueError(f"The selection is {selection.shape} but the label map is {labels.shape}; they must match.")
     # Components of equal value: shift by one so that no class is taken as skimage's background value 0.

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from explainers.model_loading import ModelRefused, _first_line, probe_adapter
+from explainers.model_loading import ModelRefused, _first_line, checked_adapter
 
 if TYPE_CHECKING:
     from explainers.adapter import SegmentationAdapter
@@ -112,18 +112,6 @@ def load_torch_adapter(
 ) -> SegmentationAdapter:
     """The `SegmentationAdapter` for the torch model built by `spec` (see the module docstring); ModelRefused if the
     app cannot use it. `probe` runs one prediction on a grey test image."""
-    from explainers.adapter import SegmentationAdapter
-
     model = load_torch_model(spec, weights)
-    try:
-        adapter = SegmentationAdapter(model, class_names=list(class_names) if class_names else None)
-    except ValueError as err:
-        raise ModelRefused(_first_line(err, 600)) from None
-    except Exception as err:
-        raise ModelRefused(f"The module could not be adapted: {_first_line(err)}") from None
-    if not adapter.conv_layers:
-        raise ModelRefused("Unsupported model: it has no convolution layer (Conv2d, ConvTranspose2d), so the CAM "
-                           "methods have nothing to explain.")  # fmt: skip
-    if probe:
-        probe_adapter(adapter)
-    return adapter
+    return checked_adapter(model, class_names, probe=probe, unadaptable="The module could not be adapted",
+                           conv_kinds="Conv2d, ConvTranspose2d")  # fmt: skip
