@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks import sections
+
 BEGIN, END = "<!-- backends:begin -->", "<!-- backends:end -->"
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
@@ -126,16 +128,12 @@ def markdown(results: dict[str, Any]) -> str:
 
 def extract_section(text: str) -> str:
     """The backends section of a RESULTS.md text (markers included), or ''."""
-    begin, end = text.find(BEGIN), text.find(END)
-    return text[begin : end + len(END)] if 0 <= begin < end else ""
+    return sections.extract_section(text, BEGIN, END)
 
 
 def write_section(path: Path, section: str) -> None:
     """Replace the backends section of `path` (or append it)."""
-    text = path.read_text() if path.exists() else ""
-    old = extract_section(text)
-    text = text.replace(old, section) if old else text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
+    sections.write_section(path, section, BEGIN, END)
 
 
 def main() -> None:

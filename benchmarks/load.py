@@ -50,6 +50,7 @@ from urllib.parse import urlparse
 
 import psutil
 
+from benchmarks import sections
 from benchmarks.app_server import (
     LAYER,
     METHODS,
@@ -469,16 +470,12 @@ def markdown_section(result: Mapping[str, Any]) -> str:
 
 def extract_section(text: str) -> str:
     """The load section of a RESULTS.md text (markers included), or ''."""
-    begin, end = text.find(LOAD_BEGIN), text.find(LOAD_END)
-    return text[begin : end + len(LOAD_END)] if 0 <= begin < end else ""
+    return sections.extract_section(text, LOAD_BEGIN, LOAD_END)
 
 
 def write_section(path: Path, section: str) -> None:
     """Replace the load section of `path` (or append it)."""
-    text = path.read_text() if path.exists() else ""
-    old = extract_section(text)
-    text = text.replace(old, section) if old else text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
+    sections.write_section(path, section, LOAD_BEGIN, LOAD_END)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

@@ -160,15 +160,15 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> None:
     for name, measured, goal, met in verdicts(results):
         print(f"{name:<38} {measured:>28}  goal {goal:<12} {'met' if met else 'MISSED'}")
     path = Path(args.markdown)
-    from benchmarks.load import extract_section  # the load section (python -m benchmarks.load) is kept as it is
+    from benchmarks import backends, load
+    from benchmarks.sections import extract_section
 
-    kept = extract_section(path.read_text()) if path.exists() else ""
-    path.write_text(markdown(results) + (f"\n{kept}\n" if kept else ""))
+    # The load and backends sections (their own commands) are kept as they are unless this run measured them.
+    old = path.read_text() if path.exists() else ""
+    kept = [extract_section(old, load.LOAD_BEGIN, load.LOAD_END), extract_section(old, backends.BEGIN, backends.END)]
+    path.write_text(markdown(results) + "".join(f"\n{section}\n" for section in kept if section))
     if results.get("backends"):
-        from benchmarks.backends import markdown as backends_markdown
-        from benchmarks.backends import write_section
-
-        write_section(path, backends_markdown(results["backends"]))
+        backends.write_section(path, backends.markdown(results["backends"]))
 
 
 if __name__ == "__main__":
