@@ -25,10 +25,10 @@ def choose(dash_duo, dropdown: str, text: str) -> None:
     """Open a dcc.Dropdown and click the option whose text starts with `text`."""
     element = dash_duo.find_element(dropdown)
     dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
-    element.click()
+    wait_for(lambda: element.click() or True, message=f"a clickable {dropdown}")  # retried while covered
     option = wait_for(lambda: [o for o in dash_duo.driver.find_elements(By.CSS_SELECTOR, "[role=option]")
                                if o.text.startswith(text)], message=f"option {text!r}")  # fmt: skip
-    option[0].click()
+    wait_for(lambda: option[0].click() or True, message=f"a clickable option {text!r}")
 
 
 def test_border_ring_explained_rather_than_the_runner_up_and_exported(dash_duo, segx_app):

@@ -20,18 +20,33 @@ from tests.browser.helpers import (
 
 
 @pytest.fixture(scope="module")
-def torch_app(tmp_path_factory):
+def torch_config(tmp_path_factory) -> AppConfig:
     pytest.importorskip("torch")
-    from dashboard.factory import create_app, default_samples_dir
+    from dashboard.factory import default_samples_dir
     from models.torch_unet import TORCH_WEIGHTS_PATH
 
-    config = AppConfig(torch_model="models.torch_unet:TorchUNet", torch_weights=str(TORCH_WEIGHTS_PATH),
-                       state_dir=str(tmp_path_factory.mktemp("torch-browser-state")),
-                       samples_dir=default_samples_dir(None))  # fmt: skip
-    return create_app(config=config)
+    return AppConfig(torch_model="models.torch_unet:TorchUNet", torch_weights=str(TORCH_WEIGHTS_PATH),
+                     state_dir=str(tmp_path_factory.mktemp("torch-browser-state")),
+                     samples_dir=default_samples_dir(None))  # fmt: skip
 
 
-def test_a_torch_model_is_explained_in_the_browser(dash_duo, torch_app):
+@pytest.fixture(scope="module")
+def torch_app(torch_config):
+    from dashboard.factory import create_app
+
+    return create_app(config=torch_config)
+
+
+@pytest.fixture(scope="module")
+def torch_layers(torch_config) -> tuple[str, list[str]]:
+    """(default CAM layer, conv layers in forward order) of the served model, from the app's own adapter."""
+    from dashboard.state.resources import get_adapter
+
+    adapter = get_adapter(torch_config)
+    return adapter.default_layer, list(adapter.conv_layers)
+
+
+def test_a_torch_model_is_explained_in_the_browser(dash_duo, torch_app, torch_layers):
     open_app(dash_duo, torch_app)
     assert "models.torch_unet:TorchUNet" in dash_duo.find_element("body").text
     pick_sample(dash_duo, 1)
@@ -41,12 +56,14 @@ def test_a_torch_model_is_explained_in_the_browser(dash_duo, torch_app):
     assert dash_duo.find_element("#region-info").text.startswith("Box ·")
     before = overlay_sources(dash_duo)
     subtitle = dash_duo.find_element('[id*="heatmap-subtitle"][id*="gradcam"]').text
-    assert subtitle.startswith("layer logits")  # the default CAM layer: the last conv module of the torch model
+    default, layers = torch_layers
+    assert subtitle.startswith(f"layer {default}")  # the default CAM layer rule: the last 3x3 conv before the head
     thumb = dash_duo.find_element("#layer-slider .dash-slider-thumb")
     thumb.click()
     thumb.send_keys(Keys.ARROW_LEFT, Keys.ARROW_LEFT, Keys.ARROW_LEFT)
     wait_for(lambda: overlay_sources(dash_duo)["gradcam"] != before["gradcam"], message="Grad-CAM at another layer")
     assert overlay_sources(dash_duo)["saliency"] == before["saliency"]
     new_subtitle = dash_duo.find_element('[id*="heatmap-subtitle"][id*="gradcam"]').text
-    assert new_subtitle.startswith("layer up1")  # three conv modules before the logits, in forward order
+    # three conv modules before the default one, in forward order
+    assert new_subtitle.startswith(f"layer {layers[layers.index(default) - 3]}")
     settle_and_check_console(dash_duo)
