@@ -80,3 +80,11 @@ def session() -> str:
 def image() -> np.ndarray:
     rng = np.random.default_rng(1)
     return rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
+
+
+@pytest.fixture()
+def shared(config: AppConfig) -> StateStore:
+    """The store a job process opens from the config (jobs run in-process in these tests)."""
+    from dashboard.state.resources import get_store
+
+    return get_store(config)

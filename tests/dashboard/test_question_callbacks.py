@@ -14,17 +14,12 @@ from dash import no_update
 from dashboard.callbacks import explain, question, selection
 from dashboard.callbacks import trust as trust_cb
 from dashboard.callbacks.selection import RegionChoices
-from dashboard.state.resources import get_store, methods
+from dashboard.state.resources import methods
 from dashboard.usecases import analysis
 from explainers.question import Question, runner_up_class
 
 FAST = ["gradcam", "saliency"]
 BOX = {"points": [], "range": {"x": [4, 20], "y": [6, 18]}}
-
-
-@pytest.fixture()
-def shared(config):
-    return get_store(config)
 
 
 @pytest.fixture()

@@ -17,18 +17,12 @@ from scipy.stats import spearmanr
 
 from dashboard.callbacks import explain, selection
 from dashboard.callbacks import trust as trust_cb
-from dashboard.state.resources import get_store, methods
+from dashboard.state.resources import methods
 from dashboard.trust import metrics as trust
 from dashboard.usecases import analysis, export
 from dashboard.view.render import heatmap_uri
 
 FAST = ["gradcam", "hirescam", "saliency", "gradient_x_input"]
-
-
-@pytest.fixture()
-def shared(config):
-    """The store the job process opens from the config (the job runs in-process here)."""
-    return get_store(config)
 
 
 @pytest.fixture()
