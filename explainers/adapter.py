@@ -426,6 +426,41 @@ class SegmentationAdapter:
         self._remember(key, result)
         return result
 
+    def layer_maps_many(
+        self,
+        image: np.ndarray,
+        questions: Sequence[Question],
+        combiners: dict[str, Combiner],
+        layers: Sequence[str] | None = None,
+    ) -> list[tuple[float, dict[str, LayerMaps]]]:
+        """`layer_maps` for several questions about one image, in order, sharing ONE forward pass where the backend
+        has `layer_maps_shared` (Keras, torch); otherwise one `layer_maps` per question. Each result is kept under
+        the key `layer_maps` uses, so asking one of these questions afterwards is a lookup."""
+        self._require_gradients()
+        if not combiners:
+            raise ValueError("layer_maps needs at least one CAM combiner.")
+        image = self.validate_image(image)
+        questions = [self.question(question, size=image.shape[:2]) for question in questions]
+        shared = getattr(self.backend, "layer_maps_shared", None)
+        if shared is None or len(questions) < 2:
+            return [self.layer_maps(image, question, combiners=combiners, layers=layers) for question in questions]
+        names, chosen, size = tuple(combiners), self._chosen_layers(layers), image.shape[:2]
+        specs = [self.score_spec(question, size=size) for question in questions]
+        scores, maps = shared(self.model_input(image[None]), specs, list(combiners.values()), chosen)
+        results = []
+        for question, score, per_question in zip(questions, scores, maps, strict=True):
+            native = [_frozen(np.asarray(layer_maps, dtype=np.float32)) for layer_maps in per_question]
+            result = (
+                float(score),
+                {
+                    name: LayerMaps({layer: native[i][..., j] for i, layer in enumerate(chosen)}, size)
+                    for j, name in enumerate(names)
+                },
+            )
+            self._remember((names, chosen, content_key(image), question.key), result)
+            results.append(result)
+        return results
+
     def native_score_model(
         self,
         region: np.ndarray | Question,

@@ -45,6 +45,14 @@ class CAMExplainer(Explainer):
         """(h, w, k) activation and gradient tensors -> (h, w) map, in the backend's tensors (operators and `ops`)."""
         raise NotImplementedError
 
+    def _layer(self, adapter: SegmentationAdapter, params: dict[str, Any]) -> str:
+        if not adapter.conv_layers:
+            raise ValueError(f"{self.label} needs a convolutional layer, and this model has none.")
+        layer = params["layer"] or adapter.default_layer
+        if layer not in adapter.conv_layers:
+            raise ValueError(f"{layer!r} is not a conv layer of the model; choose one of {adapter.conv_layers}.")
+        return layer
+
     def compute(
         self,
         adapter: SegmentationAdapter,
@@ -53,19 +61,33 @@ class CAMExplainer(Explainer):
         params: dict[str, Any],
         progress: Progress,
     ) -> dict[str, Any]:
-        if not adapter.conv_layers:
-            raise ValueError(f"{self.label} needs a convolutional layer, and this model has none.")
-        layer = params["layer"] or adapter.default_layer
-        if layer not in adapter.conv_layers:
-            raise ValueError(f"{layer!r} is not a conv layer of the model; choose one of {adapter.conv_layers}.")
+        layer = self._layer(adapter, params)
         # Every registered CAM variant is computed in the same traced pass, so asking for the others is free.
-        combiners = {name: explainer.combine for name, explainer in cam_explainers().items()}
         score, maps = adapter.layer_maps(
-            image, question, combiners=combiners, layers=None if params["all_layers"] else [layer]
+            image, question, combiners=cam_combiners(), layers=None if params["all_layers"] else [layer]
         )
         per_layer = maps[self.name]
         progress(1.0, f"{self.label}: done")
         return {"heatmap": per_layer[layer], "score": score, "per_layer": per_layer, "layer": layer}
+
+    def compute_many(
+        self, adapter: SegmentationAdapter, image: np.ndarray, questions: list[Question], params: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """`compute` for several questions about one image (validated), from ONE forward pass shared by their
+        backward passes (`SegmentationAdapter.layer_maps_many`)."""
+        layer = self._layer(adapter, params)
+        results = adapter.layer_maps_many(
+            image, questions, combiners=cam_combiners(), layers=None if params["all_layers"] else [layer]
+        )
+        return [
+            {"heatmap": maps[self.name][layer], "score": score, "per_layer": maps[self.name], "layer": layer}
+            for score, maps in results
+        ]
+
+
+def cam_combiners() -> dict[str, Any]:
+    """{name: combine} of every registered CAM method: all of them run in the one traced pass."""
+    return {name: explainer.combine for name, explainer in cam_explainers().items()}
 
 
 def cam_explainers() -> dict[str, CAMExplainer]:

@@ -244,6 +244,34 @@ class KerasBackend:
 
         return step
 
+    def _shared_maps_step(
+        self, combiners: Sequence[Combiner], indices: tuple[int, ...], count: int
+    ) -> Callable[..., Any]:
+        """One forward pass, then the gradient of each of `count` scores from the same tape, and every combiner."""
+
+        @tf.function(jit_compile=True)
+        def combine_all(activations: list[tf.Tensor], grads: list[tf.Tensor]) -> list[tf.Tensor]:
+            return [
+                tf.stack([combine(TF_OPS, activation[0], grad[0]) for combine in combiners], axis=-1)
+                for activation, grad in zip(activations, grads, strict=True)
+            ]
+
+        @tf.function(reduce_retracing=True)
+        def step(x: tf.Tensor, regions: tf.Tensor, weights: tf.Tensor) -> tuple[tf.Tensor, list[list[tf.Tensor]]]:
+            with tf.GradientTape(persistent=True) as tape:
+                outputs = self._features(x, training=False)
+                scores = mean_logit(outputs[0], regions, weights)  # (1, h, w, C) with (K, h, w), (K, C) -> (K,)
+                picked = [scores[k] for k in range(count)]
+            activations = [outputs[1 + i] for i in indices]
+            maps = []
+            for k in range(count):
+                grads = tape.gradient(picked[k], activations)
+                grads = [tf.zeros_like(a) if g is None else g for a, g in zip(activations, grads, strict=True)]
+                maps.append(combine_all(activations, grads))
+            return scores, maps
+
+        return step
+
     @staticmethod
     def _spec_tensors(spec: ScoreSpec) -> tuple[tf.Tensor, tf.Tensor]:
         return tf.convert_to_tensor(spec.region, tf.float32), tf.convert_to_tensor(spec.weights, tf.float32)
@@ -297,6 +325,25 @@ class KerasBackend:
             step = self._map_fns[step_key]
         scores, maps = step(x_t, region, weights)
         return float(scores.numpy()[0]), [layer_maps.numpy() for layer_maps in maps]
+
+    def layer_maps_shared(
+        self, x: np.ndarray, specs: Sequence[ScoreSpec], combiners: Sequence[Combiner], layers: Sequence[str]
+    ) -> tuple[list[float], list[list[np.ndarray]]]:
+        """`layer_maps` for several questions about one image: ONE forward pass on a persistent tape, then one
+        gradient per question from it (no forward pass repeated), all in one traced function."""
+        indices = self._indices(layers)
+        x_t = tf.convert_to_tensor(x, tf.float32)
+        regions = tf.convert_to_tensor(np.stack([spec.region for spec in specs]), tf.float32)
+        weights = tf.convert_to_tensor(np.stack([spec.weights for spec in specs]), tf.float32)
+        with self._lock:
+            step_key = ("shared", tuple(combiners), indices, tuple(x_t.shape), tuple(regions.shape))
+            if step_key not in self._map_fns:
+                self._map_fns[step_key] = self._shared_maps_step(
+                    tuple(combiners), indices, len(specs)
+                ).get_concrete_function(x_t, regions, weights)
+            step = self._map_fns[step_key]
+        scores, maps = step(x_t, regions, weights)
+        return [float(s) for s in scores.numpy()], [[layer_maps.numpy() for layer_maps in per] for per in maps]
 
     # ------------------------------------------------------------------------------------------- the sanity check
     def clone(self) -> KerasBackend:

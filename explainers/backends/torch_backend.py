@@ -303,6 +303,67 @@ class TorchBackend:
                 native = [m.float().cpu().numpy() for m in maps]
         return float(scores[0]), native
 
+    def layer_maps_shared(
+        self, x: np.ndarray, specs: Sequence[ScoreSpec], combiners: Sequence[Combiner], layers: Sequence[str]
+    ) -> tuple[list[float], list[list[np.ndarray]]]:
+        """`layer_maps` for several questions about one image: ONE forward pass, then one batched backward pass
+        (`autograd.grad(..., is_grads_batched=True)`, a vmap over the K score gradients; a loop of K backward passes
+        over the kept graph where vmap does not cover an operator)."""
+        self._check_layers(layers)
+        pairs = [self._spec_tensors(spec) for spec in specs]
+        regions = torch.stack([region for region, _ in pairs])  # (K, h, w)
+        weights = torch.stack([w for _, w in pairs])  # (K, C)
+        with self._lock:
+            x_t = self._to_tensor(x).requires_grad_(True)
+            with torch.enable_grad(), self._hooked(layers) as captured:
+                z = self._logits(x_t, captured)
+                if tuple(z.shape[2:]) != tuple(regions.shape[1:]):
+                    raise ValueError(
+                        f"The region grid {tuple(regions.shape[1:])} does not match the logits {tuple(z.shape[2:])}."
+                    )
+                class_logits = torch.einsum("chw,kc->khw", z[0], weights)
+                scores = (class_logits * regions).sum(dim=(1, 2)) / regions.sum(dim=(1, 2)).clamp(min=1.0)  # (K,)
+                missing = [name for name in layers if name not in captured]
+                if missing:
+                    raise ValueError(f"The layer(s) {missing} did not run in the forward pass.")
+                activations = [captured[name] for name in layers]
+                grads = self._batched_grads(scores, activations)
+            with torch.no_grad():
+                channels_last = [a[0].permute(1, 2, 0) for a in activations]
+                maps = [
+                    [
+                        torch.stack([combine(TORCH_OPS, a, g[k, 0].permute(1, 2, 0)) for combine in combiners], dim=-1)
+                        .float()
+                        .cpu()
+                        .numpy()
+                        for a, g in zip(channels_last, grads, strict=True)
+                    ]
+                    for k in range(len(specs))
+                ]
+        return [float(s) for s in scores.detach().float().cpu()], maps
+
+    @staticmethod
+    def _batched_grads(scores: torch.Tensor, activations: list[torch.Tensor]) -> list[torch.Tensor]:
+        """d scores[k] / d activation for every k: (K, *activation.shape) per activation."""
+        count = int(scores.shape[0])
+        eye = torch.eye(count, dtype=scores.dtype, device=scores.device)
+        try:
+            grads = torch.autograd.grad(
+                scores, activations, grad_outputs=eye, is_grads_batched=True, allow_unused=True, retain_graph=True
+            )
+        except RuntimeError:  # an operator without a batching rule: K plain backward passes over the kept graph
+            per_score = [
+                torch.autograd.grad(scores[k], activations, allow_unused=True, retain_graph=True) for k in range(count)
+            ]
+            grads = tuple(
+                torch.stack([torch.zeros_like(a) if g is None else g for g in column])
+                for a, column in zip(activations, zip(*per_score, strict=True), strict=True)
+            )
+        return [
+            torch.zeros((count, *a.shape), dtype=a.dtype, device=a.device) if g is None else g.detach()
+            for a, g in zip(activations, grads, strict=True)
+        ]
+
     # ------------------------------------------------------------------------------------------- the sanity check
     def clone(self) -> TorchBackend:
         return TorchBackend(copy.deepcopy(self.model), self._logits_layer)
