@@ -4,8 +4,9 @@
 
 Image i is drawn from `default_rng([seed, i])` with `models.mushrooms.EVAL_SEED` by default, a seed never used in
 training. With `--regions gt` (the default) every ground-truth part present (background excluded) is one region with
-its own class as the target; `--regions class` uses the predicted parts instead. Everything else is the engine's report
-(`explainers.report`): the same flags, measurements and files.
+its own class as the target; `--regions class` uses the predicted parts instead. Each case carries its image's ground
+truth, so the report has an errors section (per-class IoU, false positives and negatives, the largest error
+explained). Everything else is the engine's report (`explainers.report`): the same flags, measurements and files.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def procedural_cases(
         for region, target in label_regions(adapter.num_classes, labels, {BACKGROUND}, min_pixels):
             if count >= limit:
                 return
-            yield Case(f"eval-{seed}-{index}", image, region, target, source)
+            yield Case(f"eval-{seed}-{index}", image, region, target, source, truth=truth)
             count += 1
         index += 1
 

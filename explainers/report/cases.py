@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from explainers.adapter import SegmentationAdapter
+from explainers.question import Question
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
@@ -28,7 +29,12 @@ class Case:
     region: np.ndarray
     target: int
     source: str  # "ground truth" | "predicted"
+    truth: np.ndarray | None = None  # the image's ground-truth label map (H, W), when known: the errors section
 
+    @property
+    def question(self) -> Question:
+        """The case as a `Question` (recorded in results.json, so each case can be reproduced)."""
+        return Question(self.region, self.target, label=f"{self.source} region")
 
 
 @dataclass(frozen=True)

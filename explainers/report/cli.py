@@ -25,6 +25,7 @@ from tqdm import tqdm
 from explainers import registry
 from explainers.adapter import SegmentationAdapter
 from explainers.report.cases import CaseSource, folder_source
+from explainers.report.errors import TruthImage, errors_section, truth_image
 from explainers.report.measure import default_methods, evaluate_case, summarise
 from explainers.report.outputs import write_outputs
 from explainers.sanity import DEFAULT_THRESHOLD, RandomizationCascade
@@ -92,19 +93,24 @@ def run_report(
     cascade = RandomizationCascade(adapter, seed=args.seed, max_depths=args.sanity_depths) if sanity_methods else None
     load_before = os.getloadavg()[0]
     cases = []
+    truths: dict[str, TruthImage] = {}
     with tqdm(total=args.limit, desc="regions", unit="region") as bar:
         for index, case in enumerate(source.cases):
             checked = sanity_methods if index % args.sanity_every == 0 else []
             cases.append(evaluate_case(adapter, cascade, case, methods, params, args.steps, args.baseline, checked))
+            if case.truth is not None and case.image_id not in truths:
+                truths[case.image_id] = truth_image(adapter, case.image_id, case.image, case.truth)
             bar.set_postfix_str(f"{case.image_id} {adapter.class_names[case.target]}")
             bar.update(1)
         bar.total = bar.n  # fewer regions than --limit: end the bar full
         bar.refresh()
     if not cases:
         raise SystemExit("No regions to evaluate (all smaller than --min-pixels?).")
+    errors = errors_section(adapter, list(truths.values()), methods, params, args.steps, args.baseline)
     settings = {
         "command": command,
         "model": model_name,
+        "class_names": list(adapter.class_names),
         "input": source.input_text,
         "regions_text": source.regions_text,
         "methods": methods,
@@ -123,6 +129,8 @@ def run_report(
         "versions": versions(),
     }
     summary = summarise(cases, methods)
+    if errors is not None:
+        summary["errors"] = errors
     write_outputs(args.out, settings, summary, cases)
     print(f"wrote {args.out / 'report.md'} ({len(cases)} regions, {settings['seconds']:.0f} s)")
     return {"settings": settings, "summary": summary, "cases": cases}

@@ -31,6 +31,7 @@ def markdown_report(settings: dict[str, Any], summary: dict[str, Any], cases: li
         *_method_table(settings, summary, cases, labels),
         *_sanity_by_depth(summary, labels),
         *_agreement_table(summary, labels),
+        *_errors(summary, settings, labels),
         *_how_it_was_made(settings, summary, cases),
     ]
     return "\n".join(lines)
@@ -139,6 +140,61 @@ def _agreement_table(summary: dict[str, Any], labels: dict[str, str]) -> list[st
         cells = ("n/a" if v is None or np.isnan(v) else f"{v:.2f}" for v in row)
         lines.append(f"| {labels[name]} | " + " | ".join(cells) + " |")
     lines.append("")
+    return lines
+
+
+def _errors(summary: dict[str, Any], settings: dict[str, Any], labels: dict[str, str]) -> list[str]:
+    """The errors section (explainers.report.errors), when the cases came with ground truth."""
+    errors = summary.get("errors")
+    if not errors:
+        return []
+    names = settings.get("class_names") or [f"class {c}" for c in range(len(errors["iou"]))]
+    lines = [
+        "## The model's errors",
+        "",
+        f"The prediction against the ground truth over the {errors['images']} images above, from one confusion "
+        f"matrix summed over them: pixel accuracy {errors['pixel_accuracy']:.3f}, mean IoU {errors['mean_iou']:.3f} "
+        "(IoU = TP / (TP + FP + FN) per class, over the whole set). A *false positive* of a class is a pixel "
+        "predicted as it that truly is another class; a *false negative*, a pixel of it predicted as another.",
+        "",
+        "| class | IoU | true positives (px) | false positives (px) | false negatives (px) |",
+        "|---|---|---|---|---|",
+    ]
+    for c, name in enumerate(names):
+        iou = errors["iou"][c]
+        cell = "n/a" if iou is None or not np.isfinite(iou) else f"{iou:.3f}"
+        lines.append(
+            f"| {name} | {cell} | {errors['true_positives'][c]} | {errors['false_positives'][c]} "
+            f"| {errors['false_negatives'][c]} |"
+        )
+    lines.append("")
+    largest = errors.get("largest_error")
+    if largest:
+        question = largest["question"]
+        lines += [
+            "### The largest error, explained",
+            "",
+            f"The largest false-positive region of any image and class: {largest['pixels']} px of "
+            f"`{largest['image']}` predicted “{question['target_name']}” that are truly (mostly) "
+            f"“{question['contrast_name']}”. Asked as *why are these pixels “{question['target_name']}” rather than "
+            f"“{question['contrast_name']}”?* (score: the mean of z_{question['target_name']} - "
+            f"z_{question['contrast_name']} over the region; `explainers.errors.error_question`). Gaps are margins "
+            "over random pixel order on this contrast score (positive = better than random).",
+            "",
+            "| method | score | deletion gap ↑ | insertion gap ↑ | inside share |",
+            "|---|---|---|---|---|",
+        ]
+        for name, values in largest["methods"].items():
+            lines.append(
+                f"| {labels.get(name, name)} | {values['score']:.3f} | {values['deletion_gap']:.3f} "
+                f"| {values['insertion_gap']:.3f} | {values['inside_share']:.2f} |"
+            )
+        lines += [
+            "",
+            "The question is recorded in full in `results.json` (`summary.errors.largest_error.question`): "
+            "`explainers.question.Question.from_dict` reads it back, region included.",
+            "",
+        ]
     return lines
 
 

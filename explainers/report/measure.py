@@ -78,6 +78,7 @@ def evaluate_case(
         "class": adapter.class_names[case.target],
         "region_source": case.source,
         "region_pixels": int(case.region.sum()),
+        "question": case.question.to_dict(adapter.class_names),
         "image_score": any_faith.deletion.image_score,
         "baseline_score": any_faith.deletion.baseline_score,
         "random_deletion_auc_norm": any_faith.random_deletion.normalized_auc,
