@@ -103,7 +103,7 @@ def section(rows: list[dict[str, Any]], load: tuple[float, float, float], repeat
         )
     lines += [
         "",
-        "Speed-up = separate / overview. With every layer's maps the K backward passes to the input dominate, so "
+        "Speed-up = separate / overview. With every layer's maps the K backward passes down to the first conv layer dominate, so "
         "sharing the one forward pass saves its K - 1 repeats only; at one layer near the output the backward passes "
         "are short and the shared forward pass is most of the cost.",
         END,
