@@ -103,9 +103,9 @@ def section(rows: list[dict[str, Any]], load: tuple[float, float, float], repeat
         )
     lines += [
         "",
-        "Speed-up = separate / overview. With every layer's maps the K backward passes down to the first conv layer dominate, so "
-        "sharing the one forward pass saves its K - 1 repeats only; at one layer near the output the backward passes "
-        "are short and the shared forward pass is most of the cost.",
+        "Speed-up = separate / overview. With every layer's maps the K backward passes down to the first conv layer "
+        "dominate, so sharing the one forward pass saves its K - 1 repeats only; at one layer near the output the "
+        "backward passes are short and the shared forward pass is most of the cost.",
         END,
     ]
     return "\n".join(lines)

@@ -82,6 +82,18 @@ TRUST_AGREEMENT = "trust-agreement"
 TRUST_SANITY = "trust-sanity"
 TRUST_FLAGS = "trust-flags"
 
+# The model's errors (a ground truth uploaded with the image) and the every-class overview.
+TRUTH_UPLOAD = "truth-upload"
+TRUTH = "truth-store"  # the ground truth of the shown image: {key, image, name, form, note, void}
+TRUTH_INFO = "truth-info"
+ERRORS_TABLE = "errors-table"
+ERROR_REGION = "error-region"  # "false_positive:<class>" / "false_negative:<class>"
+EXPLAIN_ERROR = "explain-error"
+OVERVIEW_METHOD = "overview-method"
+OVERVIEW_GRID = "overview-grid"
+OVERVIEW_NOTE = "overview-note"
+OVERVIEW_PREFIX = "overview-"  # overview cards' graphs are heatmap graphs of "method" overview-<class>
+
 
 def sample(name: str) -> dict[str, str]:
     """The id of the gallery thumbnail of the bundled sample `name`."""
@@ -91,6 +103,12 @@ def sample(name: str) -> dict[str, str]:
 def heatmap_graph(method: str) -> dict[str, str]:
     """The id of the dcc.Graph in the heatmap card of `method`."""
     return {"type": HEATMAP_GRAPH, "method": method}
+
+
+def overview_graph(target: int) -> dict[str, str]:
+    """The id of the graph of class `target`'s overview card: a heatmap graph, so the linked zoom and the heatmap
+    opacity reach it (the layer callback skips it: it is no method)."""
+    return heatmap_graph(f"{OVERVIEW_PREFIX}{int(target)}")
 
 
 def heatmap_subtitle(method: str) -> dict[str, str]:
