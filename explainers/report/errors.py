@@ -98,10 +98,13 @@ def explain_largest_error(
     question = error_question(item.predicted, item.truth, target, adapter.num_classes, ignore=ignore)
     attributions = explain(adapter, item.image, question, methods=methods, params=params)
     faith = faithfulness(adapter, item.image, question, None, attributions, steps=steps, baseline=baseline)
+    curve = next(iter(faith.values())).deletion
     return {
         "image": item.image_id,
         "kind": "false_positive",
         "pixels": pixels,
+        "image_score": curve.image_score,
+        "baseline_score": curve.baseline_score,
         "question": question.to_dict(adapter.class_names),
         "description": question.describe(adapter.class_names),
         "methods": {

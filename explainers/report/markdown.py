@@ -179,7 +179,9 @@ def _errors(summary: dict[str, Any], settings: dict[str, Any], labels: dict[str,
             f"“{question['contrast_name']}”. Asked as *why are these pixels “{question['target_name']}” rather than "
             f"“{question['contrast_name']}”?* (score: the mean of z_{question['target_name']} - "
             f"z_{question['contrast_name']} over the region; `explainers.errors.error_question`). Gaps are margins "
-            "over random pixel order on this contrast score (positive = better than random).",
+            "over random pixel order on this contrast score (positive = better than random), normalised as in the "
+            f"table above by S(image) - S(baseline) = {largest['image_score']:.3f} - {largest['baseline_score']:.3f}"
+            f"{_small_range(largest['image_score'], largest['baseline_score'])}.",
             "",
             "| method | score | deletion gap ↑ | insertion gap ↑ | inside share |",
             "|---|---|---|---|---|",
@@ -196,6 +198,15 @@ def _errors(summary: dict[str, Any], settings: dict[str, Any], labels: dict[str,
             "",
         ]
     return lines
+
+
+def _small_range(image_score: float, baseline_score: float) -> str:
+    if abs(image_score - baseline_score) >= 0.25 * max(abs(image_score), 1e-9):
+        return ""
+    return (
+        ": the baseline changes this score little, so the normalised curves leave [0, 1] and the gaps are large; "
+        "read their signs"
+    )
 
 
 def _how_it_was_made(settings: dict[str, Any], summary: dict[str, Any], cases: list[dict[str, Any]]) -> list[str]:
