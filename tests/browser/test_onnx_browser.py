@@ -1,7 +1,9 @@
 """The app end to end in headless Chromium on ONNX models (`python app.py --model file.onnx`): the demo U-Net's torch
 twin exported to ONNX (served through onnx2torch: CAM and gradient heatmaps), and the same network followed by a
 GridSample warp (an operator onnx2torch cannot convert: served by onnxruntime as a black box, whose gradient-method
-cards say why they cannot run). Pick a sample, drag a box, see the cards, clean console."""
+cards say why they cannot run). Pick a sample, drag a box, see the cards, run the trust metrics (on the black box:
+SHAP's deletion/insertion curves from onnxruntime alone, and the sanity check refused with its reason), clean
+console."""
 
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ from tests.browser.helpers import (
     drag_area,
     open_app,
     pick_sample,
+    run_trust,
     settle_and_check_console,
+    tick_method,
     wait_for,
 )
 
@@ -70,10 +74,22 @@ def test_an_onnx_model_is_explained_through_onnx2torch_in_the_browser(dash_duo, 
     settle_and_check_console(dash_duo)
 
 
-def test_a_black_box_onnx_model_says_why_gradient_methods_cannot_run(dash_duo, tmp_path_factory):
+def test_a_black_box_onnx_model_is_explained_by_shap_and_says_why_gradient_methods_cannot_run(dash_duo,
+                                                                                              tmp_path_factory):
     open_app(dash_duo, _app(tmp_path_factory, warp=True))
     pick_sample(dash_duo, 1)
     _box(dash_duo)
+    # No fast method can run on a black box, so SHAP (Partition: forward passes only) is ticked on page load; its card
+    # arrives from the background job, and the trust metrics measure it through onnxruntime. The sanity check would
+    # re-initialise weights, which a black box cannot do: it is refused with the reason.
+    wait_for(lambda: "shap" in card_methods(dash_duo, "#slow-grid"), timeout=240, message="the SHAP card")
+    assert card_methods(dash_duo, "#fast-grid") == []
+    run_trust(dash_duo, ["shap"], sanity=False, done="Sanity check failed")
+    status = dash_duo.find_element("#trust-status").text
+    assert "needs a model whose weights can be copied" in status and "GridSample" in status, status
+
+    tick_method(dash_duo, "Grad-CAM")
+    tick_method(dash_duo, "Saliency")
 
     def unavailable() -> bool:
         card = dash_duo.find_element('#fast-grid .hm-card[data-method="gradcam"]')
