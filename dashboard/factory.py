@@ -63,7 +63,7 @@ def page_context(config: AppConfig) -> layout.PageContext:
     return layout.PageContext(
         model_name=name, class_names=list(adapter.class_names), conv_layers=list(adapter.conv_layers),
         layer_shapes=dict(adapter.layer_shapes), input_size=adapter.input_size, methods=infos,
-        samples=gallery_items(config.samples_dir), default_methods=layout.default_methods(infos),
+        samples=gallery_items(config.samples_dir), default_methods=layout.default_methods(infos, adapter.gradients),
         max_upload_bytes=config.max_upload_bytes, session=new_session_id(),
         allow_model_upload=config.allow_model_upload, max_model_bytes=config.max_model_bytes,
         default_layer=cam_layer(config, adapter),

@@ -64,9 +64,13 @@ def skeleton_context() -> PageContext:
                        allow_model_upload=True)
 
 
-def default_methods(methods: Sequence[MethodInfo]) -> list[str]:
-    """Methods ticked on page load: every fast method (they cost milliseconds)."""
-    return [m.name for m in methods if not m.slow]
+def default_methods(methods: Sequence[MethodInfo], gradients: bool = True) -> list[str]:
+    """Methods ticked on page load: every fast method (they cost milliseconds). On a black-box model (`gradients`
+    False) no fast method can run, so the methods that need only forward passes (SHAP Partition) are ticked instead:
+    the first selection then shows an explanation, not only cards saying why the gradient methods cannot run."""
+    if gradients:
+        return [m.name for m in methods if not m.slow]
+    return [m.name for m in methods if not m.requires_gradients]
 
 
 def layer_marks(conv_layers: Sequence[str]) -> dict[int, str]:

@@ -111,6 +111,7 @@ class MethodInfo:
     slow: bool
     signed: bool
     defaults: dict[str, Any]
+    requires_gradients: bool = True  # False: runs on a black-box model too (forward passes only)
 
 
 @functools.lru_cache(maxsize=1)
@@ -125,6 +126,7 @@ def _methods() -> tuple[MethodInfo, ...]:
                 name=name, label=str(getattr(ex, "label", name)), family=str(getattr(ex, "family", "")),
                 is_cam=bool(getattr(ex, "is_cam", False)), slow=bool(getattr(ex, "slow", False)),
                 signed=bool(getattr(ex, "signed", True)), defaults=dict(getattr(ex, "defaults", {}) or {}),
+                requires_gradients=bool(getattr(ex, "requires_gradients", True)),
             )
         )  # fmt: skip
     return tuple(infos)

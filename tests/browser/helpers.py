@@ -6,7 +6,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
 
 WINDOW = (1600, 1100)
 TIMEOUT = 60
@@ -150,3 +152,63 @@ def settle_and_check_console(dash_duo) -> None:
     wait_for(lambda: dash_duo.driver.execute_script(script), message="idle app")
     time.sleep(0.5)
     assert dash_duo.get_logs() == []
+
+
+FIGURE_JS = "const g = document.querySelector(arguments[0] + ' .js-plotly-plot'); return g && g.data ? g.data : null;"
+
+
+def figure_data(dash_duo, graph_id: str):
+    """The Plotly traces drawn in the graph with this id (None before it is drawn)."""
+    return dash_duo.driver.execute_script(FIGURE_JS, f"#{graph_id}")
+
+
+def click(dash_duo, selector: str) -> None:
+    """Scroll the element into view, wait until it is enabled, and click it (retried while another element covers
+    it)."""
+    element = dash_duo.find_element(selector)
+    dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
+    wait_for(lambda: element.is_enabled(), message=f"{selector} enabled")
+    wait_for(lambda: element.click() or True, message=f"a clickable {selector}")
+
+
+def run_trust(
+    dash_duo, methods: list[str], sanity: bool = True, done: str = "Trust metrics done"
+) -> tuple[list[dict], list[dict] | None]:
+    """Click "run trust metrics" and check what arrives: the agreement matrix and the inside share at once (for two
+    methods or more), then, from the background job, the deletion/insertion curves of every method plus the
+    random-order baseline (20 steps -> 21 points), the sanity-check curves (when `sanity`), the table's rows and a
+    status line starting with `done`. Returns (deletion/insertion traces, sanity traces or None)."""
+    click(dash_duo, "#trust-run")
+    if len(methods) >= 2:
+        agreement = wait_for(lambda: (d := figure_data(dash_duo, "trust-agreement")) and d[0]["type"] == "heatmap"
+                             and d, message="agreement matrix")  # fmt: skip
+        z = np.array(agreement[0]["z"], dtype=float)
+        assert z.shape == (len(methods), len(methods)) and np.allclose(np.diag(z), 1)
+    shares = wait_for(lambda: (d := figure_data(dash_duo, "trust-share")) and d[0]["type"] == "bar" and d,
+                      message="inside share")  # fmt: skip
+    assert len(shares[0]["x"]) == len(methods) and all(0 <= x <= 1 for x in shares[0]["x"])
+
+    def curves_drawn():
+        data = figure_data(dash_duo, "trust-curves")
+        return data if data and len(data) >= 2 * (len(methods) + 1) else None
+
+    curves = wait_for(curves_drawn, timeout=240, message="deletion/insertion curves")
+    names = {trace["name"] for trace in curves}
+    assert "random order" in names and len(names) == len(methods) + 1
+    assert all(len(trace["x"]) == 21 for trace in curves)
+    sanity_traces = None
+    if sanity:
+        sanity_traces = wait_for(lambda: (d := figure_data(dash_duo, "trust-sanity")) and
+                                 len(d) == 2 * len(methods) and d, timeout=240,
+                                 message="sanity-check curves")  # fmt: skip
+        assert all(len(trace["x"]) >= 2 for trace in sanity_traces)
+    rows = dash_duo.find_elements("#trust-table tbody tr")
+    assert sorted(r.get_attribute("data-method") for r in rows) == sorted(methods)
+    wait_for(lambda: dash_duo.find_element("#trust-status").text.startswith(done), message=f"status {done!r}")
+    return curves, sanity_traces
+
+
+def tick_method(dash_duo, label: str) -> None:
+    """Toggle the method switch whose label starts with `label` in the Methods card."""
+    items = dash_duo.driver.find_elements(By.CSS_SELECTOR, "#method-checklist label")
+    next(item for item in items if item.text.strip().startswith(label)).click()

@@ -23,6 +23,7 @@ from tests.browser.helpers import (
     pick_sample,
     ranges,
     settle_and_check_console,
+    tick_method,
     wait_for,
 )
 
@@ -132,17 +133,12 @@ def test_upload_a_png_and_a_broken_file(dash_duo, segx_app, tmp_path):
     settle_and_check_console(dash_duo)
 
 
-def _tick(dash_duo, label: str) -> None:
-    items = dash_duo.driver.find_elements(By.CSS_SELECTOR, "#method-checklist label")
-    next(item for item in items if item.text.strip().startswith(label)).click()
-
-
 def test_shap_runs_as_a_background_job_with_progress(dash_duo, segx_app):
     open_app(dash_duo, segx_app)
     pick_sample(dash_duo, 4)
     box_select_and_time(dash_duo)
     fast_before = card_methods(dash_duo, "#fast-grid")
-    _tick(dash_duo, "SHAP (Partition")
+    tick_method(dash_duo, "SHAP (Partition")
     wait_for(lambda: dash_duo.find_element("#slow-panel").is_displayed(), message="job panel")
     wait_for(lambda: dash_duo.find_elements('#slow-grid [data-method="shap"]'), message="SHAP placeholder")
     seen = set()
@@ -165,7 +161,7 @@ def test_cancel_a_background_job(dash_duo, segx_app):
     open_app(dash_duo, segx_app)
     pick_sample(dash_duo, 5)
     box_select_and_time(dash_duo)
-    _tick(dash_duo, "SHAP (Partition")
+    tick_method(dash_duo, "SHAP (Partition")
     cancel = wait_for(lambda: dash_duo.find_element("#slow-cancel").is_enabled() and dash_duo.find_element(
         "#slow-cancel"), message="cancel button")  # fmt: skip
     cancel.click()

@@ -1,6 +1,8 @@
 """The app end to end in headless Chromium on a PyTorch model: the demo U-Net's torch twin, served as
 `python app.py --torch models.torch_unet:TorchUNet --weights models/mushroom_unet.pt` serves it. Pick a sample, drag a
-box, see the CAM and gradient heatmaps (computed by the torch backend), move the layer slider, clean console."""
+box, see the CAM and gradient heatmaps (computed by the torch backend), move the layer slider, run the trust metrics
+(agreement, inside share, deletion/insertion curves and the sanity check on a clone of the torch module), clean
+console."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from tests.browser.helpers import (
     open_app,
     overlay_sources,
     pick_sample,
+    run_trust,
     settle_and_check_console,
     wait_for,
 )
@@ -66,4 +69,5 @@ def test_a_torch_model_is_explained_in_the_browser(dash_duo, torch_app, torch_la
     new_subtitle = dash_duo.find_element('[id*="heatmap-subtitle"][id*="gradcam"]').text
     # three conv modules before the default one, in forward order
     assert new_subtitle.startswith(f"layer {layers[layers.index(default) - 3]}")
+    run_trust(dash_duo, methods)
     settle_and_check_console(dash_duo)

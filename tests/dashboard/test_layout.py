@@ -15,7 +15,7 @@ from dashboard.view import components, ids
 METHODS = [
     MethodInfo("gradcam", "Grad-CAM", "cam", True, False, False, {}),
     MethodInfo("saliency", "Saliency", "gradient", False, False, True, {}),
-    MethodInfo("shap", "SHAP", "shap", False, True, True, {}),
+    MethodInfo("shap", "SHAP", "shap", False, True, True, {}, requires_gradients=False),
 ]
 LAYERS = [f"block{i}_conv" for i in range(20)]
 
@@ -73,6 +73,18 @@ def test_gallery_ids_and_heatmap_card_ids_are_pattern_ids():
 
 def test_method_checklist_defaults_to_fast_methods():
     assert layout.default_methods(METHODS) == ["gradcam", "saliency"]
+
+
+def test_method_checklist_on_a_black_box_model_defaults_to_the_forward_only_methods():
+    assert layout.default_methods(METHODS, gradients=False) == ["shap"]
+
+
+def test_registered_shap_methods_say_whether_they_need_gradients():
+    from dashboard.state.resources import methods
+
+    infos = {info.name: info for info in methods()}
+    assert not infos["shap"].requires_gradients  # Partition SHAP: forward passes only
+    assert infos["deep_shap"].requires_gradients and infos["gradcam"].requires_gradients
 
 
 def test_layer_slider_marks_are_short_and_end_at_the_last_layer():
