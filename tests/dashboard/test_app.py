@@ -98,6 +98,17 @@ def test_parse_args():
         app_module.parse_args(["--class-names", "a,,b"])
 
 
+def test_memory_budget_flag_reaches_every_adapter_through_the_environment(monkeypatch):
+    monkeypatch.setenv("SEGX_MEMORY_BUDGET", "1GB")  # so the variable is restored after the test
+    app_module.set_memory_budget("1.5GB")
+    from explainers import SegmentationAdapter
+    from tests.explainers.tiny_models import tiny_unet
+
+    assert SegmentationAdapter(tiny_unet((16, 16))).memory_budget == int(1.5 * 1024**3)
+    with pytest.raises(SystemExit, match="--memory-budget: Cannot read"):
+        app_module.set_memory_budget("plenty")
+
+
 def test_module_exposes_server_lazily_for_wsgi(config, monkeypatch):
     monkeypatch.setenv("SEGX_MODEL", config.model_path)
     monkeypatch.setenv("SEGX_CLASS_NAMES", ",".join(config.class_names))
