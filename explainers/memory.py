@@ -110,13 +110,15 @@ def describe(activation_bytes: int | None, kind: str, budget: int, batch: int) -
 
 class Throughput:
     """Seconds per image of the model calls made so far, per (kind, image size): an exponential moving average of
-    each call's wall time divided by its images (batched calls amortise, so they count more images), thread-safe."""
+    each call's wall time divided by its images, thread-safe. The first call at a size usually pays for tracing, so
+    it stands only until the second call replaces it."""
 
     SMOOTHING = 0.3  # weight of the newest call
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._seconds: dict[tuple[str, tuple[int, int]], float] = {}
+        self._calls: dict[tuple[str, tuple[int, int]], int] = {}
 
     @contextlib.contextmanager
     def timing(self, kind: str, size: tuple[int, ...], images: int) -> Iterator[None]:
@@ -132,8 +134,9 @@ class Throughput:
         key = (kind, (int(size[0]), int(size[1])))
         per_image = seconds / images
         with self._lock:
+            calls = self._calls[key] = self._calls.get(key, 0) + 1
             previous = self._seconds.get(key)
-            self._seconds[key] = per_image if previous is None else (
+            self._seconds[key] = per_image if calls <= 2 else (
                 self.SMOOTHING * per_image + (1 - self.SMOOTHING) * previous)  # fmt: skip
 
     def seconds_per_image(self, kind: str, size: tuple[int, ...]) -> float | None:

@@ -23,9 +23,11 @@ def test_each_slow_method_counts_its_model_evaluations_from_its_parameters():
 def test_throughput_is_a_moving_average_per_kind_and_size():
     throughput = Throughput()
     assert throughput.seconds_per_image("forward", SIZE) is None
-    throughput.record("forward", SIZE, 10, 1.0)
+    throughput.record("forward", SIZE, 2, 3.0)  # the first call: tracing included
+    assert throughput.seconds_per_image("forward", SIZE) == pytest.approx(1.5)
+    throughput.record("forward", SIZE, 10, 1.0)  # the second replaces it
     assert throughput.seconds_per_image("forward", SIZE) == pytest.approx(0.1)
-    throughput.record("forward", SIZE, 1, 0.2)
+    throughput.record("forward", SIZE, 1, 0.2)  # then a moving average
     assert throughput.seconds_per_image("forward", SIZE) == pytest.approx(0.3 * 0.2 + 0.7 * 0.1)
     assert throughput.seconds_per_image("forward", (64, 64)) is None and throughput.seconds_per_image(
         "gradient", SIZE) is None  # fmt: skip
