@@ -19,7 +19,7 @@ from dash import ALL, Dash, Input, Output, Patch, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import layout
-from dashboard.callbacks.common import CLEAR, KEEP, Message, as_int, message_outputs, show
+from dashboard.callbacks.common import CLEAR, KEEP, Message, as_int, message_output, show, with_message_event
 from dashboard.config import AppConfig
 from dashboard.state.resources import MethodInfo, get_session_adapter, get_store, methods
 from dashboard.state.store import StateStore, content_key
@@ -322,7 +322,7 @@ def register(app: Dash, config: AppConfig) -> None:
         Output(ids.SLOW_GRID, "children", allow_duplicate=True),
         Output(ids.SLOW_REQUEST, "data"),
         Output(ids.RESULTS, "data"),
-        *message_outputs(),
+        message_output("explain"),
         Input(ids.REGION, "data"),
         Input(ids.TARGET, "value"),
         Input(ids.METHODS, "value"),
@@ -338,13 +338,14 @@ def register(app: Dash, config: AppConfig) -> None:
     )
     def on_question(region_ref, target, chosen, contrast, image_ref, session, layer_index, opacity, view, previous,
                     result):  # fmt: skip
-        return handle_explain(region_ref, target, chosen, image_ref, session, layer_index, opacity, view, previous,
-                              adapter=get_session_adapter(config, session), store=get_store(config), infos=methods(),
-                              previous_result=result, contrast=contrast)  # fmt: skip
+        out = handle_explain(region_ref, target, chosen, image_ref, session, layer_index, opacity, view, previous,
+                             adapter=get_session_adapter(config, session), store=get_store(config), infos=methods(),
+                             previous_result=result, contrast=contrast)  # fmt: skip
+        return with_message_event(out)
 
     @app.callback(
         Output(ids.SLOW_GRID, "children", allow_duplicate=True),
-        *message_outputs(),
+        message_output("slow"),
         Input(ids.SLOW_RESULT, "data"),
         State(ids.RESULTS, "data"),
         State(ids.SESSION, "data"),
@@ -354,9 +355,10 @@ def register(app: Dash, config: AppConfig) -> None:
         prevent_initial_call=True,
     )
     def on_slow_result(slow_result, results, session, layer_index, opacity, view):
-        return handle_slow_result(slow_result, results, session, layer_index, opacity, view,
-                                  adapter=get_session_adapter(config, session), store=get_store(config),
-                                  infos=methods())  # fmt: skip
+        out = handle_slow_result(slow_result, results, session, layer_index, opacity, view,
+                                 adapter=get_session_adapter(config, session), store=get_store(config),
+                                 infos=methods())  # fmt: skip
+        return with_message_event(out)
 
     @app.callback(
         Output(ids.heatmap_graph(ALL), "figure", allow_duplicate=True),  # type: ignore[arg-type]

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from dash import Dash, Input, Output, State
 from dash.exceptions import PreventUpdate
 
-from dashboard.callbacks.common import message_outputs, show
+from dashboard.callbacks.common import message_event, message_output, show, with_message_event
 from dashboard.config import AppConfig
 from dashboard.jobs.cancellation import checkpoint
 from dashboard.state.resources import get_session_adapter, get_store, method_info, methods
@@ -159,7 +159,7 @@ def register(app: Dash, config: AppConfig) -> None:
     @app.callback(
         Output(ids.SLOW_GRID, "children", allow_duplicate=True),
         Output(ids.SLOW_RESULT, "data", allow_duplicate=True),
-        *message_outputs(),
+        message_output("cancel"),
         Input(ids.CANCEL, "n_clicks"),
         State(ids.SLOW_REQUEST, "data"),
         prevent_initial_call=True,
@@ -167,15 +167,16 @@ def register(app: Dash, config: AppConfig) -> None:
     def on_cancel(n_clicks: int | None, request: Mapping[str, Any] | None) -> tuple[Any, ...]:
         if not n_clicks:
             raise PreventUpdate
-        return (cancelled_cards(request), cancel_marker(request), *show("Background job cancelled.", "secondary"))
+        message = message_event(show("Background job cancelled.", "secondary"))
+        return (cancelled_cards(request), cancel_marker(request), message)
 
     @app.callback(
         Output(ids.SLOW_GRID, "children", allow_duplicate=True),
         Output(ids.SLOW_RESULT, "data", allow_duplicate=True),
-        *message_outputs(),
+        message_output("job"),
         Input(ids.SLOW_RESULT, "data"),
         State(ids.SLOW_REQUEST, "data"),
         prevent_initial_call=True,
     )
     def on_job_error(result: Mapping[str, Any] | None, request: Mapping[str, Any] | None) -> tuple[Any, ...]:
-        return handle_job_error(result, request)
+        return with_message_event(handle_job_error(result, request))

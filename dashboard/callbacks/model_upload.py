@@ -25,6 +25,7 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import layout
 from dashboard.callbacks.common import show
+from dashboard.callbacks.events import emit, event_output
 from dashboard.config import AppConfig
 from dashboard.inputs.images import ImageError, decode_data_uri
 from dashboard.state.model_store import publish_model
@@ -48,11 +49,21 @@ OUTPUTS = (
     (ids.LAYER_INFO, "children"), (ids.LAYER_NAMES, "data-layers"), (ids.IMAGE_INFO, "children"),
     (ids.MESSAGE, "children"), (ids.MESSAGE, "color"), (ids.MESSAGE, "is_open"),
 )  # fmt: skip
-DUPLICATED = {(ids.IMAGE, "data"), (ids.REGION, "data"), (ids.RESULTS, "data"), (ids.SLOW_GRID, "children"),
-              (ids.FAST_GRID, "children"), (ids.MASK_GRAPH, "figure"), (ids.CLASS_PICKER, "options"),
-              (ids.CLASS_PICKER, "value"), (ids.TARGET, "options"), (ids.TARGET, "value"), (ids.LAYER_INFO, "children"),
-              (ids.IMAGE_INFO, "children"), (ids.MESSAGE, "children"), (ids.MESSAGE, "color"),
-              (ids.MESSAGE, "is_open")}  # fmt: skip
+DUPLICATED = {(ids.IMAGE, "data"), (ids.RESULTS, "data"), (ids.SLOW_GRID, "children"), (ids.FAST_GRID, "children"),
+              (ids.MASK_GRAPH, "figure"), (ids.CLASS_PICKER, "options"), (ids.CLASS_PICKER, "value"),
+              (ids.LAYER_INFO, "children"), (ids.IMAGE_INFO, "children")}  # fmt: skip
+# Outputs with one writer (`dashboard.callbacks.events`): the upload sends them as its "model" events.
+EVENTED = tuple(
+    output for output in dict.fromkeys(i for i, _ in OUTPUTS) if "model" in ids.EVENT_SOURCES.get(output, ())
+)
+DIRECT = tuple(key for key in OUTPUTS if key[0] not in EVENTED)
+
+
+def as_events(out: dict[tuple[str, str], Any]) -> tuple[Any, ...]:
+    """`handle_model_upload`'s {(id, property): value} as callback outputs: the `DIRECT` ones, then one "model" event
+    per `EVENTED` output."""
+    events = tuple(emit({prop: value for (i, prop), value in out.items() if i == output}) for output in EVENTED)
+    return (*[out[key] for key in DIRECT], *events)
 
 
 def parse_names(text: str | None) -> list[str] | None:
@@ -79,8 +90,13 @@ def _no_progress(value: tuple[Any, ...]) -> None:
 
 
 def handle_model_upload(
-    contents: str | None, filename: str | None, names_text: str | None, session: str, config: AppConfig,
-    store: StateStore, set_progress: Callable[[tuple[Any, ...]], None] = _no_progress,
+    contents: str | None,
+    filename: str | None,
+    names_text: str | None,
+    session: str,
+    config: AppConfig,
+    store: StateStore,
+    set_progress: Callable[[tuple[Any, ...]], None] = _no_progress,
 ) -> dict[tuple[str, str], Any]:
     """{(id, property): value} for an uploaded model: refused with the reason, or a new session serving it.
 
@@ -154,7 +170,8 @@ def register(app: Dash, config: AppConfig) -> None:
         return
 
     @app.callback(
-        *[Output(i, p, allow_duplicate=(i, p) in DUPLICATED) for i, p in OUTPUTS],
+        *[Output(i, p, allow_duplicate=(i, p) in DUPLICATED) for i, p in DIRECT],
+        *[event_output(output, "model") for output in EVENTED],
         Output(ids.MODEL_UPLOAD, "contents"),
         Input(ids.MODEL_UPLOAD, "contents"),
         State(ids.MODEL_UPLOAD, "filename"),
@@ -171,4 +188,4 @@ def register(app: Dash, config: AppConfig) -> None:
     def on_model_upload(set_progress: Callable[[tuple[Any, ...]], None], contents: str | None, filename: str | None,
                         names: str | None, session: str) -> tuple:  # fmt: skip
         out = handle_model_upload(contents, filename, names, session, config, get_store(config), set_progress)
-        return (*[out[key] for key in OUTPUTS], None)
+        return (*as_events(out), None)

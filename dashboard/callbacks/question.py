@@ -14,7 +14,7 @@ from typing import Any
 from dash import Dash, Input, Output, State, no_update
 from dash.exceptions import PreventUpdate
 
-from dashboard.callbacks.common import CLEAR, as_int, message_outputs, show
+from dashboard.callbacks.common import CLEAR, as_int, message_output, show, with_message_event
 from dashboard.callbacks.explain import CONTRAST_HINT
 from dashboard.callbacks.selection import region_label_text
 from dashboard.config import AppConfig
@@ -95,7 +95,7 @@ def register(app: Dash, config: AppConfig) -> None:
 
     @app.callback(
         Output(ids.CONTRAST, "value", allow_duplicate=True),
-        *message_outputs(),
+        message_output("runner-up"),
         Input(ids.RUNNER_UP, "n_clicks"),
         State(ids.IMAGE, "data"),
         State(ids.REGION, "data"),
@@ -107,7 +107,7 @@ def register(app: Dash, config: AppConfig) -> None:
         if not clicks:
             raise PreventUpdate
         adapter = get_session_adapter(config, session)
-        return handle_runner_up(get_store(config), session, adapter, image_ref, region_ref, target)
+        return with_message_event(handle_runner_up(get_store(config), session, adapter, image_ref, region_ref, target))
 
     @app.callback(
         Output(ids.QUESTION_TEXT, "children"),

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from dash import Dash, Input, Output, Patch, State, no_update
+from dash import Dash, Input, Output, Patch, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
-from dashboard.callbacks.common import CLEAR, as_int, message_outputs, show
+from dashboard.callbacks.common import CLEAR, as_int, message_event, message_output, show
+from dashboard.callbacks.events import emit, event_output
 from dashboard.callbacks.upload import target_options
 from dashboard.config import AppConfig
 from dashboard.inputs import selection
@@ -190,47 +191,59 @@ def mask_opacity_patch(opacity: float | None, image_ref: Any) -> Any:
 
 def _outputs() -> list[Output]:
     return [
-        Output(ids.REGION, "data", allow_duplicate=True),
-        Output(ids.TARGET, "value", allow_duplicate=True),
-        Output(ids.TARGET, "options", allow_duplicate=True),
+        event_output(ids.REGION, "region"),
+        event_output(ids.TARGET, "region"),
         Output(ids.MASK_GRAPH, "figure", allow_duplicate=True),
-        Output(ids.REGION_INFO, "children", allow_duplicate=True),
+        event_output(ids.REGION_INFO, "region"),
         Output(ids.CLASS_PICKER, "value", allow_duplicate=True),
-        *message_outputs(),
+        message_output("region"),
     ]
 
 
+def region_events(outputs: tuple[Any, ...]) -> tuple[Any, ...]:
+    """`handle_region`'s outputs as the region source's events (region, target, region info, message); the
+    mask-figure patch and the class picker's value pass through."""
+    region, target, options, patch, info, picker, *message = outputs
+    return (emit({"data": region}), emit({"value": target, "options": options}), patch, emit({"children": info}),
+            picker, message_event(tuple(message)))  # fmt: skip
+
+
+# The region callback's inputs, in the order they win when several fire together.
+REGION_INPUTS = ((ids.MASK_GRAPH, "selectedData"), (ids.MASK_GRAPH, "clickData"), (ids.CLASS_PICKER, "value"),
+                 (ids.SELECT_MODE, "value"), (ids.REGION_BORDER, "value"), (ids.BORDER_WIDTH, "value"))  # fmt: skip
+REGION_EVENTS = {"selectedData": "select", "clickData": "click", ids.CLASS_PICKER: "class"}
+
+
+def region_event(triggered: Sequence[str]) -> str | None:
+    """Which region event fired ("select", "click", "class" or "choices"), from the triggered "id.prop" ids; the
+    first of `REGION_INPUTS` wins when several fired together; None when none of them fired."""
+    for component, prop in REGION_INPUTS:
+        if f"{component}.{prop}" in triggered:
+            return REGION_EVENTS.get(prop if component == ids.MASK_GRAPH else component, "choices")
+    return None
+
+
 def register(app: Dash, config: AppConfig) -> None:
-    """Register the region callbacks."""
+    """Register the region callback (one callback, so the region source has one writer per event) and the mask
+    opacity slider."""
 
-    def names(session: str) -> list[str]:
-        return get_session_adapter(config, session).class_names
-
-    choice_states = (State(ids.SELECT_MODE, "value"), State(ids.REGION_BORDER, "value"),
-                     State(ids.BORDER_WIDTH, "value"))  # fmt: skip
-
-    @app.callback(*_outputs(), Input(ids.MASK_GRAPH, "selectedData"), State(ids.IMAGE, "data"),
-                  State(ids.SESSION, "data"), *choice_states, prevent_initial_call=True)  # fmt: skip
-    def on_select(selected: Any, image_ref: Any, session: str, *choice: Any) -> tuple[Any, ...]:
-        choices = RegionChoices.of(*choice)
-        return handle_selected(get_store(config), session, image_ref, selected, names(session), choices)
-
-    @app.callback(*_outputs(), Input(ids.MASK_GRAPH, "clickData"), State(ids.IMAGE, "data"),
-                  State(ids.SESSION, "data"), *choice_states, prevent_initial_call=True)  # fmt: skip
-    def on_click(click: Any, image_ref: Any, session: str, *choice: Any) -> tuple[Any, ...]:
-        return handle_click(get_store(config), session, image_ref, click, names(session), RegionChoices.of(*choice))
-
-    @app.callback(*_outputs(), Input(ids.CLASS_PICKER, "value"), State(ids.IMAGE, "data"),
-                  State(ids.SESSION, "data"), *choice_states, prevent_initial_call=True)  # fmt: skip
-    def on_class(value: Any, image_ref: Any, session: str, *choice: Any) -> tuple[Any, ...]:
-        return handle_class(get_store(config), session, image_ref, value, names(session), RegionChoices.of(*choice))
-
-    @app.callback(*_outputs(), Input(ids.SELECT_MODE, "value"), Input(ids.REGION_BORDER, "value"),
-                  Input(ids.BORDER_WIDTH, "value"), State(ids.IMAGE, "data"), State(ids.REGION, "data"),
-                  State(ids.SESSION, "data"), prevent_initial_call=True)  # fmt: skip
-    def on_choices(mode: Any, border: Any, width: Any, image_ref: Any, region_ref: Any, session: str) -> tuple:
+    @app.callback(*_outputs(), *[Input(c, p) for c, p in REGION_INPUTS], State(ids.IMAGE, "data"),
+                  State(ids.REGION, "data"), State(ids.SESSION, "data"), prevent_initial_call=True)  # fmt: skip
+    def on_region(selected, click, value, mode, border, width, image_ref, region_ref, session) -> tuple[Any, ...]:
+        store, names = get_store(config), get_session_adapter(config, session).class_names
         choices = RegionChoices.of(mode, border, width)
-        return handle_choices(get_store(config), session, image_ref, region_ref, names(session), choices)
+        event = region_event([item["prop_id"] for item in ctx.triggered])
+        if event == "select":
+            out = handle_selected(store, session, image_ref, selected, names, choices)
+        elif event == "click":
+            out = handle_click(store, session, image_ref, click, names, choices)
+        elif event == "class":
+            out = handle_class(store, session, image_ref, value, names, choices)
+        elif event == "choices":
+            out = handle_choices(store, session, image_ref, region_ref, names, choices)
+        else:
+            raise PreventUpdate
+        return region_events(out)
 
     @app.callback(Output(ids.MASK_GRAPH, "figure", allow_duplicate=True), Input(ids.MASK_OPACITY, "value"),
                   State(ids.IMAGE, "data"), prevent_initial_call=True)  # fmt: skip

@@ -10,7 +10,8 @@ from dash import ALL, Dash, Input, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import layout
-from dashboard.callbacks.common import CLEAR, KEEP, Message, message_outputs, show
+from dashboard.callbacks.common import CLEAR, KEEP, Message, message_event, message_output, show
+from dashboard.callbacks.events import emit, event_output
 from dashboard.config import AppConfig, MiB
 from dashboard.inputs import images
 from dashboard.inputs.samples import list_samples
@@ -97,6 +98,15 @@ def handle_image(
     return (figure, *pickers, layout.SELECT_HINT, info, None, *KEEP)
 
 
+def image_events(outputs: tuple[Any, ...]) -> tuple[Any, ...]:
+    """`handle_image`'s outputs with the region-related ones as the image source's events (region, target, region
+    info, message); the mask figure, class picker, image info and view pass through."""
+    figure, picker_options, picker, region, target, target_opts, region_info, image_info, view, *message = outputs
+    return (figure, picker_options, picker, emit({"data": region}),
+            emit({"value": target, "options": target_opts}), emit({"children": region_info}), image_info, view,
+            message_event(tuple(message)))  # fmt: skip
+
+
 def handle_refused(refused: Mapping[str, Any] | None, max_bytes: int) -> Message:
     """The message for a file the browser refused for its size (reported by assets/dashboard.js)."""
     if not refused or not refused.get("name"):
@@ -114,7 +124,7 @@ def register(app: Dash, config: AppConfig) -> None:
     @app.callback(
         Output(ids.IMAGE, "data", allow_duplicate=True),
         Output(ids.UPLOAD, "contents"),
-        *message_outputs(),
+        message_output("upload"),
         Input(ids.UPLOAD, "contents"),
         State(ids.UPLOAD, "filename"),
         State(ids.SESSION, "data"),
@@ -123,15 +133,15 @@ def register(app: Dash, config: AppConfig) -> None:
     def on_upload(contents: str | None, filename: str | None, session: str) -> tuple[Any, ...]:
         adapter = get_session_adapter(config, session)
         image_ref, message = handle_upload(contents, filename, session, adapter, get_store(config), config)
-        return (image_ref, None, *message)
+        return (image_ref, None, message_event(message))
 
-    @app.callback(*message_outputs(), Input(ids.UPLOAD_REFUSED, "data"), prevent_initial_call=True)
-    def on_refused(refused: Mapping[str, Any] | None) -> Message:
-        return handle_refused(refused, int(config.max_upload_bytes))
+    @app.callback(message_output("refused"), Input(ids.UPLOAD_REFUSED, "data"), prevent_initial_call=True)
+    def on_refused(refused: Mapping[str, Any] | None) -> Any:
+        return message_event(handle_refused(refused, int(config.max_upload_bytes)))
 
     @app.callback(
         Output(ids.IMAGE, "data", allow_duplicate=True),
-        *message_outputs(),
+        message_output("sample"),
         Input(ids.sample(ALL), "n_clicks"),  # type: ignore[arg-type]
         State(ids.SESSION, "data"),
         prevent_initial_call=True,
@@ -142,19 +152,18 @@ def register(app: Dash, config: AppConfig) -> None:
             raise PreventUpdate
         adapter = get_session_adapter(config, session)
         image_ref, message = handle_sample(str(trigger["index"]), session, adapter, get_store(config), config)
-        return (image_ref, *message)
+        return (image_ref, message_event(message))
 
     @app.callback(
         Output(ids.MASK_GRAPH, "figure", allow_duplicate=True),
         Output(ids.CLASS_PICKER, "options"),
         Output(ids.CLASS_PICKER, "value", allow_duplicate=True),
-        Output(ids.REGION, "data", allow_duplicate=True),
-        Output(ids.TARGET, "value", allow_duplicate=True),
-        Output(ids.TARGET, "options", allow_duplicate=True),
-        Output(ids.REGION_INFO, "children", allow_duplicate=True),
+        event_output(ids.REGION, "image"),
+        event_output(ids.TARGET, "image"),
+        event_output(ids.REGION_INFO, "image"),
         Output(ids.IMAGE_INFO, "children"),
         Output(ids.VIEW, "data", allow_duplicate=True),
-        *message_outputs(),
+        message_output("image"),
         Input(ids.IMAGE, "data"),
         State(ids.SESSION, "data"),
         State(ids.MASK_OPACITY, "value"),
@@ -162,4 +171,4 @@ def register(app: Dash, config: AppConfig) -> None:
     )
     def on_image(image_ref: Mapping[str, Any] | None, session: str, opacity: float) -> tuple[Any, ...]:
         names = get_session_adapter(config, session).class_names
-        return handle_image(image_ref, session, get_store(config), names, opacity)
+        return image_events(handle_image(image_ref, session, get_store(config), names, opacity))

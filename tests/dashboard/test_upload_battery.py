@@ -350,7 +350,8 @@ def test_hostile_uploads_through_the_dash_endpoint_leave_the_app_serving(config,
     for case in REFUSED:
         response = _post_upload(client, dep, case.contents(), case.name, session)
         assert ids.IMAGE not in response  # no_update: the image in place is kept
-        assert response[ids.MESSAGE]["is_open"] is True and case.name in response[ids.MESSAGE]["children"]
+        message = response[ids.event(ids.MESSAGE, "upload")]["data"]["set"]  # the upload's message event
+        assert message["is_open"] is True and case.name in message["children"]
     for other in (session, new_session_id()):
         response = _post_upload(client, dep, good_upload(), "good.png", other)
         assert response[ids.IMAGE]["data"]["height"] == 32
