@@ -34,11 +34,11 @@ from __future__ import annotations
 
 from dash import Dash
 
-from dashboard.callbacks import events, explain, jobs, model_upload, question, selection, trust, upload, view
+from dashboard.callbacks import events, explain, jobs, mask, model_upload, question, selection, trust, upload, view
 from dashboard.config import AppConfig
 
 
 def register_callbacks(app: Dash, config: AppConfig) -> None:
     """Register every callback of the dashboard on `app`."""
-    for module in (events, upload, selection, explain, question, jobs, view, model_upload, trust):
+    for module in (events, mask, upload, selection, explain, question, jobs, view, model_upload, trust):
         module.register(app, config)

@@ -86,6 +86,6 @@ def register_writer(app: Dash, output: str) -> None:
 
 
 def register(app: Dash, config: AppConfig) -> None:
-    """Register the writer of every output that has event sources."""
-    for output in ids.EVENT_SOURCES:
+    """Register the writer of every output in `PROPS` (the mask figure has its own: `dashboard.callbacks.mask`)."""
+    for output in PROPS:
         register_writer(app, output)

@@ -1,4 +1,4 @@
-"""Region callbacks: box / lasso selection, click, whole-class picker, and the mask opacity slider.
+"""Region callback: box / lasso selection, click, whole-class picker and the choices under the selection.
 
 Each source turns its event into a mask (`dashboard.inputs.selection`), then `handle_region` stores it, outlines it on
 the mask figure, sets the target class to the region's majority class and describes the region. A bad selection shows a
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from dash import Dash, Input, Output, Patch, State, ctx, no_update
+from dash import Dash, Input, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard.callbacks.common import CLEAR, as_int, message_event, message_output, show
@@ -72,7 +72,7 @@ def handle_region(
     class_names: Sequence[str],
     choices: RegionChoices | None = None,
 ) -> tuple[Any, ...]:
-    """Outputs (region, target, target options, mask-figure patch, region info, class picker) + message.
+    """Outputs (region, target, target options, outline shapes, region info, class picker) + message.
 
     `make_mask(labels)` returns (drawn mask, tool kind) or raises SelectionError; `choices` then derive the region
     from it (`selection.derive_region`). The drawn mask is kept too, so changing a choice re-derives the region.
@@ -92,11 +92,10 @@ def handle_region(
     region = analysis.ingest_region(store, session, image_ref["key"], mask, kind, label=label, base=base)
     counts = selection.class_histogram(labels, mask, len(class_names))
     target = selection.majority_class(labels, mask, len(class_names))
-    patch = Patch()
-    patch["layout"]["shapes"] = figures.outline_shapes(analysis.region_outline(store, session, region["key"]))
+    shapes = figures.outline_shapes(analysis.region_outline(store, session, region["key"]))
     options = target_options(labels, class_names, {k: int(c) for k, c in enumerate(counts) if c})
     info = describe_region(label, mask, labels, class_names)
-    return (region, target, options, patch, info, no_update if kind == "class" else None, *CLEAR)
+    return (region, target, options, shapes, info, no_update if kind == "class" else None, *CLEAR)
 
 
 def _shape(image_ref: Mapping[str, Any]) -> tuple[int, int]:
@@ -180,20 +179,11 @@ def handle_choices(
     )
 
 
-def mask_opacity_patch(opacity: float | None, image_ref: Any) -> Any:
-    """Patch of the label-map trace's opacity (nothing while no image is shown)."""
-    if opacity is None or not image_ref:
-        raise PreventUpdate
-    patch = Patch()
-    patch["data"][figures.LABELS_TRACE]["opacity"] = float(opacity)
-    return patch
-
-
 def _outputs() -> list[Output]:
     return [
         event_output(ids.REGION, "region"),
         event_output(ids.TARGET, "region"),
-        Output(ids.MASK_GRAPH, "figure", allow_duplicate=True),
+        event_output(ids.MASK_GRAPH, "region"),
         event_output(ids.REGION_INFO, "region"),
         Output(ids.CLASS_PICKER, "value", allow_duplicate=True),
         message_output("region"),
@@ -201,11 +191,11 @@ def _outputs() -> list[Output]:
 
 
 def region_events(outputs: tuple[Any, ...]) -> tuple[Any, ...]:
-    """`handle_region`'s outputs as the region source's events (region, target, region info, message); the
-    mask-figure patch and the class picker's value pass through."""
-    region, target, options, patch, info, picker, *message = outputs
-    return (emit({"data": region}), emit({"value": target, "options": options}), patch, emit({"children": info}),
-            picker, message_event(tuple(message)))  # fmt: skip
+    """`handle_region`'s outputs as the region source's events (region, target, mask outline, region info, message);
+    the class picker's value passes through."""
+    region, target, options, shapes, info, picker, *message = outputs
+    return (emit({"data": region}), emit({"value": target, "options": options}), emit({"shapes": shapes}),
+            emit({"children": info}), picker, message_event(tuple(message)))  # fmt: skip
 
 
 # The region callback's inputs, in the order they win when several fire together.
@@ -224,8 +214,7 @@ def region_event(triggered: Sequence[str]) -> str | None:
 
 
 def register(app: Dash, config: AppConfig) -> None:
-    """Register the region callback (one callback, so the region source has one writer per event) and the mask
-    opacity slider."""
+    """Register the region callback (one callback, so the region source has one writer per event)."""
 
     @app.callback(*_outputs(), *[Input(c, p) for c, p in REGION_INPUTS], State(ids.IMAGE, "data"),
                   State(ids.REGION, "data"), State(ids.SESSION, "data"), prevent_initial_call=True)  # fmt: skip
@@ -244,8 +233,3 @@ def register(app: Dash, config: AppConfig) -> None:
         else:
             raise PreventUpdate
         return region_events(out)
-
-    @app.callback(Output(ids.MASK_GRAPH, "figure", allow_duplicate=True), Input(ids.MASK_OPACITY, "value"),
-                  State(ids.IMAGE, "data"), prevent_initial_call=True)  # fmt: skip
-    def on_mask_opacity(opacity: float | None, image_ref: Any) -> Any:
-        return mask_opacity_patch(opacity, image_ref)

@@ -1,4 +1,4 @@
-"""Image source callbacks: upload, sample gallery, and showing a newly loaded image in the mask figure."""
+"""Image source callbacks: upload, sample gallery, and resetting the pickers and the region for a newly loaded image."""
 
 from __future__ import annotations
 
@@ -18,8 +18,7 @@ from dashboard.inputs.samples import list_samples
 from dashboard.state.resources import get_session_adapter, get_store
 from dashboard.state.store import StateStore
 from dashboard.usecases import analysis
-from dashboard.view import figures, ids
-from dashboard.view.photos import photo_url
+from dashboard.view import ids
 
 
 def handle_upload(
@@ -79,30 +78,27 @@ def target_options(
 
 
 def handle_image(
-    image_ref: Mapping[str, Any] | None, session: str, store: StateStore, class_names: Sequence[str], opacity: float
+    image_ref: Mapping[str, Any] | None, session: str, store: StateStore, class_names: Sequence[str]
 ) -> tuple[Any, ...]:
-    """Outputs for a newly loaded image: mask figure, pickers, cleared region and view, info text."""
+    """Outputs for a newly loaded image: pickers, cleared region and view, info text (the mask figure is drawn by its
+    writer, `dashboard.callbacks.mask`)."""
     if not image_ref:
         raise PreventUpdate
     try:
         _, labels, _ = analysis.image_data(store, session, image_ref["key"])
     except ValueError as err:
-        return (no_update,) * 9 + show(str(err))
-    figure = figures.mask_figure(
-        photo_url(session, image_ref["key"]), labels, class_names,
-        opacity=opacity if opacity is not None else 0.45, uirevision=image_ref["key"],
-    )  # fmt: skip
+        return (no_update,) * 8 + show(str(err))
     info = f"{image_ref['name']} · {image_ref['note']}" if image_ref.get("note") else image_ref["name"]
     pickers = (class_picker_options(labels, class_names), None, None, None, target_options(labels, class_names))
     # The message is left alone: the upload / sample callback that loaded the image has set it (e.g. a conversion note).
-    return (figure, *pickers, layout.SELECT_HINT, info, None, *KEEP)
+    return (*pickers, layout.SELECT_HINT, info, None, *KEEP)
 
 
 def image_events(outputs: tuple[Any, ...]) -> tuple[Any, ...]:
     """`handle_image`'s outputs with the region-related ones as the image source's events (region, target, region
     info, message); the mask figure, class picker, image info and view pass through."""
-    figure, picker_options, picker, region, target, target_opts, region_info, image_info, view, *message = outputs
-    return (figure, picker_options, picker, emit({"data": region}),
+    picker_options, picker, region, target, target_opts, region_info, image_info, view, *message = outputs
+    return (picker_options, picker, emit({"data": region}),
             emit({"value": target, "options": target_opts}), emit({"children": region_info}), image_info, view,
             message_event(tuple(message)))  # fmt: skip
 
@@ -155,7 +151,6 @@ def register(app: Dash, config: AppConfig) -> None:
         return (image_ref, message_event(message))
 
     @app.callback(
-        Output(ids.MASK_GRAPH, "figure", allow_duplicate=True),
         Output(ids.CLASS_PICKER, "options"),
         Output(ids.CLASS_PICKER, "value", allow_duplicate=True),
         event_output(ids.REGION, "image"),
@@ -166,9 +161,8 @@ def register(app: Dash, config: AppConfig) -> None:
         message_output("image"),
         Input(ids.IMAGE, "data"),
         State(ids.SESSION, "data"),
-        State(ids.MASK_OPACITY, "value"),
         prevent_initial_call=True,
     )
-    def on_image(image_ref: Mapping[str, Any] | None, session: str, opacity: float) -> tuple[Any, ...]:
+    def on_image(image_ref: Mapping[str, Any] | None, session: str) -> tuple[Any, ...]:
         names = get_session_adapter(config, session).class_names
-        return image_events(handle_image(image_ref, session, get_store(config), names, opacity))
+        return image_events(handle_image(image_ref, session, get_store(config), names))

@@ -120,6 +120,7 @@ EVENT_SOURCES: dict[str, tuple[str, ...]] = {
         "model",
     ),
     REGION: ("image", "region", "model"),
+    MASK_GRAPH: ("region", "view"),  # plus the image store and the opacity slider (`dashboard.callbacks.mask`)
     TARGET: ("image", "region", "model"),
     REGION_INFO: ("image", "region"),
     TRUST_STATUS: ("run", "question", "result", "cancel", "export"),

@@ -3,6 +3,7 @@ read back from Dash's own dependency list."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import replace
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 from dash import no_update
 
-from dashboard import factory
+from dashboard import factory, layout
 from dashboard.callbacks import events, model_upload, selection, upload
 from dashboard.callbacks.common import CLEAR, KEEP, message_event, show, with_message_event
 from dashboard.view import ids
@@ -62,11 +63,11 @@ def test_with_message_event_replaces_only_the_trailing_message():
 
 
 def test_region_events_route_each_output_to_its_event():
-    patch = object()
-    out = selection.region_events(({"key": "r"}, 1, [{"value": 1}], patch, "Box · 4 px", no_update, *CLEAR))
-    region, target, mask, info, picker, message = out
+    shapes = [{"type": "path", "path": "M0,0Z"}]
+    out = selection.region_events(({"key": "r"}, 1, [{"value": 1}], shapes, "Box · 4 px", no_update, *CLEAR))
+    region, target, outline, info, picker, message = out
     assert region["set"] == {"data": {"key": "r"}} and target["set"] == {"value": 1, "options": [{"value": 1}]}
-    assert mask is patch and info["set"] == {"children": "Box · 4 px"}
+    assert outline["set"] == {"shapes": shapes} and info["set"] == {"children": "Box · 4 px"}
     assert picker is no_update  # a whole-class selection leaves the picker's value as the user set it
     assert message["set"] == {"is_open": False}
 
@@ -84,9 +85,9 @@ def test_image_events_clear_the_region_and_keep_the_message(store, session, adap
     from dashboard.usecases import analysis
 
     ref = analysis.ingest_image(store, session, adapter, image, name="black")
-    out = upload.image_events(upload.handle_image(ref, session, store, adapter.class_names, 0.5))
-    figure, options, picker, region, target, info, image_info, view, message = out
-    assert picker is None and region["set"] == {"data": None}
+    out = upload.image_events(upload.handle_image(ref, session, store, adapter.class_names))
+    _options, picker, region, target, info, image_info, view, message = out
+    assert picker is None and region["set"] == {"data": None} and info["set"]["children"] == layout.SELECT_HINT
     assert target["set"]["value"] is None and [o["value"] for o in target["set"]["options"]] == [0, 1, 2]
     assert image_info == "black" and view is None and message is no_update
 
@@ -118,4 +119,18 @@ def test_every_evented_output_and_every_event_store_has_one_writer(writers):
             assert writers[(output, prop)] == 1, (output, prop)
         for source in ids.EVENT_SOURCES[output]:
             assert writers[(ids.event(output, source), "data")] == 1, (output, source)
-    assert writers[(ids.MASK_GRAPH, "figure")] > 1  # the counter does see several writers where there are some
+    assert writers[(ids.MASK_GRAPH, "figure")] == 1  # its own writer: `dashboard.callbacks.mask`
+    assert writers[(ids.SLOW_GRID, "children")] > 1  # the counter does see several writers where there are some
+
+
+def test_decide_mask_redraws_for_a_new_image_and_patches_the_view_otherwise():
+    from dashboard.callbacks import mask
+
+    stored = {"region": {"set": {"shapes": []}, "at": 1}, "view": {"set": {"view": {"x": [0, 4]}}, "at": 2}}
+    ref = {"key": "k"}
+    assert mask.decide_mask(["image", "view"], stored, ref, 0.3) == mask.MaskChange(redraw=True, image=ref, opacity=0.3)
+    assert mask.decide_mask(["image"], stored, None, 0.3).image is None  # no image: the placeholder
+    assert mask.decide_mask(["view"], stored, ref, 0.3) == mask.MaskChange(view={"x": [0, 4]})
+    assert mask.decide_mask(["region"], stored, ref, 0.3) == mask.MaskChange(shapes=[])  # a cleared outline
+    placeholder = mask.mask_output(mask.MaskChange(redraw=True), "s", None, [])
+    assert mask.EMPTY_TEXT in json.dumps(placeholder)
