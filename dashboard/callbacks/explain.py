@@ -3,8 +3,8 @@ heatmap cards, and swap CAM layers / heatmap opacity without recomputing anythin
 
 The fast path answers at once: cards for the fast methods (and for slow methods already computed for the same
 question), placeholders for slow methods still to compute, and a `SLOW_REQUEST` for the job in `callbacks.jobs`. The
-job stores its results server-side and returns keys in `SLOW_RESULT`, which `render_slow_cards` turns into cards, unless
-the question changed meanwhile.
+job stores its results server-side and returns keys in `SLOW_RESULT`, which `handle_slow_result` turns into cards (the
+callback is `callbacks.jobs.on_job_outcome`), unless the question changed meanwhile.
 """
 
 from __future__ import annotations
@@ -341,23 +341,6 @@ def register(app: Dash, config: AppConfig) -> None:
         out = handle_explain(region_ref, target, chosen, image_ref, session, layer_index, opacity, view, previous,
                              adapter=get_session_adapter(config, session), store=get_store(config), infos=methods(),
                              previous_result=result, contrast=contrast)  # fmt: skip
-        return with_message_event(out)
-
-    @app.callback(
-        Output(ids.SLOW_GRID, "children", allow_duplicate=True),
-        message_output("slow"),
-        Input(ids.SLOW_RESULT, "data"),
-        State(ids.RESULTS, "data"),
-        State(ids.SESSION, "data"),
-        State(ids.LAYER, "value"),
-        State(ids.HEATMAP_OPACITY, "value"),
-        State(ids.VIEW, "data"),
-        prevent_initial_call=True,
-    )
-    def on_slow_result(slow_result, results, session, layer_index, opacity, view):
-        out = handle_slow_result(slow_result, results, session, layer_index, opacity, view,
-                                 adapter=get_session_adapter(config, session), store=get_store(config),
-                                 infos=methods())  # fmt: skip
         return with_message_event(out)
 
     @app.callback(

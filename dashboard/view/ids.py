@@ -106,19 +106,7 @@ def heatmap_note(method: str) -> dict[str, str]:
 # Event stores: an output with several event sources has one dcc.Store per source ("the source's event"); only that
 # source writes it, and one writer callback per output reads them all (`dashboard.callbacks.events`).
 EVENT_SOURCES: dict[str, tuple[str, ...]] = {
-    MESSAGE: (
-        "upload",
-        "refused",
-        "sample",
-        "image",
-        "region",
-        "explain",
-        "slow",
-        "cancel",
-        "job",
-        "runner-up",
-        "model",
-    ),
+    MESSAGE: ("upload", "refused", "sample", "image", "region", "explain", "job", "runner-up", "model"),
     REGION: ("image", "region", "model"),
     MASK_GRAPH: ("region", "view"),  # plus the image store and the opacity slider (`dashboard.callbacks.mask`)
     TARGET: ("image", "region", "model"),

@@ -134,3 +134,15 @@ def test_decide_mask_redraws_for_a_new_image_and_patches_the_view_otherwise():
     assert mask.decide_mask(["region"], stored, ref, 0.3) == mask.MaskChange(shapes=[])  # a cleared outline
     placeholder = mask.mask_output(mask.MaskChange(redraw=True), "s", None, [])
     assert mask.EMPTY_TEXT in json.dumps(placeholder)
+
+
+def test_job_outcome_names_what_the_one_job_callback_handles():
+    from dashboard.callbacks.jobs import job_outcome
+
+    cancel, result = f"{ids.CANCEL}.n_clicks", f"{ids.SLOW_RESULT}.data"
+    assert job_outcome([cancel], 1, {"question": {}}) == "cancel"
+    assert job_outcome([cancel, result], 2, {"job_error": "x"}) == "cancel"  # the user's cancel wins
+    assert job_outcome([cancel], None, None) is None  # the button's initial value, not a press
+    assert job_outcome([result], 1, {"job_error": "boom"}) == "job_error"
+    assert job_outcome([result], None, {"question": {}, "methods": []}) == "result"
+    assert job_outcome([result], None, None) is None
