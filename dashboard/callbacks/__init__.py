@@ -5,12 +5,12 @@ which take plain values (and the store / adapter) and are unit-tested directly.
 
 One writer per output
 ---------------------
-An output that several events update (the message area, the region, the target class, the region info, the Trust
-status line, the mask figure: `ids.EVENT_SOURCES`) has exactly one writer: `events` registers it (`mask` for the mask
-figure, which also redraws on a new image and patches on the opacity slider). Every event source writes only its own
-event store, never the output itself; the writer picks the event that fired (the newest when several fired together)
-with the pure `events.decide` (`mask.decide_mask`). Events hold plain data, so nothing heavy (a figure, cards) travels
-through a store. Where one concern has several inputs, they are one callback over a pure dispatcher instead
+An output that several events update (the message area, the image store, the region, the target class, the region info,
+the Trust status line, the mask figure: `ids.EVENT_SOURCES`) has exactly one writer: `events` registers it (`mask` for
+the mask figure, which also redraws on a new image and patches on the opacity slider). Every event source writes only
+its own event store, never the output itself; the writer picks the event that fired (the newest when several fired
+together) with the pure `events.decide` (`mask.decide_mask`). Events hold plain data, so nothing heavy (a figure, cards)
+travels through a store. Where one concern has several inputs, they are one callback over a pure dispatcher instead
 (`selection.region_event`, `jobs.job_outcome`, the contrast callback in `question`).
 
 To add a new event to such an output (say, "explain this error" setting the region and the target):
@@ -31,12 +31,12 @@ Duplicates that remain (`allow_duplicate=True`), and why:
   would be a dependency cycle across callbacks, which Dash refuses (the image and model callbacks clear it too);
 - the slow result store and the Trust request / result stores: a background callback's own output (`jobs.slow_job`,
   `trust.trust_job`) plus the cancel / failure markers, which Dash lets only another callback write;
-- the model upload (`model_upload`), a background callback, resets the page's other outputs (image store, grids,
-  results, layer info, class-picker options, ...) besides their usual writer;
+- the model upload (`model_upload`), a background callback, resets the page's other outputs (grids, results,
+  layer info, class-picker options, ...) besides their usual writer;
 - the heatmap figures (`heatmap_graph(ALL)`): pattern-matching outputs, patched by the layer, opacity and zoom
   callbacks, each its own property of every card; a pattern-matching output cannot read per-source stores;
-- not yet routed (plain work left): the image store (upload, sample, model), the slow grid (question, job outcome,
-  model), and the Trust figures, table and flags (run, new question, result, cancel).
+- not yet routed (plain work left): the slow grid (question, job outcome, model), and the Trust figures, table and
+  flags (run, new question, result, cancel).
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from dashboard.view import ids
 # The properties each writer sets, in its output order.
 PROPS: dict[str, tuple[str, ...]] = {
     ids.MESSAGE: ("children", "color", "is_open"),
+    ids.IMAGE: ("data",),
     ids.REGION: ("data",),
     ids.TARGET: ("value", "options"),
     ids.REGION_INFO: ("children",),

@@ -48,7 +48,7 @@ OUTPUTS = (
     (ids.LAYER_INFO, "children"), (ids.LAYER_NAMES, "data-layers"), (ids.IMAGE_INFO, "children"),
     (ids.MESSAGE, "children"), (ids.MESSAGE, "color"), (ids.MESSAGE, "is_open"),
 )  # fmt: skip
-DUPLICATED = {(ids.IMAGE, "data"), (ids.RESULTS, "data"), (ids.SLOW_GRID, "children"), (ids.FAST_GRID, "children"),
+DUPLICATED = {(ids.RESULTS, "data"), (ids.SLOW_GRID, "children"), (ids.FAST_GRID, "children"),
               (ids.CLASS_PICKER, "options"), (ids.CLASS_PICKER, "value"),
               (ids.LAYER_INFO, "children"), (ids.IMAGE_INFO, "children")}  # fmt: skip
 # Outputs with one writer (`dashboard.callbacks.events`): the upload sends them as its "model" events.

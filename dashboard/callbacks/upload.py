@@ -118,7 +118,7 @@ def register(app: Dash, config: AppConfig) -> None:
     """Register the image-source callbacks."""
 
     @app.callback(
-        Output(ids.IMAGE, "data", allow_duplicate=True),
+        event_output(ids.IMAGE, "upload"),
         Output(ids.UPLOAD, "contents"),
         message_output("upload"),
         Input(ids.UPLOAD, "contents"),
@@ -129,14 +129,14 @@ def register(app: Dash, config: AppConfig) -> None:
     def on_upload(contents: str | None, filename: str | None, session: str) -> tuple[Any, ...]:
         adapter = get_session_adapter(config, session)
         image_ref, message = handle_upload(contents, filename, session, adapter, get_store(config), config)
-        return (image_ref, None, message_event(message))
+        return (emit({"data": image_ref}), None, message_event(message))
 
     @app.callback(message_output("refused"), Input(ids.UPLOAD_REFUSED, "data"), prevent_initial_call=True)
     def on_refused(refused: Mapping[str, Any] | None) -> Any:
         return message_event(handle_refused(refused, int(config.max_upload_bytes)))
 
     @app.callback(
-        Output(ids.IMAGE, "data", allow_duplicate=True),
+        event_output(ids.IMAGE, "sample"),
         message_output("sample"),
         Input(ids.sample(ALL), "n_clicks"),  # type: ignore[arg-type]
         State(ids.SESSION, "data"),
@@ -148,7 +148,7 @@ def register(app: Dash, config: AppConfig) -> None:
             raise PreventUpdate
         adapter = get_session_adapter(config, session)
         image_ref, message = handle_sample(str(trigger["index"]), session, adapter, get_store(config), config)
-        return (image_ref, message_event(message))
+        return (emit({"data": image_ref}), message_event(message))
 
     @app.callback(
         Output(ids.CLASS_PICKER, "options"),

@@ -107,6 +107,7 @@ def heatmap_note(method: str) -> dict[str, str]:
 # source writes it, and one writer callback per output reads them all (`dashboard.callbacks.events`).
 EVENT_SOURCES: dict[str, tuple[str, ...]] = {
     MESSAGE: ("upload", "refused", "sample", "image", "region", "explain", "job", "runner-up", "model"),
+    IMAGE: ("upload", "sample", "model"),
     REGION: ("image", "region", "model"),
     MASK_GRAPH: ("region", "view"),  # plus the image store and the opacity slider (`dashboard.callbacks.mask`)
     TARGET: ("image", "region", "model"),
