@@ -236,23 +236,32 @@ def with_status_event(outputs: tuple[Any, ...], index: int) -> tuple[Any, ...]:
     return (*outputs[:index], emit({"children": outputs[index]}), *outputs[index + 1 :])
 
 
+def section_outputs(source: str) -> list[Output]:
+    """The outputs `source` ("run" or "question") sets for the whole section: figures, table, flags, status, request."""
+    return [
+        Output(ids.TRUST_SHARE, "figure", allow_duplicate=True),
+        Output(ids.TRUST_AGREEMENT, "figure", allow_duplicate=True),
+        Output(ids.TRUST_CURVES, "figure", allow_duplicate=True),
+        Output(ids.TRUST_TABLE, "children", allow_duplicate=True),
+        Output(ids.TRUST_SANITY, "figure", allow_duplicate=True),
+        Output(ids.TRUST_FLAGS, "children", allow_duplicate=True),
+        status_output(source),
+        Output(ids.TRUST_REQUEST, "data", allow_duplicate=True),
+    ]
+
+
 def register(app: Dash, config: AppConfig) -> None:
     """Register the Trust-section callbacks and the metric job."""
+    register_section(app, config)
+    register_job(app, config)
+    register_export(app, config)
 
-    def figure_outputs(source: str) -> list[Output]:
-        return [
-            Output(ids.TRUST_SHARE, "figure", allow_duplicate=True),
-            Output(ids.TRUST_AGREEMENT, "figure", allow_duplicate=True),
-            Output(ids.TRUST_CURVES, "figure", allow_duplicate=True),
-            Output(ids.TRUST_TABLE, "children", allow_duplicate=True),
-            Output(ids.TRUST_SANITY, "figure", allow_duplicate=True),
-            Output(ids.TRUST_FLAGS, "children", allow_duplicate=True),
-            status_output(source),
-            Output(ids.TRUST_REQUEST, "data", allow_duplicate=True),
-        ]
+
+def register_section(app: Dash, config: AppConfig) -> None:
+    """The Run button (quick metrics at once, a job request for the rest) and the reset for a new question."""
 
     @app.callback(
-        *figure_outputs("run"),
+        *section_outputs("run"),
         Input(ids.TRUST_RUN, "n_clicks"),
         State(ids.RESULTS, "data"),
         State(ids.SESSION, "data"),
@@ -270,7 +279,7 @@ def register(app: Dash, config: AppConfig) -> None:
         return with_status_event(out, 6)
 
     @app.callback(
-        *figure_outputs("question"),
+        *section_outputs("question"),
         Input(ids.RESULTS, "data"),
         State(ids.TRUST_REQUEST, "data"),
         State(ids.TRUST_RESULT, "data"),
@@ -278,6 +287,10 @@ def register(app: Dash, config: AppConfig) -> None:
     )
     def on_question(results, previous, previous_result):
         return with_status_event(handle_question_change(previous, previous_result), 6)
+
+
+def register_job(app: Dash, config: AppConfig) -> None:
+    """The metric job, drawing its result, and cancelling it."""
 
     @app.callback(
         Output(ids.TRUST_RESULT, "data"),
@@ -324,6 +337,10 @@ def register(app: Dash, config: AppConfig) -> None:
     )
     def on_cancel(n_clicks, request):
         return with_status_event(handle_cancel(n_clicks, request), 3)
+
+
+def register_export(app: Dash, config: AppConfig) -> None:
+    """The export button: a zip of the current explanation."""
 
     @app.callback(
         Output(ids.TRUST_DOWNLOAD, "data"),
