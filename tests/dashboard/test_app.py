@@ -158,7 +158,7 @@ def test_photo_is_served_once_by_url_and_figures_point_at_it(built, config, adap
     import numpy as np
     from PIL import Image
 
-    from dashboard.callbacks import upload
+    from dashboard.callbacks import mask
     from dashboard.state.resources import get_store
     from dashboard.state.store import new_session_id
     from dashboard.usecases import analysis
@@ -167,7 +167,7 @@ def test_photo_is_served_once_by_url_and_figures_point_at_it(built, config, adap
     store, session = get_store(config), new_session_id()
     image = np.random.default_rng(3).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     ref = analysis.ingest_image(store, session, adapter, image, name="noise")
-    figure = upload.handle_image(ref, session, store, list(adapter.class_names), 0.4)[0]
+    figure = mask.mask_output(mask.MaskChange(redraw=True, image=ref), session, store, list(adapter.class_names))
     url = figure["layout"]["images"][0]["source"]
     assert url == f"_segx/photo/{session}/{ref['key']}.png" and not url.startswith("data:")
 
