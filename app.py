@@ -9,7 +9,8 @@
 With gunicorn, configure the model with environment variables: SEGX_MODEL (a .keras or .onnx file), or SEGX_TORCH_MODEL
 ('package.module:factory') and SEGX_TORCH_WEIGHTS (a state dict file), SEGX_CLASS_NAMES
 (comma-separated), SEGX_STATE_DIR (shared server-side state; give every replica the same one), SEGX_ALLOW_MODEL_UPLOAD=1
-(the same as --allow-model-upload), SEGX_CAM_LAYER (the same as --cam-layer). To scale out, set REDIS_URL (jobs on
+(the same as --allow-model-upload), SEGX_CAM_LAYER (the same as --cam-layer), SEGX_MEMORY_BUDGET (the same as
+--memory-budget). To scale out, set REDIS_URL (jobs on
 Celery workers, state in Redis) and DASH_SECRET_KEY; see README "Running on several machines".
 
 Background jobs start from a forkserver; its children re-import this file as `__mp_main__`, so nothing here runs at
@@ -57,6 +58,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8050, help="port (default 8050)")
     parser.add_argument("--cam-layer", help="the CAM layer shown first (a conv layer name); default: the last layer "
                         "before the classifier head that mixes spatial context")
+    parser.add_argument("--memory-budget", help="memory the batched methods (Integrated Gradients, SmoothGrad, SHAP, "
+                        "the faithfulness curves) may use for their images at once, e.g. 2GB or 800MB; default: "
+                        "$SEGX_MEMORY_BUDGET, else a quarter of physical memory, at most 4GB")
     parser.add_argument("--state-dir", help="directory for server-side state and job results")
     parser.add_argument("--samples", help="folder of images for the sample gallery")
     parser.add_argument("--debug", action="store_true", help="Dash debug mode (dev tools, hot reload)")
@@ -132,9 +136,22 @@ def check_torch_model(spec: str, weights: str | None, class_names: Sequence[str]
         raise SystemExit(f"segxplain: cannot serve {spec}: {err}") from None
 
 
+def set_memory_budget(text: str) -> None:
+    """Check --memory-budget and pass it on through $SEGX_MEMORY_BUDGET, which every adapter reads when it is built:
+    the one this process serves and those of the background-job processes and workers it starts."""
+    from explainers.memory import parse_bytes
+
+    try:
+        os.environ["SEGX_MEMORY_BUDGET"] = str(parse_bytes(text))
+    except ValueError as err:
+        raise SystemExit(f"segxplain: --memory-budget: {err}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse the flags, check the model and serve the app."""
     args = parse_args(argv)
+    if args.memory_budget:
+        set_memory_budget(args.memory_budget)
     if args.model:
         check_model(args.model, args.class_names)
     if args.torch:

@@ -328,6 +328,7 @@ def stores(ctx: PageContext) -> list[dcc.Store]:
         dcc.Store(id=ids.SLOW_REQUEST),
         dcc.Store(id=ids.SLOW_RESULT),
         dcc.Store(id=ids.VIEW),
+        *[dcc.Store(id=ids.event(out, source)) for out, sources in ids.EVENT_SOURCES.items() for source in sources],
     ]
 
 

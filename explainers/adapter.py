@@ -19,6 +19,7 @@ softmax is stripped; a single-channel sigmoid model becomes two classes, backgro
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -26,12 +27,15 @@ from typing import Any
 
 import numpy as np
 
+from explainers import memory
 from explainers.backends import backend_for
 from explainers.backends.base import Combiner, LayerInfo, ModelBackend, NativeScoreModel, ScoreSpec
 from explainers.keys import content_key
 from explainers.layer_choice import default_cam_layer
 from explainers.question import Question
 from explainers.resize import bilinear_resize
+
+log = logging.getLogger(__name__)
 
 Preprocess = Callable[[np.ndarray], np.ndarray]
 
@@ -99,6 +103,11 @@ class SegmentationAdapter:
         self._logits_layer = logits_layer
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple, Any] = OrderedDict()
+        # Bytes a batched method may use for its images at once (explainers.memory); the app sets --memory-budget.
+        self.memory_budget: int = memory.default_budget()
+        self._activation_bytes: dict[tuple[int, int], int | None] = {}
+        # Measured seconds per image of the model calls made so far, by kind and size (explainers.estimate).
+        self.throughput = memory.Throughput()
         backend = self.backend
         self.model = getattr(backend, "model", model)
         self.framework: str = backend.framework
@@ -140,12 +149,17 @@ class SegmentationAdapter:
 
     def with_model(self, model: Any) -> SegmentationAdapter:
         """A new adapter on another model of the same architecture, with the same class names, preprocess and
-        logits choice."""
-        return SegmentationAdapter(model, self.class_names, self.preprocess, self._logits_layer)
+        logits choice and memory budget."""
+        return self._alike(SegmentationAdapter(model, self.class_names, self.preprocess, self._logits_layer))
 
     def with_backend(self, backend: ModelBackend) -> SegmentationAdapter:
-        """A new adapter on another backend (e.g. the sanity check's randomized clone), same names and preprocess."""
-        return SegmentationAdapter(backend, self.class_names, self.preprocess)
+        """A new adapter on another backend (e.g. the sanity check's randomized clone), same names, preprocess and
+        memory budget."""
+        return self._alike(SegmentationAdapter(backend, self.class_names, self.preprocess))
+
+    def _alike(self, other: SegmentationAdapter) -> SegmentationAdapter:
+        other.memory_budget = self.memory_budget
+        return other
 
     def validate_image(self, image: np.ndarray) -> np.ndarray:
         """Check one (H, W, 3) uint8 image against the model; return it as an array."""
@@ -243,7 +257,8 @@ class SegmentationAdapter:
     def logits(self, image: np.ndarray) -> np.ndarray:
         """(h, w, C) float32 logits on the model's output grid for one (H, W, 3) uint8 image."""
         image = self.validate_image(image)
-        return np.asarray(self.backend.logits(self.model_input(image[None]))[0], dtype=np.float32)
+        with self.throughput.timing("forward", image.shape[:2], 1):
+            return np.asarray(self.backend.logits(self.model_input(image[None]))[0], dtype=np.float32)
 
     def predict(self, image: np.ndarray) -> np.ndarray:
         """(H, W, C) float32 class probabilities at image resolution for one (H, W, 3) uint8 image."""
@@ -269,20 +284,23 @@ class SegmentationAdapter:
         images: np.ndarray,
         region: np.ndarray | Question,
         target: int | None = None,
-        batch_size: int = 64,
+        batch_size: int | None = None,
         *,
         contrast: int | None = None,
     ) -> np.ndarray:
         """S(x) for each image of an (N, H, W, 3) batch of pixel values; returns (N,) float64.
 
-        S is the mean over the region of the target's logit, or with a `contrast` class c' of z_target - z_c'.
+        S is the mean over the region of the target's logit, or with a `contrast` class c' of z_target - z_c'. The
+        images go through the model `batch_size` at a time (None: as many as the memory budget allows).
         """
         images = self._check_batch(images)
         spec = self.score_spec(region, target, images.shape[1:3], contrast=contrast)
-        scores = [
-            self.backend.scores(self.model_input(images[start : start + batch_size]), spec)
-            for start in range(0, max(len(images), 1), batch_size)
-        ]
+        batch_size = batch_size or self.batch_size("forward", images.shape[1:3], len(images))
+        with self.throughput.timing("forward", images.shape[1:3], len(images)):
+            scores = [
+                self.backend.scores(self.model_input(images[start : start + batch_size]), spec)
+                for start in range(0, max(len(images), 1), batch_size)
+            ]
         return np.concatenate(scores).astype(np.float64)
 
     def _require_gradients(self) -> None:
@@ -296,19 +314,22 @@ class SegmentationAdapter:
         inputs: np.ndarray,
         region: np.ndarray | Question,
         target: int | None = None,
-        batch_size: int = 32,
+        batch_size: int | None = None,
         *,
         contrast: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Scores (N,) and dS/d(model input) (N, H, W, 3) for a batch of *model inputs* (already preprocessed)."""
+        """Scores (N,) and dS/d(model input) (N, H, W, 3) for a batch of *model inputs* (already preprocessed),
+        `batch_size` at a time (None: as many as the memory budget allows)."""
         self._require_gradients()
         inputs = np.asarray(inputs, dtype=np.float32)
         spec = self.score_spec(region, target, inputs.shape[1:3], contrast=contrast)
+        batch_size = batch_size or self.batch_size("gradient", inputs.shape[1:3], len(inputs))
         scores, grads = [], []
-        for start in range(0, len(inputs), batch_size):
-            s, g = self.backend.input_gradients(inputs[start : start + batch_size], spec)
-            scores.append(np.asarray(s))
-            grads.append(np.asarray(g, dtype=np.float32))
+        with self.throughput.timing("gradient", inputs.shape[1:3], len(inputs)):
+            for start in range(0, len(inputs), batch_size):
+                s, g = self.backend.input_gradients(inputs[start : start + batch_size], spec)
+                scores.append(np.asarray(s))
+                grads.append(np.asarray(g, dtype=np.float32))
         return np.concatenate(scores).astype(np.float64), np.concatenate(grads)
 
     def image_gradient(
@@ -331,6 +352,28 @@ class SegmentationAdapter:
         result = (float(scores[0]), _frozen(x[0]), _frozen(grads[0]))
         self._remember(key, result)
         return result
+
+    def activation_bytes(self, size: tuple[int, int]) -> int | None:
+        """Bytes of the intermediate tensors one image of `size` (H, W) creates in the model (as the backend's
+        framework counts them, explainers.memory), measured once per size; None where the backend cannot tell."""
+        size = (int(size[0]), int(size[1]))
+        if size not in self._activation_bytes:
+            counter = getattr(self.backend, "activation_bytes", None)
+            try:
+                counted = int(counter(size)) if counter is not None else None
+            except Exception:  # an estimate only: a model the counter cannot trace falls back to fixed batches
+                log.warning("could not count the activation memory of %s at %s", self.framework, size, exc_info=True)
+                counted = None
+            self._activation_bytes[size] = counted or None
+        return self._activation_bytes[size]
+
+    def batch_size(self, kind: str, size: tuple[int, int], wanted: int) -> int:
+        """How many of `wanted` images of `size` to run at once: "gradient" (forward + backward) or "forward"
+        batches, within `memory_budget` (explainers.memory.batch_size_for)."""
+        if wanted <= 1:  # one image runs whatever the budget: no need to count (no tracing on the request path)
+            return 1
+        fallback = memory.FALLBACK_BATCH[kind]
+        return memory.batch_size_for(self.activation_bytes(size), kind, self.memory_budget, wanted, fallback)
 
     def _recall(self, key: tuple) -> Any:
         """A kept result (marked most recently used), or None."""

@@ -66,6 +66,11 @@ class Explainer:
         """True for methods that give one map per conv layer."""
         return self.family == "cam"
 
+    def evaluations(self, params: dict[str, Any]) -> dict[str, int]:
+        """Model evaluations one run with these (resolved) parameters costs: {"forward": images, "gradient": images}
+        (forward+backward), for time estimates (explainers.estimate). One pass by default."""
+        return {"gradient": 1} if self.requires_gradients else {"forward": 1}
+
     def resolve_params(self, params: dict[str, Any] | None) -> dict[str, Any]:
         """The defaults updated with `params`; unknown names raise ValueError."""
         params = dict(params or {})

@@ -72,7 +72,11 @@ class SmoothGrad(GradientExplainer):
     label = "SmoothGrad"
     paper = "Smilkov et al., 2017"
     slow = True
-    defaults: dict[str, Any] = {"samples": 32, "noise": 0.15, "seed": 0, "batch_size": 16}
+    # batch_size None: as many noisy copies at once as the adapter's memory budget allows (explainers.memory)
+    defaults: dict[str, Any] = {"samples": 32, "noise": 0.15, "seed": 0, "batch_size": None}
+
+    def evaluations(self, params: dict[str, Any]) -> dict[str, int]:
+        return {"gradient": int(params["samples"]), "forward": 1}
 
     def compute(
         self,
@@ -82,9 +86,10 @@ class SmoothGrad(GradientExplainer):
         params: dict[str, Any],
         progress: Progress,
     ) -> dict[str, Any]:
-        samples, batch_size = int(params["samples"]), int(params["batch_size"])
+        samples = int(params["samples"])
         if samples < 1:
             raise ValueError("SmoothGrad needs samples >= 1.")
+        batch_size = int(params["batch_size"] or adapter.batch_size("gradient", image.shape[:2], samples))
         x = adapter.model_input(image[None])
         sigma = float(params["noise"]) * float(x.max() - x.min() or 1.0)
         rng = np.random.default_rng(params["seed"])
@@ -115,7 +120,14 @@ class IntegratedGradients(GradientExplainer):
     paper = "Sundararajan et al., ICML 2017"
     slow = True
     additive = True
-    defaults: dict[str, Any] = {"steps": 64, "baseline": "black", "tolerance": 0.01, "max_steps": 512, "batch_size": 32}
+    # batch_size None: as many path points at once as the adapter's memory budget allows (explainers.memory)
+    defaults: dict[str, Any] = {
+        "steps": 64, "baseline": "black", "tolerance": 0.01, "max_steps": 512, "batch_size": None
+    }  # fmt: skip
+
+    def evaluations(self, params: dict[str, Any]) -> dict[str, int]:
+        """The first path (steps + 1 points); each refinement until completeness holds adds as many again."""
+        return {"gradient": int(params["steps"]) + 1}
 
     def compute(
         self,
@@ -130,6 +142,7 @@ class IntegratedGradients(GradientExplainer):
             raise ValueError("Integrated Gradients needs 1 <= steps <= max_steps.")
         x = adapter.model_input(image[None])[0]
         x0 = adapter.model_input(baseline_image(image, params["baseline"])[None])[0]
+        batch_size = int(params["batch_size"] or adapter.batch_size("gradient", image.shape[:2], steps + 1))
         evaluated = 0
 
         def gradient_sum(alphas: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -137,8 +150,8 @@ class IntegratedGradients(GradientExplainer):
             nonlocal evaluated
             total = np.zeros(x.shape, dtype=np.float64)
             scores = np.empty(len(alphas))
-            for start in range(0, len(alphas), int(params["batch_size"])):
-                chunk = slice(start, start + int(params["batch_size"]))
+            for start in range(0, len(alphas), batch_size):
+                chunk = slice(start, start + batch_size)
                 points = x0[None] + alphas[chunk, None, None, None].astype(np.float32) * (x - x0)[None]
                 scores[chunk], grads = adapter.input_gradients(points, question, batch_size=len(points))
                 total += np.tensordot(weights[chunk], grads, axes=1)
@@ -165,5 +178,5 @@ class IntegratedGradients(GradientExplainer):
             "heatmap": ((x - x0) * path_mean).sum(axis=-1),
             "score": score,
             "baseline_score": baseline_score,
-            "diagnostics": {"steps_used": steps, "completeness_error": completeness_error()},
+            "diagnostics": {"steps_used": steps, "completeness_error": completeness_error(), "batch_size": batch_size},
         }

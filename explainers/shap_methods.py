@@ -42,6 +42,9 @@ class PartitionShap(Explainer):
     requires_gradients = False  # only calls adapter.score: runs on black-box models too
     defaults: dict[str, Any] = {"max_evals": 300, "batch_size": 50, "blur_kernel": None, "fixed_context": 1}
 
+    def evaluations(self, params: dict[str, Any]) -> dict[str, int]:
+        return {"forward": int(params["max_evals"]) + 1}
+
     def compute(
         self,
         adapter: SegmentationAdapter,
@@ -60,7 +63,9 @@ class PartitionShap(Explainer):
 
         def region_score(batch: np.ndarray) -> np.ndarray:
             nonlocal evaluated
-            scores = adapter.score(np.asarray(batch, dtype=np.float32), question, batch_size=int(params["batch_size"]))
+            # shap hands over at most `batch_size` masked images; the adapter splits them further if the memory
+            # budget demands it
+            scores = adapter.score(np.asarray(batch, dtype=np.float32), question)
             evaluated += len(batch)
             progress(min(evaluated / max_evals, 1.0), f"SHAP: {evaluated}/{max_evals} evaluations")
             return scores
@@ -179,6 +184,11 @@ class DeepShap(Explainer):
     additive = True
     exclusive_gradients = True
     defaults: dict[str, Any] = {"background": ("black", "blur")}
+
+    def evaluations(self, params: dict[str, Any]) -> dict[str, int]:
+        """shap's DeepExplainer: one forward+backward per background image, plus the score."""
+        kinds = params["background"]
+        return {"gradient": 1 if isinstance(kinds, str) else len(kinds), "forward": 1}
 
     def compute(
         self,

@@ -2,17 +2,52 @@
 
 Each module exposes `register(app, config)` that defines thin Dash wrappers over module-level `handle_*` functions,
 which take plain values (and the store / adapter) and are unit-tested directly.
+
+One writer per output
+---------------------
+An output that several events update (the message area, the image store, the region, the target class, the region info,
+the Trust status line, the mask figure: `ids.EVENT_SOURCES`) has exactly one writer: `events` registers it (`mask` for
+the mask figure, which also redraws on a new image and patches on the opacity slider). Every event source writes only
+its own event store, never the output itself; the writer picks the event that fired (the newest when several fired
+together) with the pure `events.decide` (`mask.decide_mask`). Events hold plain data, so nothing heavy (a figure, cards)
+travels through a store. Where one concern has several inputs, they are one callback over a pure dispatcher instead
+(`selection.region_event`, `jobs.job_outcome`, the contrast callback in `question`).
+
+To add a new event to such an output (say, "explain this error" setting the region and the target):
+
+1. add the source's name to that output's tuple in `ids.EVENT_SOURCES` (the layout then holds its store);
+2. in the source's callback, add `events.event_output(output, "<source>")` to its outputs (for the message area:
+   `common.message_output("<source>")`) and return `events.emit({prop: value, ...})` there (a `Message` triple:
+   `common.message_event(message)`; the mask figure: `emit({"shapes": ...})` or `emit({"view": ...})`);
+   `no_update`, or a dict of only `no_update`, sends no event;
+3. test the handler's plain outputs; `tests/dashboard/test_events.py` checks that every evented output and every
+   event store has one writer, so a second writer fails there.
+
+A new output with several events: give it its sources in `ids.EVENT_SOURCES` and its properties in `events.PROPS`.
+
+Duplicates that remain (`allow_duplicate=True`), and why:
+
+- the class picker's value: the region callback reads it as an input and clears it; routed through a store, that
+  would be a dependency cycle across callbacks, which Dash refuses (the image and model callbacks clear it too);
+- the slow result store and the Trust request / result stores: a background callback's own output (`jobs.slow_job`,
+  `trust.trust_job`) plus the cancel / failure markers, which Dash lets only another callback write;
+- the model upload (`model_upload`), a background callback, resets the page's other outputs (grids, results,
+  layer info, class-picker options, ...) besides their usual writer;
+- the heatmap figures (`heatmap_graph(ALL)`): pattern-matching outputs, patched by the layer, opacity and zoom
+  callbacks, each its own property of every card; a pattern-matching output cannot read per-source stores;
+- not yet routed (plain work left): the slow grid (question, job outcome, model), and the Trust figures, table and
+  flags (run, new question, result, cancel).
 """
 
 from __future__ import annotations
 
 from dash import Dash
 
-from dashboard.callbacks import explain, jobs, model_upload, question, selection, trust, upload, view
+from dashboard.callbacks import events, explain, jobs, mask, model_upload, question, selection, trust, upload, view
 from dashboard.config import AppConfig
 
 
 def register_callbacks(app: Dash, config: AppConfig) -> None:
     """Register every callback of the dashboard on `app`."""
-    for module in (upload, selection, explain, question, jobs, view, model_upload, trust):
+    for module in (events, mask, upload, selection, explain, question, jobs, view, model_upload, trust):
         module.register(app, config)

@@ -3,8 +3,8 @@ heatmap cards, and swap CAM layers / heatmap opacity without recomputing anythin
 
 The fast path answers at once: cards for the fast methods (and for slow methods already computed for the same
 question), placeholders for slow methods still to compute, and a `SLOW_REQUEST` for the job in `callbacks.jobs`. The
-job stores its results server-side and returns keys in `SLOW_RESULT`, which `render_slow_cards` turns into cards, unless
-the question changed meanwhile.
+job stores its results server-side and returns keys in `SLOW_RESULT`, which `handle_slow_result` turns into cards (the
+callback is `callbacks.jobs.on_job_outcome`), unless the question changed meanwhile.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dash import ALL, Dash, Input, Output, Patch, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import layout
-from dashboard.callbacks.common import CLEAR, KEEP, Message, as_int, message_outputs, show
+from dashboard.callbacks.common import CLEAR, KEEP, Message, as_int, message_output, show, with_message_event
 from dashboard.config import AppConfig
 from dashboard.state.resources import MethodInfo, get_session_adapter, get_store, methods
 from dashboard.state.store import StateStore, content_key
@@ -322,7 +322,7 @@ def register(app: Dash, config: AppConfig) -> None:
         Output(ids.SLOW_GRID, "children", allow_duplicate=True),
         Output(ids.SLOW_REQUEST, "data"),
         Output(ids.RESULTS, "data"),
-        *message_outputs(),
+        message_output("explain"),
         Input(ids.REGION, "data"),
         Input(ids.TARGET, "value"),
         Input(ids.METHODS, "value"),
@@ -338,25 +338,10 @@ def register(app: Dash, config: AppConfig) -> None:
     )
     def on_question(region_ref, target, chosen, contrast, image_ref, session, layer_index, opacity, view, previous,
                     result):  # fmt: skip
-        return handle_explain(region_ref, target, chosen, image_ref, session, layer_index, opacity, view, previous,
-                              adapter=get_session_adapter(config, session), store=get_store(config), infos=methods(),
-                              previous_result=result, contrast=contrast)  # fmt: skip
-
-    @app.callback(
-        Output(ids.SLOW_GRID, "children", allow_duplicate=True),
-        *message_outputs(),
-        Input(ids.SLOW_RESULT, "data"),
-        State(ids.RESULTS, "data"),
-        State(ids.SESSION, "data"),
-        State(ids.LAYER, "value"),
-        State(ids.HEATMAP_OPACITY, "value"),
-        State(ids.VIEW, "data"),
-        prevent_initial_call=True,
-    )
-    def on_slow_result(slow_result, results, session, layer_index, opacity, view):
-        return handle_slow_result(slow_result, results, session, layer_index, opacity, view,
-                                  adapter=get_session_adapter(config, session), store=get_store(config),
-                                  infos=methods())  # fmt: skip
+        out = handle_explain(region_ref, target, chosen, image_ref, session, layer_index, opacity, view, previous,
+                             adapter=get_session_adapter(config, session), store=get_store(config), infos=methods(),
+                             previous_result=result, contrast=contrast)  # fmt: skip
+        return with_message_event(out)
 
     @app.callback(
         Output(ids.heatmap_graph(ALL), "figure", allow_duplicate=True),  # type: ignore[arg-type]

@@ -6,21 +6,26 @@ stores every result server-side as soon as it is done (so a cancel keeps what fi
 cancelled job stops at its next progress report (`dashboard.jobs.cancellation`): between batches of the method running.
 
 A job that fails as a whole (it raised, or the manager reports it lost: see `dashboard.jobs.scaleout`) goes through the
-callback's `on_error` handler, which puts a `{"job_error": message}` marker in `SLOW_RESULT`; `on_job_error` then
+callback's `on_error` handler, which puts a `{"job_error": message}` marker in `SLOW_RESULT`; `on_job_outcome` then
 turns the waiting cards into failure cards and shows the message, so the user never watches an endless spinner.
+
+`on_job_outcome` is the one callback for what follows a job: its result (cards), its failure, or the user's cancel
+(`job_outcome` names which); so the slow grid and the result store have one writer each besides the question's
+callback and the job itself.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from dash import Dash, Input, Output, State
+from dash import Dash, Input, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
-from dashboard.callbacks.common import message_outputs, show
+from dashboard.callbacks.common import message_event, message_output, show, with_message_event
+from dashboard.callbacks.explain import handle_slow_result
 from dashboard.config import AppConfig
 from dashboard.jobs.cancellation import checkpoint
 from dashboard.state.resources import get_session_adapter, get_store, method_info, methods
@@ -135,6 +140,17 @@ def handle_job_error(result: Mapping[str, Any] | None, request: Mapping[str, Any
     return (cards, marker, *show(message, "danger"))
 
 
+def job_outcome(triggered: Sequence[str], n_clicks: int | None, result: Mapping[str, Any] | None) -> str | None:
+    """What the job-outcome callback handles, from the triggered "id.prop" ids: "cancel" (a press of Cancel: it
+    wins), "job_error" (the job failed as a whole), "result" (its result, or a marker `handle_slow_result` ignores),
+    or None (nothing to do)."""
+    if f"{ids.CANCEL}.n_clicks" in triggered and n_clicks:
+        return "cancel"
+    if f"{ids.SLOW_RESULT}.data" in triggered and result:
+        return "job_error" if "job_error" in result else "result"
+    return None
+
+
 def register(app: Dash, config: AppConfig) -> None:
     """Register the background job and its cancel handler."""
 
@@ -158,24 +174,28 @@ def register(app: Dash, config: AppConfig) -> None:
 
     @app.callback(
         Output(ids.SLOW_GRID, "children", allow_duplicate=True),
-        Output(ids.SLOW_RESULT, "data", allow_duplicate=True),
-        *message_outputs(),
+        Output(ids.SLOW_RESULT, "data", allow_duplicate=True),  # the background job writes it too
+        message_output("job"),
         Input(ids.CANCEL, "n_clicks"),
-        State(ids.SLOW_REQUEST, "data"),
-        prevent_initial_call=True,
-    )
-    def on_cancel(n_clicks: int | None, request: Mapping[str, Any] | None) -> tuple[Any, ...]:
-        if not n_clicks:
-            raise PreventUpdate
-        return (cancelled_cards(request), cancel_marker(request), *show("Background job cancelled.", "secondary"))
-
-    @app.callback(
-        Output(ids.SLOW_GRID, "children", allow_duplicate=True),
-        Output(ids.SLOW_RESULT, "data", allow_duplicate=True),
-        *message_outputs(),
         Input(ids.SLOW_RESULT, "data"),
         State(ids.SLOW_REQUEST, "data"),
+        State(ids.RESULTS, "data"),
+        State(ids.SESSION, "data"),
+        State(ids.LAYER, "value"),
+        State(ids.HEATMAP_OPACITY, "value"),
+        State(ids.VIEW, "data"),
         prevent_initial_call=True,
     )
-    def on_job_error(result: Mapping[str, Any] | None, request: Mapping[str, Any] | None) -> tuple[Any, ...]:
-        return handle_job_error(result, request)
+    def on_job_outcome(n_clicks, result, request, results, session, layer_index, opacity, view) -> tuple[Any, ...]:
+        outcome = job_outcome([item["prop_id"] for item in ctx.triggered], n_clicks, result)
+        if outcome == "cancel":
+            message = message_event(show("Background job cancelled.", "secondary"))
+            return (cancelled_cards(request), cancel_marker(request), message)
+        if outcome == "job_error":
+            return with_message_event(handle_job_error(result, request))
+        if outcome == "result":
+            out = handle_slow_result(result, results, session, layer_index, opacity, view,
+                                     adapter=get_session_adapter(config, session), store=get_store(config),
+                                     infos=methods())  # fmt: skip
+            return (out[0], no_update, message_event(out[1:]))
+        raise PreventUpdate

@@ -25,6 +25,7 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import layout
 from dashboard.callbacks.common import show
+from dashboard.callbacks.events import emit, event_output
 from dashboard.config import AppConfig
 from dashboard.inputs.images import ImageError, decode_data_uri
 from dashboard.state.model_store import publish_model
@@ -32,7 +33,6 @@ from dashboard.state.resources import get_session_adapter, get_store
 from dashboard.state.store import StateStore, new_session_id
 from dashboard.view import ids
 from dashboard.view.components import hint, layer_label
-from dashboard.view.figures import placeholder_figure
 
 log = logging.getLogger(__name__)
 REFUSED_EXTENSIONS = {".h5": "a legacy HDF5 (.h5) model", ".hdf5": "a legacy HDF5 model",
@@ -43,16 +43,26 @@ REFUSED_EXTENSIONS = {".h5": "a legacy HDF5 (.h5) model", ".hdf5": "a legacy HDF
 OUTPUTS = (
     (ids.SESSION, "data"), (ids.MODEL_STATUS, "children"), (ids.MODEL_FACTS, "children"), (ids.IMAGE, "data"),
     (ids.REGION, "data"), (ids.RESULTS, "data"), (ids.FAST_GRID, "children"), (ids.SLOW_GRID, "children"),
-    (ids.MASK_GRAPH, "figure"), (ids.CLASS_PICKER, "options"), (ids.CLASS_PICKER, "value"), (ids.TARGET, "options"),
+    (ids.CLASS_PICKER, "options"), (ids.CLASS_PICKER, "value"), (ids.TARGET, "options"),
     (ids.TARGET, "value"), (ids.LAYER, "max"), (ids.LAYER, "value"), (ids.LAYER, "marks"), (ids.LAYER, "disabled"),
     (ids.LAYER_INFO, "children"), (ids.LAYER_NAMES, "data-layers"), (ids.IMAGE_INFO, "children"),
     (ids.MESSAGE, "children"), (ids.MESSAGE, "color"), (ids.MESSAGE, "is_open"),
 )  # fmt: skip
-DUPLICATED = {(ids.IMAGE, "data"), (ids.REGION, "data"), (ids.RESULTS, "data"), (ids.SLOW_GRID, "children"),
-              (ids.FAST_GRID, "children"), (ids.MASK_GRAPH, "figure"), (ids.CLASS_PICKER, "options"),
-              (ids.CLASS_PICKER, "value"), (ids.TARGET, "options"), (ids.TARGET, "value"), (ids.LAYER_INFO, "children"),
-              (ids.IMAGE_INFO, "children"), (ids.MESSAGE, "children"), (ids.MESSAGE, "color"),
-              (ids.MESSAGE, "is_open")}  # fmt: skip
+DUPLICATED = {(ids.RESULTS, "data"), (ids.SLOW_GRID, "children"), (ids.FAST_GRID, "children"),
+              (ids.CLASS_PICKER, "options"), (ids.CLASS_PICKER, "value"),
+              (ids.LAYER_INFO, "children"), (ids.IMAGE_INFO, "children")}  # fmt: skip
+# Outputs with one writer (`dashboard.callbacks.events`): the upload sends them as its "model" events.
+EVENTED = tuple(
+    output for output in dict.fromkeys(i for i, _ in OUTPUTS) if "model" in ids.EVENT_SOURCES.get(output, ())
+)
+DIRECT = tuple(key for key in OUTPUTS if key[0] not in EVENTED)
+
+
+def as_events(out: dict[tuple[str, str], Any]) -> tuple[Any, ...]:
+    """`handle_model_upload`'s {(id, property): value} as callback outputs: the `DIRECT` ones, then one "model" event
+    per `EVENTED` output."""
+    events = tuple(emit({prop: value for (i, prop), value in out.items() if i == output}) for output in EVENTED)
+    return (*[out[key] for key in DIRECT], *events)
 
 
 def parse_names(text: str | None) -> list[str] | None:
@@ -79,8 +89,13 @@ def _no_progress(value: tuple[Any, ...]) -> None:
 
 
 def handle_model_upload(
-    contents: str | None, filename: str | None, names_text: str | None, session: str, config: AppConfig,
-    store: StateStore, set_progress: Callable[[tuple[Any, ...]], None] = _no_progress,
+    contents: str | None,
+    filename: str | None,
+    names_text: str | None,
+    session: str,
+    config: AppConfig,
+    store: StateStore,
+    set_progress: Callable[[tuple[Any, ...]], None] = _no_progress,
 ) -> dict[tuple[str, str], Any]:
     """{(id, property): value} for an uploaded model: refused with the reason, or a new session serving it.
 
@@ -133,7 +148,6 @@ def handle_model_upload(
         (ids.MODEL_FACTS, "children"): facts, (ids.IMAGE, "data"): None, (ids.REGION, "data"): None,
         (ids.RESULTS, "data"): None, (ids.FAST_GRID, "children"): hint(layout.SELECT_HINT),
         (ids.SLOW_GRID, "children"): [],
-        (ids.MASK_GRAPH, "figure"): placeholder_figure("Pick a sample or upload an image"),
         (ids.CLASS_PICKER, "options"): [], (ids.CLASS_PICKER, "value"): None,
         (ids.TARGET, "options"): [{"label": n, "value": k} for k, n in enumerate(adapter.class_names)],
         (ids.TARGET, "value"): None, (ids.LAYER, "max"): last, (ids.LAYER, "value"): last,
@@ -154,7 +168,8 @@ def register(app: Dash, config: AppConfig) -> None:
         return
 
     @app.callback(
-        *[Output(i, p, allow_duplicate=(i, p) in DUPLICATED) for i, p in OUTPUTS],
+        *[Output(i, p, allow_duplicate=(i, p) in DUPLICATED) for i, p in DIRECT],
+        *[event_output(output, "model") for output in EVENTED],
         Output(ids.MODEL_UPLOAD, "contents"),
         Input(ids.MODEL_UPLOAD, "contents"),
         State(ids.MODEL_UPLOAD, "filename"),
@@ -171,4 +186,4 @@ def register(app: Dash, config: AppConfig) -> None:
     def on_model_upload(set_progress: Callable[[tuple[Any, ...]], None], contents: str | None, filename: str | None,
                         names: str | None, session: str) -> tuple:  # fmt: skip
         out = handle_model_upload(contents, filename, names, session, config, get_store(config), set_progress)
-        return (*[out[key] for key in OUTPUTS], None)
+        return (*as_events(out), None)

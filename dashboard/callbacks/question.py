@@ -2,7 +2,8 @@
 
 The contrast picker offers the same classes as the target picker (it follows the target picker's options, so a new
 model or image updates both). "runner-up" sets it to the class other than the target with the highest mean predicted
-probability over the region (`explainers.question.runner_up_class`). The question line under the selection says what
+probability over the region (`explainers.question.runner_up_class`). Both are one callback, the contrast value's one
+writer (the runner-up press wins when both fire). The question line under the selection says what
 the heatmaps explain, e.g. "Explaining: why is this inner border (3 px) of box “cap” rather than “gills”?".
 """
 
@@ -11,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dash import Dash, Input, Output, State, no_update
+from dash import Dash, Input, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
-from dashboard.callbacks.common import CLEAR, as_int, message_outputs, show
+from dashboard.callbacks.common import CLEAR, as_int, message_output, show, with_message_event
 from dashboard.callbacks.explain import CONTRAST_HINT
 from dashboard.callbacks.selection import region_label_text
 from dashboard.config import AppConfig
@@ -85,29 +86,25 @@ def register(app: Dash, config: AppConfig) -> None:
 
     @app.callback(
         Output(ids.CONTRAST, "options"),
-        Output(ids.CONTRAST, "value", allow_duplicate=True),
+        Output(ids.CONTRAST, "value"),
+        message_output("runner-up"),
         Input(ids.TARGET, "options"),
-        State(ids.CONTRAST, "value"),
-        prevent_initial_call=True,
-    )
-    def on_target_options(options: Any, current: Any) -> tuple[list, Any]:
-        return contrast_options(options, current)
-
-    @app.callback(
-        Output(ids.CONTRAST, "value", allow_duplicate=True),
-        *message_outputs(),
         Input(ids.RUNNER_UP, "n_clicks"),
+        State(ids.CONTRAST, "value"),
         State(ids.IMAGE, "data"),
         State(ids.REGION, "data"),
         State(ids.TARGET, "value"),
         State(ids.SESSION, "data"),
         prevent_initial_call=True,
     )
-    def on_runner_up(clicks: Any, image_ref: Any, region_ref: Any, target: Any, session: str) -> tuple[Any, ...]:
-        if not clicks:
-            raise PreventUpdate
-        adapter = get_session_adapter(config, session)
-        return handle_runner_up(get_store(config), session, adapter, image_ref, region_ref, target)
+    def on_contrast(options, clicks, current, image_ref, region_ref, target, session) -> tuple[Any, ...]:
+        if f"{ids.RUNNER_UP}.n_clicks" in [item["prop_id"] for item in ctx.triggered]:
+            if not clicks:
+                raise PreventUpdate
+            adapter = get_session_adapter(config, session)
+            out = handle_runner_up(get_store(config), session, adapter, image_ref, region_ref, target)
+            return (no_update, *with_message_event(out))
+        return (*contrast_options(options, current), no_update)
 
     @app.callback(
         Output(ids.QUESTION_TEXT, "children"),

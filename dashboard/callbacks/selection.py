@@ -1,4 +1,4 @@
-"""Region callbacks: box / lasso selection, click, whole-class picker, and the mask opacity slider.
+"""Region callback: box / lasso selection, click, whole-class picker and the choices under the selection.
 
 Each source turns its event into a mask (`dashboard.inputs.selection`), then `handle_region` stores it, outlines it on
 the mask figure, sets the target class to the region's majority class and describes the region. A bad selection shows a
@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from dash import Dash, Input, Output, Patch, State, no_update
+from dash import Dash, Input, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
-from dashboard.callbacks.common import CLEAR, as_int, message_outputs, show
+from dashboard.callbacks.common import CLEAR, as_int, message_event, message_output, show
+from dashboard.callbacks.events import emit, event_output
 from dashboard.callbacks.upload import target_options
 from dashboard.config import AppConfig
 from dashboard.inputs import selection
@@ -71,7 +72,7 @@ def handle_region(
     class_names: Sequence[str],
     choices: RegionChoices | None = None,
 ) -> tuple[Any, ...]:
-    """Outputs (region, target, target options, mask-figure patch, region info, class picker) + message.
+    """Outputs (region, target, target options, outline shapes, region info, class picker) + message.
 
     `make_mask(labels)` returns (drawn mask, tool kind) or raises SelectionError; `choices` then derive the region
     from it (`selection.derive_region`). The drawn mask is kept too, so changing a choice re-derives the region.
@@ -91,11 +92,10 @@ def handle_region(
     region = analysis.ingest_region(store, session, image_ref["key"], mask, kind, label=label, base=base)
     counts = selection.class_histogram(labels, mask, len(class_names))
     target = selection.majority_class(labels, mask, len(class_names))
-    patch = Patch()
-    patch["layout"]["shapes"] = figures.outline_shapes(analysis.region_outline(store, session, region["key"]))
+    shapes = figures.outline_shapes(analysis.region_outline(store, session, region["key"]))
     options = target_options(labels, class_names, {k: int(c) for k, c in enumerate(counts) if c})
     info = describe_region(label, mask, labels, class_names)
-    return (region, target, options, patch, info, no_update if kind == "class" else None, *CLEAR)
+    return (region, target, options, shapes, info, no_update if kind == "class" else None, *CLEAR)
 
 
 def _shape(image_ref: Mapping[str, Any]) -> tuple[int, int]:
@@ -179,60 +179,57 @@ def handle_choices(
     )
 
 
-def mask_opacity_patch(opacity: float | None, image_ref: Any) -> Any:
-    """Patch of the label-map trace's opacity (nothing while no image is shown)."""
-    if opacity is None or not image_ref:
-        raise PreventUpdate
-    patch = Patch()
-    patch["data"][figures.LABELS_TRACE]["opacity"] = float(opacity)
-    return patch
-
-
 def _outputs() -> list[Output]:
     return [
-        Output(ids.REGION, "data", allow_duplicate=True),
-        Output(ids.TARGET, "value", allow_duplicate=True),
-        Output(ids.TARGET, "options", allow_duplicate=True),
-        Output(ids.MASK_GRAPH, "figure", allow_duplicate=True),
-        Output(ids.REGION_INFO, "children", allow_duplicate=True),
+        event_output(ids.REGION, "region"),
+        event_output(ids.TARGET, "region"),
+        event_output(ids.MASK_GRAPH, "region"),
+        event_output(ids.REGION_INFO, "region"),
         Output(ids.CLASS_PICKER, "value", allow_duplicate=True),
-        *message_outputs(),
+        message_output("region"),
     ]
 
 
+def region_events(outputs: tuple[Any, ...]) -> tuple[Any, ...]:
+    """`handle_region`'s outputs as the region source's events (region, target, mask outline, region info, message);
+    the class picker's value passes through."""
+    region, target, options, shapes, info, picker, *message = outputs
+    return (emit({"data": region}), emit({"value": target, "options": options}), emit({"shapes": shapes}),
+            emit({"children": info}), picker, message_event(tuple(message)))  # fmt: skip
+
+
+# The region callback's inputs, in the order they win when several fire together.
+REGION_INPUTS = ((ids.MASK_GRAPH, "selectedData"), (ids.MASK_GRAPH, "clickData"), (ids.CLASS_PICKER, "value"),
+                 (ids.SELECT_MODE, "value"), (ids.REGION_BORDER, "value"), (ids.BORDER_WIDTH, "value"))  # fmt: skip
+REGION_EVENTS = {"selectedData": "select", "clickData": "click", ids.CLASS_PICKER: "class"}
+
+
+def region_event(triggered: Sequence[str]) -> str | None:
+    """Which region event fired ("select", "click", "class" or "choices"), from the triggered "id.prop" ids; the
+    first of `REGION_INPUTS` wins when several fired together; None when none of them fired."""
+    for component, prop in REGION_INPUTS:
+        if f"{component}.{prop}" in triggered:
+            return REGION_EVENTS.get(prop if component == ids.MASK_GRAPH else component, "choices")
+    return None
+
+
 def register(app: Dash, config: AppConfig) -> None:
-    """Register the region callbacks."""
+    """Register the region callback (one callback, so the region source has one writer per event)."""
 
-    def names(session: str) -> list[str]:
-        return get_session_adapter(config, session).class_names
-
-    choice_states = (State(ids.SELECT_MODE, "value"), State(ids.REGION_BORDER, "value"),
-                     State(ids.BORDER_WIDTH, "value"))  # fmt: skip
-
-    @app.callback(*_outputs(), Input(ids.MASK_GRAPH, "selectedData"), State(ids.IMAGE, "data"),
-                  State(ids.SESSION, "data"), *choice_states, prevent_initial_call=True)  # fmt: skip
-    def on_select(selected: Any, image_ref: Any, session: str, *choice: Any) -> tuple[Any, ...]:
-        choices = RegionChoices.of(*choice)
-        return handle_selected(get_store(config), session, image_ref, selected, names(session), choices)
-
-    @app.callback(*_outputs(), Input(ids.MASK_GRAPH, "clickData"), State(ids.IMAGE, "data"),
-                  State(ids.SESSION, "data"), *choice_states, prevent_initial_call=True)  # fmt: skip
-    def on_click(click: Any, image_ref: Any, session: str, *choice: Any) -> tuple[Any, ...]:
-        return handle_click(get_store(config), session, image_ref, click, names(session), RegionChoices.of(*choice))
-
-    @app.callback(*_outputs(), Input(ids.CLASS_PICKER, "value"), State(ids.IMAGE, "data"),
-                  State(ids.SESSION, "data"), *choice_states, prevent_initial_call=True)  # fmt: skip
-    def on_class(value: Any, image_ref: Any, session: str, *choice: Any) -> tuple[Any, ...]:
-        return handle_class(get_store(config), session, image_ref, value, names(session), RegionChoices.of(*choice))
-
-    @app.callback(*_outputs(), Input(ids.SELECT_MODE, "value"), Input(ids.REGION_BORDER, "value"),
-                  Input(ids.BORDER_WIDTH, "value"), State(ids.IMAGE, "data"), State(ids.REGION, "data"),
-                  State(ids.SESSION, "data"), prevent_initial_call=True)  # fmt: skip
-    def on_choices(mode: Any, border: Any, width: Any, image_ref: Any, region_ref: Any, session: str) -> tuple:
+    @app.callback(*_outputs(), *[Input(c, p) for c, p in REGION_INPUTS], State(ids.IMAGE, "data"),
+                  State(ids.REGION, "data"), State(ids.SESSION, "data"), prevent_initial_call=True)  # fmt: skip
+    def on_region(selected, click, value, mode, border, width, image_ref, region_ref, session) -> tuple[Any, ...]:
+        store, names = get_store(config), get_session_adapter(config, session).class_names
         choices = RegionChoices.of(mode, border, width)
-        return handle_choices(get_store(config), session, image_ref, region_ref, names(session), choices)
-
-    @app.callback(Output(ids.MASK_GRAPH, "figure", allow_duplicate=True), Input(ids.MASK_OPACITY, "value"),
-                  State(ids.IMAGE, "data"), prevent_initial_call=True)  # fmt: skip
-    def on_mask_opacity(opacity: float | None, image_ref: Any) -> Any:
-        return mask_opacity_patch(opacity, image_ref)
+        event = region_event([item["prop_id"] for item in ctx.triggered])
+        if event == "select":
+            out = handle_selected(store, session, image_ref, selected, names, choices)
+        elif event == "click":
+            out = handle_click(store, session, image_ref, click, names, choices)
+        elif event == "class":
+            out = handle_class(store, session, image_ref, value, names, choices)
+        elif event == "choices":
+            out = handle_choices(store, session, image_ref, region_ref, names, choices)
+        else:
+            raise PreventUpdate
+        return region_events(out)

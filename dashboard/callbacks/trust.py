@@ -20,6 +20,7 @@ from typing import Any
 from dash import Dash, Input, Output, State, dcc, no_update
 from dash.exceptions import PreventUpdate
 
+from dashboard.callbacks.events import emit, event_output
 from dashboard.callbacks.explain import job_may_run, pick_layer
 from dashboard.callbacks.jobs import SetProgress, cancel_marker, start_job
 from dashboard.config import AppConfig
@@ -225,21 +226,42 @@ def handle_export(
     return dcc.send_bytes(data, filename, type="application/zip"), f"Exported {filename} ({len(data) / 1024:.0f} kB)."
 
 
-def register(app: Dash, config: AppConfig) -> None:
-    """Register the Trust-section callbacks and the metric job."""
-    figure_outputs = [
+def status_output(source: str) -> Output:
+    """The output of `source`'s status-line event (the status line's one writer is `dashboard.callbacks.events`)."""
+    return event_output(ids.TRUST_STATUS, source)
+
+
+def with_status_event(outputs: tuple[Any, ...], index: int) -> tuple[Any, ...]:
+    """A handler's outputs with the status text at `index` turned into its status-line event."""
+    return (*outputs[:index], emit({"children": outputs[index]}), *outputs[index + 1 :])
+
+
+def section_outputs(source: str) -> list[Output]:
+    """The outputs `source` ("run" or "question") sets for the whole section: figures, table, flags, status, request."""
+    return [
         Output(ids.TRUST_SHARE, "figure", allow_duplicate=True),
         Output(ids.TRUST_AGREEMENT, "figure", allow_duplicate=True),
         Output(ids.TRUST_CURVES, "figure", allow_duplicate=True),
         Output(ids.TRUST_TABLE, "children", allow_duplicate=True),
         Output(ids.TRUST_SANITY, "figure", allow_duplicate=True),
         Output(ids.TRUST_FLAGS, "children", allow_duplicate=True),
-        Output(ids.TRUST_STATUS, "children", allow_duplicate=True),
+        status_output(source),
         Output(ids.TRUST_REQUEST, "data", allow_duplicate=True),
     ]
 
+
+def register(app: Dash, config: AppConfig) -> None:
+    """Register the Trust-section callbacks and the metric job."""
+    register_section(app, config)
+    register_job(app, config)
+    register_export(app, config)
+
+
+def register_section(app: Dash, config: AppConfig) -> None:
+    """The Run button (quick metrics at once, a job request for the rest) and the reset for a new question."""
+
     @app.callback(
-        *figure_outputs,
+        *section_outputs("run"),
         Input(ids.TRUST_RUN, "n_clicks"),
         State(ids.RESULTS, "data"),
         State(ids.SESSION, "data"),
@@ -252,18 +274,23 @@ def register(app: Dash, config: AppConfig) -> None:
     )
     def on_run(n_clicks, results, session, layer_index, options, steps, previous, previous_result):
         adapter = get_session_adapter(config, session)
-        return handle_run(n_clicks, results, session, layer_index, options, steps, previous, previous_result,
-                          store=get_store(config), infos=methods(), conv_layers=adapter.conv_layers)  # fmt: skip
+        out = handle_run(n_clicks, results, session, layer_index, options, steps, previous, previous_result,
+                         store=get_store(config), infos=methods(), conv_layers=adapter.conv_layers)  # fmt: skip
+        return with_status_event(out, 6)
 
     @app.callback(
-        *figure_outputs,
+        *section_outputs("question"),
         Input(ids.RESULTS, "data"),
         State(ids.TRUST_REQUEST, "data"),
         State(ids.TRUST_RESULT, "data"),
         prevent_initial_call=True,
     )
     def on_question(results, previous, previous_result):
-        return handle_question_change(previous, previous_result)
+        return with_status_event(handle_question_change(previous, previous_result), 6)
+
+
+def register_job(app: Dash, config: AppConfig) -> None:
+    """The metric job, drawing its result, and cancelling it."""
 
     @app.callback(
         Output(ids.TRUST_RESULT, "data"),
@@ -289,30 +316,35 @@ def register(app: Dash, config: AppConfig) -> None:
         Output(ids.TRUST_TABLE, "children", allow_duplicate=True),
         Output(ids.TRUST_SANITY, "figure", allow_duplicate=True),
         Output(ids.TRUST_FLAGS, "children", allow_duplicate=True),
-        Output(ids.TRUST_STATUS, "children", allow_duplicate=True),
+        status_output("result"),
         Input(ids.TRUST_RESULT, "data"),
         State(ids.RESULTS, "data"),
         State(ids.SESSION, "data"),
         prevent_initial_call=True,
     )
     def on_trust_result(trust_result, results, session):
-        return handle_trust_result(trust_result, results, session, store=get_store(config), infos=methods())
+        out = handle_trust_result(trust_result, results, session, store=get_store(config), infos=methods())
+        return with_status_event(out, 4)
 
     @app.callback(
         Output(ids.TRUST_RESULT, "data", allow_duplicate=True),
         Output(ids.TRUST_CURVES, "figure", allow_duplicate=True),
         Output(ids.TRUST_SANITY, "figure", allow_duplicate=True),
-        Output(ids.TRUST_STATUS, "children", allow_duplicate=True),
+        status_output("cancel"),
         Input(ids.TRUST_CANCEL, "n_clicks"),
         State(ids.TRUST_REQUEST, "data"),
         prevent_initial_call=True,
     )
     def on_cancel(n_clicks, request):
-        return handle_cancel(n_clicks, request)
+        return with_status_event(handle_cancel(n_clicks, request), 3)
+
+
+def register_export(app: Dash, config: AppConfig) -> None:
+    """The export button: a zip of the current explanation."""
 
     @app.callback(
         Output(ids.TRUST_DOWNLOAD, "data"),
-        Output(ids.TRUST_STATUS, "children", allow_duplicate=True),
+        status_output("export"),
         Input(ids.TRUST_EXPORT, "n_clicks"),
         State(ids.RESULTS, "data"),
         State(ids.IMAGE, "data"),
@@ -325,6 +357,7 @@ def register(app: Dash, config: AppConfig) -> None:
     def on_export(n_clicks, results, image_ref, session, layer_index, opacity, trust_result):
         served = session_config(config, session)  # the session's uploaded model, if any
         adapter = get_adapter(served)
-        return handle_export(n_clicks, results, image_ref, session, layer_index, opacity, trust_result,
-                             store=get_store(config), infos=methods(), class_names=list(adapter.class_names),
-                             conv_layers=adapter.conv_layers, model=served.model_label)  # fmt: skip
+        out = handle_export(n_clicks, results, image_ref, session, layer_index, opacity, trust_result,
+                            store=get_store(config), infos=methods(), class_names=list(adapter.class_names),
+                            conv_layers=adapter.conv_layers, model=served.model_label)  # fmt: skip
+        return with_status_event(out, 1)

@@ -1,4 +1,4 @@
-"""Image source callbacks: upload, sample gallery, and showing a newly loaded image in the mask figure."""
+"""Image source callbacks: upload, sample gallery, and resetting the pickers and the region for a newly loaded image."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ from dash import ALL, Dash, Input, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import layout
-from dashboard.callbacks.common import CLEAR, KEEP, Message, message_outputs, show
+from dashboard.callbacks.common import CLEAR, KEEP, Message, message_event, message_output, show
+from dashboard.callbacks.events import emit, event_output
 from dashboard.config import AppConfig, MiB
 from dashboard.inputs import images
 from dashboard.inputs.samples import list_samples
 from dashboard.state.resources import get_session_adapter, get_store
 from dashboard.state.store import StateStore
 from dashboard.usecases import analysis
-from dashboard.view import figures, ids
-from dashboard.view.photos import photo_url
+from dashboard.view import ids
 
 
 def handle_upload(
@@ -78,23 +78,29 @@ def target_options(
 
 
 def handle_image(
-    image_ref: Mapping[str, Any] | None, session: str, store: StateStore, class_names: Sequence[str], opacity: float
+    image_ref: Mapping[str, Any] | None, session: str, store: StateStore, class_names: Sequence[str]
 ) -> tuple[Any, ...]:
-    """Outputs for a newly loaded image: mask figure, pickers, cleared region and view, info text."""
+    """Outputs for a newly loaded image: pickers, cleared region and view, info text (the mask figure is drawn by its
+    writer, `dashboard.callbacks.mask`)."""
     if not image_ref:
         raise PreventUpdate
     try:
         _, labels, _ = analysis.image_data(store, session, image_ref["key"])
     except ValueError as err:
-        return (no_update,) * 9 + show(str(err))
-    figure = figures.mask_figure(
-        photo_url(session, image_ref["key"]), labels, class_names,
-        opacity=opacity if opacity is not None else 0.45, uirevision=image_ref["key"],
-    )  # fmt: skip
+        return (no_update,) * 8 + show(str(err))
     info = f"{image_ref['name']} · {image_ref['note']}" if image_ref.get("note") else image_ref["name"]
     pickers = (class_picker_options(labels, class_names), None, None, None, target_options(labels, class_names))
     # The message is left alone: the upload / sample callback that loaded the image has set it (e.g. a conversion note).
-    return (figure, *pickers, layout.SELECT_HINT, info, None, *KEEP)
+    return (*pickers, layout.SELECT_HINT, info, None, *KEEP)
+
+
+def image_events(outputs: tuple[Any, ...]) -> tuple[Any, ...]:
+    """`handle_image`'s outputs with the region-related ones as the image source's events (region, target, region
+    info, message); the mask figure, class picker, image info and view pass through."""
+    picker_options, picker, region, target, target_opts, region_info, image_info, view, *message = outputs
+    return (picker_options, picker, emit({"data": region}),
+            emit({"value": target, "options": target_opts}), emit({"children": region_info}), image_info, view,
+            message_event(tuple(message)))  # fmt: skip
 
 
 def handle_refused(refused: Mapping[str, Any] | None, max_bytes: int) -> Message:
@@ -112,9 +118,9 @@ def register(app: Dash, config: AppConfig) -> None:
     """Register the image-source callbacks."""
 
     @app.callback(
-        Output(ids.IMAGE, "data", allow_duplicate=True),
+        event_output(ids.IMAGE, "upload"),
         Output(ids.UPLOAD, "contents"),
-        *message_outputs(),
+        message_output("upload"),
         Input(ids.UPLOAD, "contents"),
         State(ids.UPLOAD, "filename"),
         State(ids.SESSION, "data"),
@@ -123,15 +129,15 @@ def register(app: Dash, config: AppConfig) -> None:
     def on_upload(contents: str | None, filename: str | None, session: str) -> tuple[Any, ...]:
         adapter = get_session_adapter(config, session)
         image_ref, message = handle_upload(contents, filename, session, adapter, get_store(config), config)
-        return (image_ref, None, *message)
+        return (emit({"data": image_ref}), None, message_event(message))
 
-    @app.callback(*message_outputs(), Input(ids.UPLOAD_REFUSED, "data"), prevent_initial_call=True)
-    def on_refused(refused: Mapping[str, Any] | None) -> Message:
-        return handle_refused(refused, int(config.max_upload_bytes))
+    @app.callback(message_output("refused"), Input(ids.UPLOAD_REFUSED, "data"), prevent_initial_call=True)
+    def on_refused(refused: Mapping[str, Any] | None) -> Any:
+        return message_event(handle_refused(refused, int(config.max_upload_bytes)))
 
     @app.callback(
-        Output(ids.IMAGE, "data", allow_duplicate=True),
-        *message_outputs(),
+        event_output(ids.IMAGE, "sample"),
+        message_output("sample"),
         Input(ids.sample(ALL), "n_clicks"),  # type: ignore[arg-type]
         State(ids.SESSION, "data"),
         prevent_initial_call=True,
@@ -142,24 +148,21 @@ def register(app: Dash, config: AppConfig) -> None:
             raise PreventUpdate
         adapter = get_session_adapter(config, session)
         image_ref, message = handle_sample(str(trigger["index"]), session, adapter, get_store(config), config)
-        return (image_ref, *message)
+        return (emit({"data": image_ref}), message_event(message))
 
     @app.callback(
-        Output(ids.MASK_GRAPH, "figure", allow_duplicate=True),
         Output(ids.CLASS_PICKER, "options"),
         Output(ids.CLASS_PICKER, "value", allow_duplicate=True),
-        Output(ids.REGION, "data", allow_duplicate=True),
-        Output(ids.TARGET, "value", allow_duplicate=True),
-        Output(ids.TARGET, "options", allow_duplicate=True),
-        Output(ids.REGION_INFO, "children", allow_duplicate=True),
+        event_output(ids.REGION, "image"),
+        event_output(ids.TARGET, "image"),
+        event_output(ids.REGION_INFO, "image"),
         Output(ids.IMAGE_INFO, "children"),
         Output(ids.VIEW, "data", allow_duplicate=True),
-        *message_outputs(),
+        message_output("image"),
         Input(ids.IMAGE, "data"),
         State(ids.SESSION, "data"),
-        State(ids.MASK_OPACITY, "value"),
         prevent_initial_call=True,
     )
-    def on_image(image_ref: Mapping[str, Any] | None, session: str, opacity: float) -> tuple[Any, ...]:
+    def on_image(image_ref: Mapping[str, Any] | None, session: str) -> tuple[Any, ...]:
         names = get_session_adapter(config, session).class_names
-        return handle_image(image_ref, session, get_store(config), names, opacity)
+        return image_events(handle_image(image_ref, session, get_store(config), names))

@@ -12,6 +12,7 @@ from typing import Any
 from dash import ALL, Dash, Input, Output, Patch, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
+from dashboard.callbacks.events import emit, event_output
 from dashboard.config import AppConfig
 from dashboard.view import figures, ids
 
@@ -56,7 +57,7 @@ def register(app: Dash, config: AppConfig) -> None:
     """Register the linked zoom/pan callback."""
 
     @app.callback(
-        Output(ids.MASK_GRAPH, "figure", allow_duplicate=True),
+        event_output(ids.MASK_GRAPH, "view"),
         Output(ids.heatmap_graph(ALL), "figure", allow_duplicate=True),  # type: ignore[arg-type]
         Output(ids.VIEW, "data", allow_duplicate=True),
         Input(ids.MASK_GRAPH, "relayoutData"),
@@ -76,4 +77,5 @@ def register(app: Dash, config: AppConfig) -> None:
             relayout = heatmap_relayouts[inputs.index(source)] if source in inputs else None
         else:
             raise PreventUpdate
-        return handle_view(source, relayout, image_ref, current, methods)
+        mask_patch, heatmaps, view = handle_view(source, relayout, image_ref, current, methods)
+        return (no_update if mask_patch is no_update else emit({"view": view}), heatmaps, view)

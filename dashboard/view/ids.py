@@ -119,3 +119,23 @@ def heatmap_subtitle(method: str) -> dict[str, str]:
 def heatmap_note(method: str) -> dict[str, str]:
     """The id of the footer note (time, score, warnings) in the heatmap card of `method`."""
     return {"type": HEATMAP_NOTE, "method": method}
+
+
+# Event stores: an output with several event sources has one dcc.Store per source ("the source's event"); only that
+# source writes it, and one writer callback per output reads them all (`dashboard.callbacks.events`).
+EVENT_SOURCES: dict[str, tuple[str, ...]] = {
+    MESSAGE: ("upload", "refused", "sample", "image", "region", "explain", "job", "runner-up", "model"),
+    IMAGE: ("upload", "sample", "model"),
+    REGION: ("image", "region", "model"),
+    MASK_GRAPH: ("region", "view"),  # plus the image store and the opacity slider (`dashboard.callbacks.mask`)
+    TARGET: ("image", "region", "model"),
+    REGION_INFO: ("image", "region"),
+    TRUST_STATUS: ("run", "question", "result", "cancel", "export"),
+}
+
+
+def event(output: str, source: str) -> str:
+    """The id of the event store through which `source` asks for a change of `output` (see `EVENT_SOURCES`)."""
+    if source not in EVENT_SOURCES.get(output, ()):
+        raise KeyError(f"{source!r} is not an event source of {output!r}: add it to ids.EVENT_SOURCES")
+    return f"{output}--{source}-event"

@@ -368,6 +368,35 @@ class KerasBackend:
         for variable, value in snapshot:
             variable.assign(value)
 
+    # ---------------------------------------------------------------------------------------------- memory budget
+    def activation_bytes(self, size: tuple[int, int]) -> int:
+        """Bytes of the forward tensors one image of `size` keeps for its backward pass: the tensors of the traced
+        score-and-input-gradient graph (TensorFlow's own shapes at this size) that a gradient op reads, weights
+        excluded. Traced, never run; an upper bound, since TensorFlow fuses some of them at run time."""
+        h, w = self.output_shape_for(size)
+        specs = (tf.TensorSpec((1, int(size[0]), int(size[1]), 3), tf.float32), tf.TensorSpec((h, w), tf.float32),
+                 tf.TensorSpec((self.num_classes,), tf.float32))  # fmt: skip
+        graph = tf.function(self._score_and_input_gradient).get_concrete_function(*specs).graph
+        return saved_tensor_bytes(graph)
+
+
+WEIGHT_OPS = frozenset({"Const", "ReadVariableOp", "VarHandleOp", "Placeholder", "ResourceGather"})
+
+
+def saved_tensor_bytes(graph: Any) -> int:
+    """Total bytes of the distinct forward tensors with a known shape that ops of the gradient tape read in `graph`
+    (a traced tf.function graph holding a `tf.GradientTape` gradient), weights and constants excluded."""
+    saved: dict[str, int] = {}
+    for op in graph.get_operations():
+        if "gradient_tape" not in op.name:
+            continue
+        for tensor in op.inputs:
+            source = tensor.op
+            if "gradient_tape" in source.name or source.type in WEIGHT_OPS or not tensor.shape.is_fully_defined():
+                continue
+            saved[tensor.name] = int(tensor.shape.num_elements()) * int(tensor.dtype.size)
+    return sum(saved.values())
+
 
 def _int_or_none(value: Any) -> int | None:
     return None if value is None else int(value)

@@ -118,6 +118,13 @@ class OnnxRuntimeBackend:
         """Unavailable: raises GradientsUnavailable with the reason."""
         raise GradientsUnavailable(self._unavailable("layer activations and gradients"))
 
+    # ---------------------------------------------------------------------------------------------- memory budget
+    def activation_bytes(self, size: tuple[int, int]) -> int:
+        """Bytes of the graph's intermediate values and output for one image of `size`: the normalised graph with
+        its input fixed to (batch, 3, H, W), shape-inferred by the onnx library, every value of known shape summed
+        (divided by the graph's fixed batch, if it has one). An upper bound: onnxruntime reuses buffers."""
+        return intermediate_bytes(self.graph, size)
+
     # -------------------------------------------------------------------------- sanity check and DeepSHAP: refused
     def _no_weights(self) -> ValueError:
         return ValueError("The sanity check needs a model whose weights can be re-initialised layer by layer and whose "
@@ -150,3 +157,30 @@ class OnnxRuntimeBackend:
     def _unavailable(self, what: str) -> str:
         return (f"This ONNX model is served by onnxruntime as a black box, which gives no {what}: "
                 f"{self.why_no_gradients}. Perturbation methods (SHAP) and the trust metrics still run.")  # fmt: skip
+
+
+def intermediate_bytes(graph: NormalisedGraph, size: tuple[int, int]) -> int:
+    """Bytes per image of every intermediate value and output of `graph` at input size (H, W) (see
+    `OnnxRuntimeBackend.activation_bytes`); values whose shape stays unknown after inference are not counted."""
+    import onnx
+
+    model = onnx.ModelProto()
+    model.CopyFrom(graph.model)
+    batch = int(graph.batch or 1)
+    del model.graph.value_info[:]
+    for value in model.graph.input:
+        if value.name == graph.input_name:
+            dims = value.type.tensor_type.shape.dim
+            for dim, extent in zip(dims, (batch, 3, int(size[0]), int(size[1])), strict=True):
+                dim.Clear()
+                dim.dim_value = extent
+    inferred = onnx.shape_inference.infer_shapes(model)
+    total = 0
+    for value in [*inferred.graph.value_info, *inferred.graph.output]:
+        tensor = value.type.tensor_type
+        dims = [dim.dim_value if dim.HasField("dim_value") else 0 for dim in tensor.shape.dim]
+        if not tensor.HasField("shape") or not dims or min(dims) <= 0:
+            continue
+        itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).itemsize
+        total += int(np.prod(dims)) * itemsize
+    return total // batch

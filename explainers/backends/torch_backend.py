@@ -427,6 +427,26 @@ class TorchBackend:
         return NativeScoreModel(score, to_native=self._to_tensor, to_nhwc=to_nhwc)
 
 
+    # ---------------------------------------------------------------------------------------------- memory budget
+    def activation_bytes(self, size: tuple[int, int]) -> int:
+        """Bytes of the tensors autograd saves for the backward pass in one forward of one image of `size` (counted by
+        `torch.autograd.graph.saved_tensors_hooks`, each storage once, parameters excluded), plus the logits."""
+        parameters = {p.data_ptr() for p in self.model.parameters()} | {b.data_ptr() for b in self.model.buffers()}
+        saved: dict[tuple[int, int], int] = {}
+
+        def pack(tensor: torch.Tensor) -> torch.Tensor:
+            if tensor.data_ptr() not in parameters:
+                saved[(tensor.data_ptr(), tensor.storage_offset())] = tensor.numel() * tensor.element_size()
+            return tensor
+
+        with self._lock:
+            x_t = torch.zeros((1, 3, int(size[0]), int(size[1])), device=self.device, dtype=self.dtype)
+            x_t.requires_grad_(True)
+            with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                with self._hooked() as captured:
+                    z = self._logits(x_t, captured)
+        return sum(saved.values()) + z.numel() * z.element_size()
+
 class RegionScore(nn.Module):
     """x (N, 3, H, W) -> S (N, 1): the region score of a network, as one module (for shap.DeepExplainer)."""
 

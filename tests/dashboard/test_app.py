@@ -98,6 +98,17 @@ def test_parse_args():
         app_module.parse_args(["--class-names", "a,,b"])
 
 
+def test_memory_budget_flag_reaches_every_adapter_through_the_environment(monkeypatch):
+    monkeypatch.setenv("SEGX_MEMORY_BUDGET", "1GB")  # so the variable is restored after the test
+    app_module.set_memory_budget("1.5GB")
+    from explainers import SegmentationAdapter
+    from tests.explainers.tiny_models import tiny_unet
+
+    assert SegmentationAdapter(tiny_unet((16, 16))).memory_budget == int(1.5 * 1024**3)
+    with pytest.raises(SystemExit, match="--memory-budget: Cannot read"):
+        app_module.set_memory_budget("plenty")
+
+
 def test_module_exposes_server_lazily_for_wsgi(config, monkeypatch):
     monkeypatch.setenv("SEGX_MODEL", config.model_path)
     monkeypatch.setenv("SEGX_CLASS_NAMES", ",".join(config.class_names))
@@ -147,7 +158,7 @@ def test_photo_is_served_once_by_url_and_figures_point_at_it(built, config, adap
     import numpy as np
     from PIL import Image
 
-    from dashboard.callbacks import upload
+    from dashboard.callbacks import mask
     from dashboard.state.resources import get_store
     from dashboard.state.store import new_session_id
     from dashboard.usecases import analysis
@@ -156,7 +167,7 @@ def test_photo_is_served_once_by_url_and_figures_point_at_it(built, config, adap
     store, session = get_store(config), new_session_id()
     image = np.random.default_rng(3).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     ref = analysis.ingest_image(store, session, adapter, image, name="noise")
-    figure = upload.handle_image(ref, session, store, list(adapter.class_names), 0.4)[0]
+    figure = mask.mask_output(mask.MaskChange(redraw=True, image=ref), session, store, list(adapter.class_names))
     url = figure["layout"]["images"][0]["source"]
     assert url == f"_segx/photo/{session}/{ref['key']}.png" and not url.startswith("data:")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from dash import Patch, no_update
 from dash.exceptions import PreventUpdate
 from PIL import Image
 
-from dashboard.callbacks import explain, jobs, selection, upload, view
+from dashboard.callbacks import explain, jobs, mask, selection, upload, view
 from dashboard.state.resources import methods
 from dashboard.usecases import analysis
 from dashboard.view import figures, ids
@@ -100,11 +101,13 @@ def test_sample_from_the_gallery(store, session, adapter, config):
 
 
 def test_new_image_resets_region_and_shows_mask(store, session, image_ref):
-    out = upload.handle_image(image_ref, session, store, NAMES, 0.4)
-    figure, picker_options, picker_value, region, target, target_options, _info, image_info, view_ = out[:9]
+    change = mask.decide_mask(["image"], {}, image_ref, 0.4)
+    figure = mask.mask_output(change, session, store, NAMES)
     assert figure["data"][figures.LABELS_TRACE]["type"] == "heatmap"
     assert figure["data"][figures.LABELS_TRACE]["opacity"] == 0.4
     assert [image["source"] for image in figure["layout"]["images"]] == [photo_url(session, image_ref["key"])]
+    out = upload.handle_image(image_ref, session, store, NAMES)
+    picker_options, picker_value, region, target, target_options, _info, image_info, view_ = out[:8]
     assert region is None and target is None and view_ is None and picker_value is None
     assert all(o["value"] in range(3) for o in picker_options)
     assert len(target_options) == 3
@@ -113,7 +116,7 @@ def test_new_image_resets_region_and_shows_mask(store, session, image_ref):
 
 
 def test_expired_image_reports_a_message(store, session):
-    out = upload.handle_image({"key": "0" * 16, "name": "x", "note": ""}, session, store, NAMES, 0.4)
+    out = upload.handle_image({"key": "0" * 16, "name": "x", "note": ""}, session, store, NAMES)
     assert out[-1] is True and "expired" in out[-3]
 
 
@@ -122,12 +125,13 @@ def test_expired_image_reports_a_message(store, session):
 
 def test_box_selection_stores_region_and_sets_majority_target(store, session, adapter, image_ref):
     out = selection.handle_selected(store, session, image_ref, box(4, 20, 6, 18), adapter.class_names)
-    region, target, _options, patch, info, picker, *message = out
+    region, target, _options, shapes, info, picker, *message = out
     assert region["kind"] == "box" and region["pixels"] == 17 * 13 and region["image"] == image_ref["key"]
     mask = store.get(session, "region", region["key"])
     _, labels, _ = analysis.image_data(store, session, image_ref["key"])
     assert target == np.bincount(labels[mask], minlength=3).argmax()
-    assert isinstance(patch, Patch) and picker is None
+    outline = analysis.region_outline(store, session, region["key"])
+    assert shapes == figures.outline_shapes(outline) and outline and picker is None
     assert info.startswith("Box · 221 px")
     assert message[2] is False
 
@@ -168,11 +172,14 @@ def test_whole_class_selection_and_absent_class(store, session, adapter, image_w
     assert out[0] is no_update and "No pixel is predicted" in out[6]
 
 
-def test_mask_opacity_patch():
-    patch = selection.mask_opacity_patch(0.2, {"key": "k"})
-    assert isinstance(patch, Patch)
-    with pytest.raises(PreventUpdate):
-        selection.mask_opacity_patch(0.2, None)
+def test_mask_opacity_and_outline_patch_the_mask_without_redrawing_it():
+    change = mask.decide_mask(["opacity", "region"], {"region": {"set": {"shapes": [{"type": "path"}]}, "at": 1}},
+                              {"key": "k"}, 0.2)  # fmt: skip
+    assert change == mask.MaskChange(opacity=0.2, shapes=[{"type": "path"}])
+    patch = mask.mask_output(change, "s", None, NAMES).to_plotly_json()
+    assert {(tuple(op["location"]), json.dumps(op["params"]["value"])) for op in patch["operations"]} == {
+        (("data", figures.LABELS_TRACE, "opacity"), "0.2"), (("layout", "shapes"), '[{"type": "path"}]')}
+    assert mask.decide_mask(["opacity"], {}, None, 0.2) is None  # no image shown: nothing to patch
 
 
 # --- explanations ---------------------------------------------------------------------------------------------------

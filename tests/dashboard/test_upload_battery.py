@@ -349,9 +349,10 @@ def test_hostile_uploads_through_the_dash_endpoint_leave_the_app_serving(config,
     session = new_session_id()
     for case in REFUSED:
         response = _post_upload(client, dep, case.contents(), case.name, session)
-        assert ids.IMAGE not in response  # no_update: the image in place is kept
-        assert response[ids.MESSAGE]["is_open"] is True and case.name in response[ids.MESSAGE]["children"]
+        assert ids.event(ids.IMAGE, "upload") not in response  # no image event: the image in place is kept
+        message = response[ids.event(ids.MESSAGE, "upload")]["data"]["set"]  # the upload's message event
+        assert message["is_open"] is True and case.name in message["children"]
     for other in (session, new_session_id()):
         response = _post_upload(client, dep, good_upload(), "good.png", other)
-        assert response[ids.IMAGE]["data"]["height"] == 32
+        assert response[ids.event(ids.IMAGE, "upload")]["data"]["set"]["data"]["height"] == 32
     assert client.get("/_dash-layout").status_code == 200
