@@ -1,7 +1,8 @@
 """The page layout, built from a `PageContext` (model facts + method metadata) so it can be tested without a model.
 
-Left: image source (upload + sample gallery) and the mask figure with the region controls. Right: the method
-checklist, the layer slider, the background-job panel and the responsive grid of heatmap cards. Stores hold keys only.
+Left: image source (upload + sample gallery, the optional ground-truth upload), the mask figure with the region
+controls, and the model's errors. Right: the method checklist, the layer slider, the background-job panel, the
+responsive grid of heatmap cards and the every-class overview. Stores hold keys only.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dashboard.trust.layout import trust_section, trust_stores
 from dashboard.view import ids
 from dashboard.view.components import TIMES, gallery, hint, layer_label, method_badges
 from dashboard.view.figures import placeholder_figure
+from dashboard.view.panels import errors_card, overview_section, truth_upload
 
 MASK_GRAPH_CONFIG = {
     "displaylogo": False,
@@ -132,6 +134,7 @@ def image_card(ctx: PageContext) -> dbc.Card:
                     html.Div("Samples", className="section-label mt-3"),
                     gallery(ctx.samples),
                     html.Div(id=ids.IMAGE_INFO, className="image-info"),
+                    truth_upload(ctx.max_upload_bytes),
                 ]
             ),
         ],
@@ -328,6 +331,7 @@ def stores(ctx: PageContext) -> list[dcc.Store]:
         dcc.Store(id=ids.SLOW_REQUEST),
         dcc.Store(id=ids.SLOW_RESULT),
         dcc.Store(id=ids.VIEW),
+        dcc.Store(id=ids.TRUTH),
         *[dcc.Store(id=ids.event(out, source)) for out, sources in ids.EVENT_SOURCES.items() for source in sources],
     ]
 
@@ -343,7 +347,7 @@ def build_layout(ctx: PageContext) -> html.Div:
                     dbc.Row(
                         [
                             dbc.Col([*([model_card(ctx)] if ctx.allow_model_upload else []), image_card(ctx),
-                                     mask_card(ctx)], lg=4, className="left-col"),
+                                     mask_card(ctx), errors_card()], lg=4, className="left-col"),
                             dbc.Col(
                                 [
                                     methods_card(ctx),
@@ -353,6 +357,7 @@ def build_layout(ctx: PageContext) -> html.Div:
                                          html.Div(id=ids.SLOW_GRID, className="grid-part")],
                                         className="heatmap-grid",
                                     ),
+                                    overview_section(ctx.methods),
                                     trust_section(),
                                 ],
                                 lg=8,

@@ -43,11 +43,25 @@ from __future__ import annotations
 
 from dash import Dash
 
-from dashboard.callbacks import events, explain, jobs, mask, model_upload, question, selection, trust, upload, view
+from dashboard.callbacks import (
+    errors,
+    events,
+    explain,
+    jobs,
+    mask,
+    model_upload,
+    overview,
+    question,
+    selection,
+    trust,
+    upload,
+    view,
+)
 from dashboard.config import AppConfig
 
 
 def register_callbacks(app: Dash, config: AppConfig) -> None:
     """Register every callback of the dashboard on `app`."""
-    for module in (events, mask, upload, selection, explain, question, jobs, view, model_upload, trust):
+    for module in (events, mask, upload, selection, explain, question, errors, overview, jobs, view, model_upload,
+                   trust):  # fmt: skip
         module.register(app, config)

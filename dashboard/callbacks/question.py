@@ -2,9 +2,11 @@
 
 The contrast picker offers the same classes as the target picker (it follows the target picker's options, so a new
 model or image updates both). "runner-up" sets it to the class other than the target with the highest mean predicted
-probability over the region (`explainers.question.runner_up_class`). Both are one callback, the contrast value's one
-writer (the runner-up press wins when both fire). The question line under the selection says what
-the heatmaps explain, e.g. "Explaining: why is this inner border (3 px) of box “cap” rather than “gills”?".
+probability over the region (`explainers.question.runner_up_class`); "Explain this error" sets it to the class the
+error pixels truly are (`callbacks.errors.handle_error_contrast`). All three are one callback, the contrast value's
+one writer, dispatched by `contrast_event` (a button press wins over the options follow). The question line under the
+selection says what the heatmaps explain, e.g. "Explaining: why is this inner border (3 px) of box “cap” rather than
+“gills”?".
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dash import Dash, Input, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard.callbacks.common import CLEAR, as_int, message_output, show, with_message_event
+from dashboard.callbacks.errors import handle_error_contrast
 from dashboard.callbacks.explain import CONTRAST_HINT
 from dashboard.callbacks.selection import region_label_text
 from dashboard.config import AppConfig
@@ -75,10 +78,20 @@ def question_text(
     region = store.get(session, "region", region_ref["key"])
     if region is None:
         return ""
-    label = region_label_text(str(region_ref.get("label") or region_ref.get("kind") or "region"))
+    label = region_label_text(str(region_ref.get("label") or region_ref.get("kind") or "region"), class_names)
     return "Explaining: " + Question(region, target, contrast, label=label[:1].lower() + label[1:]).describe(
         class_names
     )
+
+
+def contrast_event(triggered: Sequence[str]) -> str:
+    """Which contrast event fired, from the triggered "id.prop" ids: "explain-error", "runner-up" or "options" (the
+    target picker's new options); a button press wins when several fired together."""
+    if f"{ids.EXPLAIN_ERROR}.n_clicks" in triggered:
+        return "explain-error"
+    if f"{ids.RUNNER_UP}.n_clicks" in triggered:
+        return "runner-up"
+    return "options"
 
 
 def register(app: Dash, config: AppConfig) -> None:
@@ -90,15 +103,25 @@ def register(app: Dash, config: AppConfig) -> None:
         message_output("runner-up"),
         Input(ids.TARGET, "options"),
         Input(ids.RUNNER_UP, "n_clicks"),
+        Input(ids.EXPLAIN_ERROR, "n_clicks"),
         State(ids.CONTRAST, "value"),
         State(ids.IMAGE, "data"),
         State(ids.REGION, "data"),
         State(ids.TARGET, "value"),
+        State(ids.TRUTH, "data"),
+        State(ids.ERROR_REGION, "value"),
         State(ids.SESSION, "data"),
         prevent_initial_call=True,
     )
-    def on_contrast(options, clicks, current, image_ref, region_ref, target, session) -> tuple[Any, ...]:
-        if f"{ids.RUNNER_UP}.n_clicks" in [item["prop_id"] for item in ctx.triggered]:
+    def on_contrast(options, clicks, error_clicks, current, image_ref, region_ref, target, truth_ref, error,
+                    session) -> tuple[Any, ...]:  # fmt: skip
+        event = contrast_event([item["prop_id"] for item in ctx.triggered])
+        if event == "explain-error":
+            names = get_session_adapter(config, session).class_names
+            contrast = handle_error_contrast(error_clicks, image_ref, truth_ref, error, session, get_store(config),
+                                             names)  # fmt: skip
+            return (no_update, contrast, no_update)
+        if event == "runner-up":
             if not clicks:
                 raise PreventUpdate
             adapter = get_session_adapter(config, session)

@@ -1,4 +1,5 @@
-"""Region callback: box / lasso selection, click, whole-class picker and the choices under the selection.
+"""Region callback: box / lasso selection, click, whole-class picker, the choices under the selection, and the
+model's errors (an error region picked, "Explain this error": `dashboard.usecases.errors`).
 
 Each source turns its event into a mask (`dashboard.inputs.selection`), then `handle_region` stores it, outlines it on
 the mask figure, sets the target class to the region's majority class and describes the region. A bad selection shows a
@@ -7,6 +8,7 @@ message and changes nothing else.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +24,7 @@ from dashboard.config import AppConfig
 from dashboard.inputs import selection
 from dashboard.state.resources import get_session_adapter, get_store
 from dashboard.state.store import StateStore
-from dashboard.usecases import analysis
+from dashboard.usecases import analysis, errors
 from dashboard.view import figures, ids
 
 KIND_LABELS = {"box": "Box", "lasso": "Lasso", "click": "Pixel", "class": "Class", "component": "This object",
@@ -30,13 +32,22 @@ KIND_LABELS = {"box": "Box", "lasso": "Lasso", "click": "Pixel", "class": "Class
 N_OUTPUTS = 6
 
 
-def region_label_text(label: str) -> str:
-    """A region label for people: "border-inner(3) of box" -> "Inner border (3 px) of box"."""
+ERROR_LABEL = re.compile(r"^(false-positive|false-negative)\((\d+)\)$")
+
+
+def region_label_text(label: str, class_names: Sequence[str] | None = None) -> str:
+    """A region label for people: "border-inner(3) of box" -> "Inner border (3 px) of box"; an error region
+    "false-positive(1)" -> "Error region (false positives of cap)" (`class_names` for the class's name)."""
     if label.startswith("border-") and " of " in label:
         ring, base = label.split(" of ", 1)
         side, width = ring[len("border-") :].rstrip(")").split("(")
         name = {"inner": "Inner border", "outer": "Outer border", "inside": "Inside"}.get(side, side)
-        return f"{name} ({width} px) of {KIND_LABELS.get(base, base).lower()}"
+        inner = region_label_text(base, class_names)
+        return f"{name} ({width} px) of {inner[:1].lower() + inner[1:]}"
+    if match := ERROR_LABEL.match(label):
+        index = int(match.group(2))
+        name = class_names[index] if class_names and index < len(class_names) else f"class {index}"
+        return f"Error region ({match.group(1).replace('-', ' ')}s of {name})"
     return KIND_LABELS.get(label, label)
 
 
@@ -46,7 +57,7 @@ def describe_region(kind: str, mask: np.ndarray, labels: np.ndarray, class_names
     share = 100 * pixels / max(mask.size, 1)
     parts = analysis.region_summary(labels, mask, list(class_names))
     classes = ", ".join(f"{name} {100 * n / pixels:.0f}%" for name, n in parts[:4])
-    return f"{region_label_text(kind)} · {pixels} px ({share:.1f}% of the image) · {classes}"
+    return f"{region_label_text(kind, class_names)} · {pixels} px ({share:.1f}% of the image) · {classes}"
 
 
 @dataclass(frozen=True)
@@ -71,11 +82,13 @@ def handle_region(
     make_mask: Callable[[np.ndarray], tuple[np.ndarray, str]],
     class_names: Sequence[str],
     choices: RegionChoices | None = None,
+    target: int | None = None,
 ) -> tuple[Any, ...]:
     """Outputs (region, target, target options, outline shapes, region info, class picker) + message.
 
-    `make_mask(labels)` returns (drawn mask, tool kind) or raises SelectionError; `choices` then derive the region
-    from it (`selection.derive_region`). The drawn mask is kept too, so changing a choice re-derives the region.
+    `make_mask(labels)` returns (drawn mask, tool kind) or raises SelectionError (or ValueError); `choices` then
+    derive the region from it (`selection.derive_region`). The drawn mask is kept too, so changing a choice re-derives
+    the region. The target is the region's majority class unless `target` is given.
     """
     if not image_ref:
         return (no_update,) * N_OUTPUTS + show("Load an image first: pick a sample or upload one.", "warning")
@@ -91,7 +104,7 @@ def handle_region(
     base = None if label == kind else analysis.ingest_region(store, session, image_ref["key"], drawn, kind)["key"]
     region = analysis.ingest_region(store, session, image_ref["key"], mask, kind, label=label, base=base)
     counts = selection.class_histogram(labels, mask, len(class_names))
-    target = selection.majority_class(labels, mask, len(class_names))
+    target = selection.majority_class(labels, mask, len(class_names)) if target is None else int(target)
     shapes = figures.outline_shapes(analysis.region_outline(store, session, region["key"]))
     options = target_options(labels, class_names, {k: int(c) for k, c in enumerate(counts) if c})
     info = describe_region(label, mask, labels, class_names)
@@ -179,6 +192,49 @@ def handle_choices(
     )
 
 
+def handle_error_pick(
+    store: StateStore,
+    session: str,
+    image_ref: Any,
+    truth_ref: Mapping[str, Any] | None,
+    choice: Any,
+    class_names: Sequence[str],
+    choices: RegionChoices | None = None,
+):
+    """An error region picked in the errors card ("false positives of cap") becomes the region (the choices under
+    the selection apply to it, as to any selection); a cleared picker changes nothing."""
+    if not choice or not image_ref:
+        raise PreventUpdate
+
+    def make_mask(_: np.ndarray) -> tuple[np.ndarray, str]:
+        predicted, truth = errors.truth_maps(store, session, image_ref, truth_ref)
+        return errors.error_region(predicted, truth, choice, class_names)
+
+    return handle_region(store, session, image_ref, make_mask, class_names, choices)
+
+
+def handle_explain_error(
+    store: StateStore,
+    session: str,
+    image_ref: Any,
+    truth_ref: Mapping[str, Any] | None,
+    choice: Any,
+    class_names: Sequence[str],
+):
+    """"Explain this error": the region is exactly the chosen error region and the target the engine's
+    (`explainers.errors.error_question`: the class predicted there); its contrast goes to the contrast picker
+    (`callbacks.question`). No error chosen, or no ground truth: a message."""
+    if not image_ref:
+        return (no_update,) * N_OUTPUTS + show("Load an image first: pick a sample or upload one.", "warning")
+    try:
+        predicted, truth = errors.truth_maps(store, session, image_ref, truth_ref)
+        question = errors.explain_error_question(predicted, truth, choice, class_names)
+    except ValueError as err:
+        return (no_update,) * N_OUTPUTS + show(str(err), "warning")
+    return handle_region(store, session, image_ref, lambda _: (question.region, question.label), class_names,
+                         RegionChoices(), target=question.target)  # fmt: skip
+
+
 def _outputs() -> list[Output]:
     return [
         event_output(ids.REGION, "region"),
@@ -200,13 +256,16 @@ def region_events(outputs: tuple[Any, ...]) -> tuple[Any, ...]:
 
 # The region callback's inputs, in the order they win when several fire together.
 REGION_INPUTS = ((ids.MASK_GRAPH, "selectedData"), (ids.MASK_GRAPH, "clickData"), (ids.CLASS_PICKER, "value"),
+                 (ids.EXPLAIN_ERROR, "n_clicks"), (ids.ERROR_REGION, "value"),
                  (ids.SELECT_MODE, "value"), (ids.REGION_BORDER, "value"), (ids.BORDER_WIDTH, "value"))  # fmt: skip
-REGION_EVENTS = {"selectedData": "select", "clickData": "click", ids.CLASS_PICKER: "class"}
+REGION_EVENTS = {"selectedData": "select", "clickData": "click", ids.CLASS_PICKER: "class",
+                 ids.EXPLAIN_ERROR: "explain-error", ids.ERROR_REGION: "error"}  # fmt: skip
 
 
 def region_event(triggered: Sequence[str]) -> str | None:
-    """Which region event fired ("select", "click", "class" or "choices"), from the triggered "id.prop" ids; the
-    first of `REGION_INPUTS` wins when several fired together; None when none of them fired."""
+    """Which region event fired ("select", "click", "class", "explain-error", "error" or "choices"), from the
+    triggered "id.prop" ids; the first of `REGION_INPUTS` wins when several fired together; None when none of them
+    fired."""
     for component, prop in REGION_INPUTS:
         if f"{component}.{prop}" in triggered:
             return REGION_EVENTS.get(prop if component == ids.MASK_GRAPH else component, "choices")
@@ -217,8 +276,10 @@ def register(app: Dash, config: AppConfig) -> None:
     """Register the region callback (one callback, so the region source has one writer per event)."""
 
     @app.callback(*_outputs(), *[Input(c, p) for c, p in REGION_INPUTS], State(ids.IMAGE, "data"),
-                  State(ids.REGION, "data"), State(ids.SESSION, "data"), prevent_initial_call=True)  # fmt: skip
-    def on_region(selected, click, value, mode, border, width, image_ref, region_ref, session) -> tuple[Any, ...]:
+                  State(ids.REGION, "data"), State(ids.TRUTH, "data"), State(ids.SESSION, "data"),
+                  prevent_initial_call=True)  # fmt: skip
+    def on_region(selected, click, value, explain_clicks, error, mode, border, width, image_ref, region_ref,
+                  truth_ref, session) -> tuple[Any, ...]:  # fmt: skip
         store, names = get_store(config), get_session_adapter(config, session).class_names
         choices = RegionChoices.of(mode, border, width)
         event = region_event([item["prop_id"] for item in ctx.triggered])
@@ -228,6 +289,12 @@ def register(app: Dash, config: AppConfig) -> None:
             out = handle_click(store, session, image_ref, click, names, choices)
         elif event == "class":
             out = handle_class(store, session, image_ref, value, names, choices)
+        elif event == "explain-error":
+            if not explain_clicks:
+                raise PreventUpdate
+            out = handle_explain_error(store, session, image_ref, truth_ref, error, names)
+        elif event == "error":
+            out = handle_error_pick(store, session, image_ref, truth_ref, error, names, choices)
         elif event == "choices":
             out = handle_choices(store, session, image_ref, region_ref, names, choices)
         else:

@@ -33,7 +33,8 @@ def handle_upload(
                                     max_pixels=config.max_upload_pixels, max_side=config.max_side)  # fmt: skip
     except images.ImageError as err:
         return no_update, show(f"Could not use “{name}”: {err}")
-    image_ref = analysis.ingest_image(store, session, adapter, loaded.array, name=name, note=loaded.note)
+    image_ref = analysis.ingest_image(store, session, adapter, loaded.array, name=name, note=loaded.note,
+                                      original_size=loaded.original_size)  # fmt: skip
     if loaded.conversions:
         return image_ref, show(f"Loaded “{name}”: " + "; ".join(loaded.conversions) + ".", "info")
     return image_ref, CLEAR
@@ -48,7 +49,9 @@ def handle_sample(name: str, session: str, adapter: Any, store: StateStore, conf
         loaded = images.load_file(path, adapter.input_size, max_side=config.max_side)
     except images.ImageError as err:
         return no_update, show(f"Could not load the sample “{name}”: {err}")
-    return analysis.ingest_image(store, session, adapter, loaded.array, name=name, note=loaded.note), CLEAR
+    ref = analysis.ingest_image(store, session, adapter, loaded.array, name=name, note=loaded.note,
+                                original_size=loaded.original_size)  # fmt: skip
+    return ref, CLEAR
 
 
 def class_picker_options(labels: np.ndarray, class_names: Sequence[str]) -> list[dict[str, Any]]:

@@ -36,6 +36,7 @@ class ImageRef(TypedDict):
     note: str
     height: int
     width: int
+    original_size: list[int]  # (width, height) as uploaded, before the crop and resize (ground truths must fit it)
 
 
 class RegionRef(TypedDict):
@@ -80,9 +81,17 @@ def engine_question(store: StateStore, session: str, question: Mapping[str, Any]
 
 
 def ingest_image(
-    store: StateStore, session: str, adapter: SegmentationAdapter, array: np.ndarray, *, name: str, note: str = ""
+    store: StateStore,
+    session: str,
+    adapter: SegmentationAdapter,
+    array: np.ndarray,
+    *,
+    name: str,
+    note: str = "",
+    original_size: tuple[int, int] | None = None,
 ) -> ImageRef:
-    """Store an (H, W, 3) uint8 image with its predicted labels and PNG; returns its reference."""
+    """Store an (H, W, 3) uint8 image with its predicted labels and PNG; returns its reference (`original_size`:
+    (width, height) as uploaded, default the array's own)."""
     array = np.ascontiguousarray(array, dtype=np.uint8)
     key = store.put_array(session, "image", array)
     if store.get(session, "labels", key) is None:
@@ -91,7 +100,9 @@ def ingest_image(
         store.put(session, "labels", key, labels)
     if store.get(session, "png", key) is None:
         store.put(session, "png", key, png_data_uri(array))
-    return ImageRef(key=key, name=name, note=note, height=int(array.shape[0]), width=int(array.shape[1]))
+    original = original_size or (int(array.shape[1]), int(array.shape[0]))
+    return ImageRef(key=key, name=name, note=note, height=int(array.shape[0]), width=int(array.shape[1]),
+                    original_size=[int(original[0]), int(original[1])])  # fmt: skip
 
 
 def image_data(store: StateStore, session: str, image_key: str) -> tuple[np.ndarray, np.ndarray, str]:

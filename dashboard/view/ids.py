@@ -92,7 +92,6 @@ EXPLAIN_ERROR = "explain-error"
 OVERVIEW_METHOD = "overview-method"
 OVERVIEW_GRID = "overview-grid"
 OVERVIEW_NOTE = "overview-note"
-OVERVIEW_PREFIX = "overview-"  # overview cards' graphs are heatmap graphs of "method" overview-<class>
 
 
 def sample(name: str) -> dict[str, str]:
@@ -108,7 +107,7 @@ def heatmap_graph(method: str) -> dict[str, str]:
 def overview_graph(target: int) -> dict[str, str]:
     """The id of the graph of class `target`'s overview card: a heatmap graph, so the linked zoom and the heatmap
     opacity reach it (the layer callback skips it: it is no method)."""
-    return heatmap_graph(f"{OVERVIEW_PREFIX}{int(target)}")
+    return heatmap_graph(f"overview-{int(target)}")
 
 
 def heatmap_subtitle(method: str) -> dict[str, str]:
@@ -124,7 +123,8 @@ def heatmap_note(method: str) -> dict[str, str]:
 # Event stores: an output with several event sources has one dcc.Store per source ("the source's event"); only that
 # source writes it, and one writer callback per output reads them all (`dashboard.callbacks.events`).
 EVENT_SOURCES: dict[str, tuple[str, ...]] = {
-    MESSAGE: ("upload", "refused", "sample", "image", "region", "explain", "job", "runner-up", "model"),
+    MESSAGE: ("upload", "refused", "sample", "image", "region", "explain", "job", "runner-up", "model",
+              "truth"),
     IMAGE: ("upload", "sample", "model"),
     REGION: ("image", "region", "model"),
     MASK_GRAPH: ("region", "view"),  # plus the image store and the opacity slider (`dashboard.callbacks.mask`)
