@@ -2,6 +2,9 @@
 
     python scripts/screenshot.py                       # demo model -> docs/screenshot.png
     python scripts/screenshot.py --sample mushroom_03 --region cap --with-shap --out docs/screenshot.png
+    python scripts/screenshot.py --overview ""         # without the every-class overview grid
+
+By default the shot includes the every-class overview grid (Grad-CAM, one card per predicted class).
 
 Needs Debian's `chromium` and `chromium-driver` (chromedriver on PATH). The app runs in a child process of this
 script on a free local port and is stopped at the end.
@@ -93,10 +96,29 @@ def pick_class(driver: webdriver.Chrome, name: str) -> None:
         By.ID, "region-info").text, f"the {name} region")  # fmt: skip
 
 
+def choose(driver: webdriver.Chrome, dropdown: str, text: str) -> None:
+    """Open the dcc.Dropdown with id `dropdown` and click the option whose text starts with `text`."""
+    element = driver.find_element(By.ID, dropdown)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
+    wait(lambda: element.click() or True, f"a clickable {dropdown}")  # retried while a closing menu covers it
+    options = wait(lambda: [o for o in driver.find_elements(By.CSS_SELECTOR, "[role=option]")
+                            if o.text.startswith(text)], f"the option {text!r}")  # fmt: skip
+    wait(lambda: options[0].click() or True, f"the {text!r} option")
+
+
 def drive(driver: webdriver.Chrome, args: argparse.Namespace) -> None:
     thumbs = wait(lambda: driver.find_elements(By.CSS_SELECTOR, ".sample-thumb"), "the sample gallery")
     thumb = next((t for t in thumbs if t.get_attribute("title") == args.sample), thumbs[0])
     name = thumb.get_attribute("title")
+    if args.overview:
+        # Warm-up on another sample: the first overview traces the model's shared every-class step, so the shot
+        # shows warm compute times (the chosen method stays, and the shown sample gets its own overview).
+        warm = next(t for t in thumbs if t.get_attribute("title") != name)
+        warm.click()
+        wait(lambda: driver.find_element(By.ID, "image-info").text.startswith(warm.get_attribute("title")), "warm-up")
+        choose(driver, "overview-method", args.overview)
+        wait(lambda: len(driver.find_elements(By.CSS_SELECTOR, "#overview-grid .ov-card .js-plotly-plot")) >= 2,
+             "the warm-up overview")  # fmt: skip
     thumb.click()
     wait(lambda: driver.find_element(By.ID, "image-info").text.startswith(name), "the sample")
     wait(lambda: driver.execute_script("const g = document.querySelector('#mask-graph .js-plotly-plot');"
@@ -119,6 +141,8 @@ def drive(driver: webdriver.Chrome, args: argparse.Namespace) -> None:
         wait(lambda: label.click() or True, "a clickable SHAP switch")
         wait(lambda: driver.find_elements(By.CSS_SELECTOR, '#slow-grid [data-method="shap"] .js-plotly-plot'),
              "the SHAP job", timeout=300)  # fmt: skip
+    if args.overview:
+        wait(lambda: driver.find_element(By.ID, "overview-note").text.startswith(args.overview), "the overview grid")
     driver.execute_script("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0);")
     ActionChains(driver).move_to_element(driver.find_element(By.CLASS_NAME, "brand")).perform()
     time.sleep(1.5)
@@ -142,6 +166,7 @@ def main() -> None:
     parser.add_argument("--samples")
     parser.add_argument("--sample", default="", help="gallery sample to open (default: the first)")
     parser.add_argument("--region", default="cap", help="select this whole class ('' for a box selection)")
+    parser.add_argument("--overview", default="Grad-CAM", help="method of the every-class overview grid ('' for none)")
     parser.add_argument("--with-shap", action="store_true", help="also run SHAP (background job) before the shot")
     parser.add_argument("--width", type=int, default=1600)
     parser.add_argument("--height", type=int, default=1000)

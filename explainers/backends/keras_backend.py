@@ -330,20 +330,26 @@ class KerasBackend:
         self, x: np.ndarray, specs: Sequence[ScoreSpec], combiners: Sequence[Combiner], layers: Sequence[str]
     ) -> tuple[list[float], list[list[np.ndarray]]]:
         """`layer_maps` for several questions about one image: ONE forward pass on a persistent tape, then one
-        gradient per question from it (no forward pass repeated), all in one traced function."""
+        gradient per question from it (no forward pass repeated), all in one traced function (traced once per power
+        of two of the number of questions, capped at the number of classes)."""
         indices = self._indices(layers)
         x_t = tf.convert_to_tensor(x, tf.float32)
-        regions = tf.convert_to_tensor(np.stack([spec.region for spec in specs]), tf.float32)
-        weights = tf.convert_to_tensor(np.stack([spec.weights for spec in specs]), tf.float32)
+        # The step is traced per number of questions: pad it to a power of two, at most the number of classes
+        # (repeating the last question; the extra maps are dropped), so a few traces serve every count.
+        count = min(1 << max(len(specs) - 1, 0).bit_length(), max(len(specs), self.num_classes))
+        padded = [*specs, *[specs[-1]] * (count - len(specs))]
+        regions = tf.convert_to_tensor(np.stack([spec.region for spec in padded]), tf.float32)
+        weights = tf.convert_to_tensor(np.stack([spec.weights for spec in padded]), tf.float32)
         with self._lock:
             step_key = ("shared", tuple(combiners), indices, tuple(x_t.shape), tuple(regions.shape))
             if step_key not in self._map_fns:
                 self._map_fns[step_key] = self._shared_maps_step(
-                    tuple(combiners), indices, len(specs)
+                    tuple(combiners), indices, count
                 ).get_concrete_function(x_t, regions, weights)
             step = self._map_fns[step_key]
         scores, maps = step(x_t, regions, weights)
-        return [float(s) for s in scores.numpy()], [[layer_maps.numpy() for layer_maps in per] for per in maps]
+        kept = len(specs)
+        return [float(s) for s in scores.numpy()[:kept]], [[m.numpy() for m in per] for per in maps[:kept]]
 
     # ------------------------------------------------------------------------------------------- the sanity check
     def clone(self) -> KerasBackend:

@@ -152,3 +152,19 @@ def test_bad_overview_requests_are_clear_value_errors(adapter, image):
         class_questions(adapter, image, labels=labels[:-1])
     chosen = explain_classes(adapter, image, "gradcam", classes=[int(labels[0, 0])])
     assert list(chosen) == [int(labels[0, 0])]
+
+
+def test_any_number_of_classes_gives_each_its_own_maps(gradient_adapter, image):
+    """Keras pads the shared step to a few traced sizes (repeating a question): every subset still gets its own."""
+    adapter = gradient_adapter
+    present = list(class_questions(adapter, image))
+    for count in range(1, len(present) + 1):
+        chosen = present[-count:]
+        adapter.clear_cache()
+        overview = explain_classes(adapter, image, "gradcam", classes=chosen)
+        assert list(overview) == chosen
+        for target in chosen:
+            adapter.clear_cache()
+            alone = explain(adapter, image, class_questions(adapter, image)[target], methods=["gradcam"])["gradcam"]
+            _close(overview[target].heatmap, alone.heatmap, f"{count} classes, class {target}")
+            np.testing.assert_allclose(overview[target].score, alone.score, rtol=1e-5, atol=1e-6)
