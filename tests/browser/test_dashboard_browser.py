@@ -77,11 +77,17 @@ def test_click_and_whole_class_selections(dash_duo, segx_app):
     wait_for(lambda: dash_duo.find_element("#region-info").text.startswith("Pixel · 1 px"), message="pixel region")
     wait_for(lambda: len(card_methods(dash_duo, "#fast-grid")) >= 3, message="heatmaps of the pixel")
     picker = dash_duo.find_element("#class-picker")
-    dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", picker)
-    picker.click()
+
+    def open_picker() -> bool:  # scrolled again on each try: a message opening above it moves the page
+        dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", picker)
+        picker.click()
+        return True
+
+    wait_for(open_picker, message="a clickable class picker")
     option = wait_for(lambda: [o for o in dash_duo.driver.find_elements(By.CSS_SELECTOR, "[role=option]")
                                if "%" in o.text], message="class options")  # fmt: skip
-    option[-1].click()
+    dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'nearest'});", option[-1])
+    wait_for(lambda: option[-1].click() or True, message="a clickable class option")  # retried while covered
     wait_for(lambda: dash_duo.find_element("#region-info").text.startswith("Class ·"), message="class region")
     settle_and_check_console(dash_duo)
 
