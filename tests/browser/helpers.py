@@ -166,9 +166,14 @@ def click(dash_duo, selector: str) -> None:
     """Scroll the element into view, wait until it is enabled, and click it (retried while another element covers
     it)."""
     element = dash_duo.find_element(selector)
-    dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
     wait_for(lambda: element.is_enabled(), message=f"{selector} enabled")
-    wait_for(lambda: element.click() or True, message=f"a clickable {selector}")
+
+    def press() -> bool:  # scrolled again on each try: cards arriving above it move the page
+        dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
+        element.click()
+        return True
+
+    wait_for(press, message=f"a clickable {selector}")
 
 
 def run_trust(

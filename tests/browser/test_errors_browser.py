@@ -16,6 +16,7 @@ from dashboard.state.resources import get_adapter
 from models import CLASS_NAMES, SAMPLES_DIR
 from tests.browser.helpers import (
     card_methods,
+    click,
     drag,
     open_app,
     ranges,
@@ -23,7 +24,6 @@ from tests.browser.helpers import (
     wait_for,
 )
 from tests.browser.test_question_browser import choose
-from tests.browser.test_trust_browser import click
 
 SAMPLE = "mushroom_02.png"
 
