@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -18,13 +17,8 @@ from explainers.adapter import SegmentationAdapter
 from explainers.attribution import Attribution
 from explainers.backends.base import GradientsUnavailable
 from explainers.backends.tf_isolation import GRADIENT_LOCK
+from explainers.progress import Progress, no_progress
 from explainers.question import Question
-
-Progress = Callable[[float, str], None]
-
-
-def no_progress(fraction: float, message: str) -> None:
-    """A progress callback that ignores its reports."""
 
 
 class Explainer:

@@ -17,8 +17,7 @@ callback and the job itself.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dash import Dash, Input, Output, State, ctx, no_update
@@ -27,7 +26,7 @@ from dash.exceptions import PreventUpdate
 from dashboard.callbacks.common import message_event, message_output, show, with_message_event
 from dashboard.callbacks.explain import handle_slow_result
 from dashboard.config import AppConfig
-from dashboard.jobs.cancellation import checkpoint
+from dashboard.jobs.progress import ProgressReporter, SetProgress
 from dashboard.state.resources import get_session_adapter, get_store, method_info, methods
 from dashboard.state.store import StateStore
 from dashboard.usecases import analysis
@@ -38,35 +37,7 @@ if TYPE_CHECKING:
     from explainers import SegmentationAdapter
 
 log = logging.getLogger(__name__)
-SetProgress = Callable[[tuple[Any, ...]], None]
-PROGRESS_PERIOD_S = 0.25
 _DASH_ERROR_PREFIX = "An error occurred inside a background callback:"
-
-
-class ProgressReporter:
-    """Maps per-method progress to the overall bar, throttled to one report per `period` seconds."""
-
-    def __init__(self, set_progress: SetProgress, total: int, period: float = PROGRESS_PERIOD_S) -> None:
-        self.set_progress, self.total, self.period = set_progress, max(total, 1), period
-        self.index, self.label, self._last = 0, "", 0.0
-
-    def start(self, index: int, label: str) -> None:
-        """A new method begins."""
-        self.index, self.label = index, label
-        self.report(0.0, "starting", force=True)
-
-    def report(self, fraction: float, message: str = "", force: bool = False) -> None:
-        """Report `fraction` of the current method. Also the job's cancellation point: raises
-        `dashboard.jobs.cancellation.JobCancelled` once the job was cancelled (the engine reports between batches)."""
-        checkpoint()
-        now = time.monotonic()
-        if not force and now - self._last < self.period:
-            return
-        self._last = now
-        overall = (self.index + min(max(float(fraction), 0.0), 1.0)) / self.total
-        percent = round(100 * overall)
-        text = f"{self.label} ({self.index + 1}/{self.total})" + (f": {message}" if message else "")
-        self.set_progress((percent, f"{percent}%", text))
 
 
 def start_job(
@@ -77,7 +48,7 @@ def start_job(
     if not request:
         raise PreventUpdate
     reporter = ProgressReporter(set_progress, steps)
-    set_progress((0, "", "Loading the model in the job process…"))
+    reporter.note("Loading the model in the job process…")
     adapter = get_session_adapter(config, request["session"])  # the session's uploaded model, if any
     return reporter, adapter, get_store(config)
 
@@ -100,7 +71,7 @@ def run_slow_job(set_progress: SetProgress, request: Mapping[str, Any] | None, c
         except Exception as err:
             log.exception("background method %s failed", name)
             failed[name] = f"{info.label} failed: {err}"
-    set_progress((100, "100%", "Done"))
+    reporter.finish()
     return {"question": request["question"], "methods": names, "failed": failed, "token": request.get("token")}
 
 

@@ -22,8 +22,9 @@ from dash.exceptions import PreventUpdate
 
 from dashboard.callbacks.events import emit, event_output
 from dashboard.callbacks.explain import job_may_run, pick_layer
-from dashboard.callbacks.jobs import SetProgress, cancel_marker, start_job
+from dashboard.callbacks.jobs import cancel_marker, start_job
 from dashboard.config import AppConfig
+from dashboard.jobs.progress import SetProgress
 from dashboard.state.resources import MethodInfo, get_adapter, get_session_adapter, get_store, methods, session_config
 from dashboard.state.store import StateStore, content_key
 from dashboard.trust import figures as trust_figures
@@ -132,7 +133,7 @@ def run_trust_job(set_progress: SetProgress, request: Mapping[str, Any] | None, 
         except Exception as err:
             log.exception("trust metric %s failed", part)
             out["failed"][part] = f"{PARTS[part]} failed: {err}"
-    set_progress((100, "100%", "Done"))
+    reporter.finish()
     return out
 
 

@@ -28,7 +28,6 @@ from dashboard.usecases import analysis, export
 if TYPE_CHECKING:
     from explainers import SegmentationAdapter
 
-Progress = Callable[[float, str], None]
 DEFAULT_OPTIONS: dict[str, Any] = {"steps": 20, "baseline": "blur", "seed": 0}
 NO_MAPS_MESSAGE = "No computed map to measure yet: select a region and wait for the heatmaps of the chosen methods."
 

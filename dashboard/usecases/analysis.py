@@ -10,7 +10,7 @@ Callbacks and background jobs are thin wrappers over these functions; tests call
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
@@ -19,12 +19,12 @@ from dashboard.inputs.selection import class_histogram, outline_paths
 from dashboard.state.records import LayerMapsRecord
 from dashboard.state.store import StateStore, content_key
 from dashboard.view.render import png_data_uri
+from explainers.progress import Progress
 from explainers.question import Question as EngineQuestion
 
 if TYPE_CHECKING:
     from explainers import Attribution, SegmentationAdapter
 
-Progress = Callable[[float, str], None]
 EXPIRED_MESSAGE = "This image or region is no longer on the server (the session expired). Load the image again."
 
 
