@@ -91,10 +91,15 @@ def method_table(adapters: dict[str, Any], image: Any, region: Any, target: int,
     return rows
 
 
-def run(repeats: int = 10) -> dict[str, Any]:
-    """Both measurements, on the demo image (128x128)."""
+def run(repeats: int = 10, torch_threads: int | None = None) -> dict[str, Any]:
+    """Both measurements, on the demo image (128x128); `torch_threads` sets torch's intra-op threads first (None:
+    torch's default, one per core). On a machine shared with other busy processes the default is pathological: every
+    parallel region waits for a thread the OS has descheduled (measured 10-30x slower at load average 3-5), while one
+    thread degrades with the machine's load like TensorFlow does."""
     import torch
 
+    if torch_threads is not None:
+        torch.set_num_threads(torch_threads)
     keras_adapter, torch_adapter, image, region, target = torch_twin_question()
     return {
         "load_average_at_start": os.getloadavg(),
@@ -158,8 +163,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--markdown", default=str(RESULTS))
+    parser.add_argument("--torch-threads", type=int, help="torch intra-op threads (default: torch's, one per core)")
     args = parser.parse_args()
-    results = run(3 if args.quick else 10)
+    results = run(3 if args.quick else 10, args.torch_threads)
     section = markdown(results)
     print(section)
     write_section(Path(args.markdown), section)

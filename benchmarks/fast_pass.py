@@ -97,11 +97,16 @@ def demo_row(repeats: int) -> dict[str, Any]:
     return {"model": "demo U-Net", **measure(adapter, image, region, target, repeats)}
 
 
-def torch_row(repeats: int) -> dict[str, Any]:
+def torch_row(repeats: int, threads: int | None) -> dict[str, Any]:
+    import torch
+
     from benchmarks.backends import torch_twin_question
 
+    if threads is not None:  # see benchmarks.backends.run: torch's default threads stall on a busy shared machine
+        torch.set_num_threads(threads)
     _, adapter, image, region, target = torch_twin_question()
-    return {"model": "demo U-Net, torch twin", **measure(adapter, image, region, target, repeats)}
+    row = measure(adapter, image, region, target, repeats)
+    return {"model": f"demo U-Net, torch twin ({torch.get_num_threads()} threads)", **row}
 
 
 def deeplab_row(size: tuple[int, int], repeats: int) -> dict[str, Any]:
@@ -118,12 +123,12 @@ def deeplab_row(size: tuple[int, int], repeats: int) -> dict[str, Any]:
     }
 
 
-def run(repeats: int = 7, with_torch: bool = False) -> dict[str, Any]:
+def run(repeats: int = 7, with_torch: bool = False, torch_threads: int | None = None) -> dict[str, Any]:
     """Every row: demo 128, DeepLabV3+ 128 and 512 (fewer repeats at 512), and optionally the torch twin."""
     start = os.getloadavg()
     rows = [demo_row(repeats)]
     if with_torch:
-        rows.append(torch_row(repeats))
+        rows.append(torch_row(repeats, torch_threads))
     rows.append(deeplab_row((128, 128), repeats))
     rows.append(deeplab_row((512, 512), max(3, repeats // 2)))
     return {"load_average_at_start": start, "load_average_at_end": os.getloadavg(), "rows": rows}
@@ -163,9 +168,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--torch", action="store_true", help="also the demo's torch twin (needs requirements-torch)")
+    parser.add_argument("--torch-threads", type=int, help="torch intra-op threads (default: torch's, one per core)")
     parser.add_argument("--markdown", default=str(RESULTS))
     args = parser.parse_args()
-    results = run(3 if args.quick else 7, with_torch=args.torch)
+    results = run(3 if args.quick else 7, with_torch=args.torch, torch_threads=args.torch_threads)
     section = markdown(results)
     print(section)
     write_section(Path(args.markdown), section)

@@ -130,6 +130,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--skip-peers", action="store_true")
     parser.add_argument("--skip-app", action="store_true")
+    parser.add_argument("--torch-threads", type=int, help="torch intra-op threads (default: torch's, one per core; "
+                        "1 on a machine shared with busy processes, see benchmarks.backends.run)")  # fmt: skip
     parser.add_argument("--json", default=str(HERE / "out" / "results.json"))
     parser.add_argument("--markdown", default=str(HERE / "RESULTS.md"))
     parser.add_argument("--from-json", help="only re-render the table and RESULTS.md from an earlier run's JSON")
@@ -147,10 +149,10 @@ def main() -> None:
     results["p3"] = engine.p3_shap(2 if args.quick else 3)
     from benchmarks import backends, onnx_blackbox
 
-    results["backends"] = backends.run(3 if args.quick else 10)
+    results["backends"] = backends.run(3 if args.quick else 10, args.torch_threads)
     from benchmarks import fast_pass
 
-    results["fast_pass"] = fast_pass.run(3 if args.quick else 7, with_torch=True)
+    results["fast_pass"] = fast_pass.run(3 if args.quick else 7, with_torch=True, torch_threads=args.torch_threads)
     results["p3_onnx"] = onnx_blackbox.p3_onnx_shap(2 if args.quick else 3)
     if not args.skip_peers:
         results["peers"] = peers(repeats)
