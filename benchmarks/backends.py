@@ -112,14 +112,15 @@ def run(repeats: int = 10, torch_threads: int | None = None) -> dict[str, Any]:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    p5a = results["p5a"]
+    p5a, threads = results["p5a"], results["torch_threads"]
     load = tuple(round(x, 2) for x in results["load_average_at_start"])
     end = tuple(round(x, 2) for x in results["load_average_at_end"])
     lines = [
         BEGIN,
         "## Backends: the torch backend, and the Keras demo model vs its torch twin (`python -m benchmarks.backends`)",
         "",
-        f"torch {results['torch']} ({results['torch_threads']} threads, device {p5a['device']}); demo image 128x128; "
+        f"torch {results['torch']} ({threads} thread{'' if threads == 1 else 's'}, device {p5a['device']}); "
+        "demo image 128x128; "
         f"load average {load} at start, {end} at the end (a shared 2-core machine: absolute times are noisy, the "
         "ratio is measured interleaved).",
         "",

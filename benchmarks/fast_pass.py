@@ -106,7 +106,8 @@ def torch_row(repeats: int, threads: int | None) -> dict[str, Any]:
         torch.set_num_threads(threads)
     _, adapter, image, region, target = torch_twin_question()
     row = measure(adapter, image, region, target, repeats)
-    return {"model": f"demo U-Net, torch twin ({torch.get_num_threads()} threads)", **row}
+    threads = torch.get_num_threads()
+    return {"model": f"demo U-Net, torch twin ({threads} thread{'' if threads == 1 else 's'})", **row}
 
 
 def deeplab_row(size: tuple[int, int], repeats: int) -> dict[str, Any]:
