@@ -5,7 +5,8 @@ Targets (issue 4) are checked as ratios measured in this run, never as absolute 
 forward+backward floor (<= 1.3) and vs a per-layer loop (>= 5x), and vs xplique / tf-keras-vis (faster, Pearson
 >= 0.99); P2 interactive latency over HTTP; P3 SHAP evaluations/s vs forward throughput (>= 0.8) and wall time
 (< 5 s); P4 server peak RSS (< 1.5 GB); P5 the torch backend's CAM family vs its forward+backward floor (<= 1.3) and
-every method on the demo model vs its torch twin.
+every method on the demo model vs its torch twin; S1 (issue 15) the whole fast set from one pass vs the floor (<= 1.5),
+on the demo model and a 512x512 DeepLabV3+ (benchmarks.fast_pass).
 """
 
 from __future__ import annotations
@@ -83,6 +84,9 @@ def verdicts(results: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
     if p5a:
         rows.append(("P5a torch CAM family / fwd+bwd floor", f"{p5a['ratio_to_floor']:.2f}", "<= 1.3",
                      p5a["ratio_to_floor"] <= 1.3))  # fmt: skip
+    for row in (results.get("fast_pass") or {}).get("rows", []):
+        rows.append((f"S1 fast set / fwd+bwd floor, {row['model']} {row['size'][0]}x{row['size'][1]}",
+                     f"{row['ratio_to_floor']:.2f}", "<= 1.5", row["ratio_to_floor"] <= 1.5))  # fmt: skip
     p3 = results.get("p3")
     if p3:
         rows.append(("P3 SHAP evals/s / forward", f"{p3['ratio']:.2f}", ">= 0.8", p3["ratio"] >= 0.8))
@@ -116,7 +120,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [f"| {r['method']} | {1000 * r['median_s']:.1f} | {'background job' if r['slow'] else 'request'} |"
                   for r in results["methods"]]  # fmt: skip
     lines += ["", "## Raw numbers", "", "```json", json.dumps({k: v for k, v in results.items() if k not in
-                                                               ("methods", "backends")},
+                                                               ("methods", "backends", "fast_pass")},
                                                                indent=2, default=str), "```", ""]  # fmt: skip
     return "\n".join(lines)
 
@@ -126,6 +130,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--skip-peers", action="store_true")
     parser.add_argument("--skip-app", action="store_true")
+    parser.add_argument("--torch-threads", type=int, help="torch intra-op threads (default: torch's, one per core; "
+                        "1 on a machine shared with busy processes, see benchmarks.backends.run)")  # fmt: skip
     parser.add_argument("--json", default=str(HERE / "out" / "results.json"))
     parser.add_argument("--markdown", default=str(HERE / "RESULTS.md"))
     parser.add_argument("--from-json", help="only re-render the table and RESULTS.md from an earlier run's JSON")
@@ -143,7 +149,10 @@ def main() -> None:
     results["p3"] = engine.p3_shap(2 if args.quick else 3)
     from benchmarks import backends, onnx_blackbox
 
-    results["backends"] = backends.run(3 if args.quick else 10)
+    results["backends"] = backends.run(3 if args.quick else 10, args.torch_threads)
+    from benchmarks import fast_pass
+
+    results["fast_pass"] = fast_pass.run(3 if args.quick else 7, with_torch=True, torch_threads=args.torch_threads)
     results["p3_onnx"] = onnx_blackbox.p3_onnx_shap(2 if args.quick else 3)
     if not args.skip_peers:
         results["peers"] = peers(repeats)
@@ -160,15 +169,18 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> None:
     for name, measured, goal, met in verdicts(results):
         print(f"{name:<38} {measured:>28}  goal {goal:<12} {'met' if met else 'MISSED'}")
     path = Path(args.markdown)
-    from benchmarks import backends, load
+    from benchmarks import backends, fast_pass, load
     from benchmarks.sections import extract_section
 
-    # The load and backends sections (their own commands) are kept as they are unless this run measured them.
+    # The load, backends and S1 sections (their own commands) are kept as they are unless this run measured them.
     old = path.read_text() if path.exists() else ""
-    kept = [extract_section(old, load.LOAD_BEGIN, load.LOAD_END), extract_section(old, backends.BEGIN, backends.END)]
+    kept = [extract_section(old, load.LOAD_BEGIN, load.LOAD_END), extract_section(old, backends.BEGIN, backends.END),
+            extract_section(old, fast_pass.BEGIN, fast_pass.END)]  # fmt: skip
     path.write_text(markdown(results) + "".join(f"\n{section}\n" for section in kept if section))
     if results.get("backends"):
         backends.write_section(path, backends.markdown(results["backends"]))
+    if results.get("fast_pass"):
+        fast_pass.write_section(path, fast_pass.markdown(results["fast_pass"]))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ pre-activation tensor; a single-channel sigmoid model becomes two classes, backg
 The region mask and the class weights enter the traced functions as inputs, so one `tf.function` serves every
 selection with no rebuild per click. The CAM step is one concrete function per (combiners, layers, image size): one
 forward pass, one `tf.GradientTape` gradient for every chosen layer at once, then every CAM combiner for every layer in
-one XLA-compiled function; only the small (h, w) maps leave TensorFlow.
+one XLA-compiled function; only the small (h, w) maps leave TensorFlow. `fast_pass` asks the same tape for dS/dx too
+(saliency and gradient x input), so the whole fast set costs one forward and one backward pass.
 
 The sanity check's clone / re-initialise / snapshot and DeepSHAP's native score model live here too.
 """
@@ -219,17 +220,30 @@ class KerasBackend:
         return scores, tape.gradient(scores, x)
 
     def _score_and_layer_gradients(
-        self, x: tf.Tensor, region: tf.Tensor, weights: tf.Tensor, indices: tuple[int, ...] | None = None
+        self,
+        x: tf.Tensor,
+        region: tf.Tensor,
+        weights: tf.Tensor,
+        indices: tuple[int, ...] | None = None,
+        input_gradient: bool = False,
     ) -> tuple:
-        """S, and the activations and gradients of the conv layers at `indices` (all by default); the backward pass
-        goes no deeper than the shallowest of them."""
+        """S, the activations and gradients of the conv layers at `indices` (all by default) and, with
+        `input_gradient`, dS/dx (else None), all from one tape: one forward and one backward pass, which goes no
+        deeper than the shallowest tensor asked for."""
         with tf.GradientTape() as tape:
+            if input_gradient:
+                tape.watch(x)
             outputs = self._features(x, training=False)
             scores = mean_logit(outputs[0], region[None], weights[None])
         activations = list(outputs[1:]) if indices is None else [outputs[1 + i] for i in indices]
-        return scores, activations, tape.gradient(scores, activations)
+        if not input_gradient:
+            return scores, activations, tape.gradient(scores, activations), None
+        input_grad, *grads = tape.gradient(scores, [x, *activations])
+        return scores, activations, grads, input_grad
 
-    def _maps_step(self, combiners: Sequence[Combiner], indices: tuple[int, ...]) -> Callable[..., Any]:
+    def _maps_step(
+        self, combiners: Sequence[Combiner], indices: tuple[int, ...], input_gradient: bool = False
+    ) -> Callable[..., Any]:
         @tf.function(jit_compile=True)
         def combine_all(activations: list[tf.Tensor], grads: list[tf.Tensor]) -> list[tf.Tensor]:
             return [
@@ -238,9 +252,12 @@ class KerasBackend:
             ]
 
         @tf.function(reduce_retracing=True)
-        def step(x: tf.Tensor, region: tf.Tensor, weights: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor]]:
-            scores, activations, grads = self._score_and_layer_gradients(x, region, weights, indices)
-            return scores, combine_all(activations, grads)
+        def step(x: tf.Tensor, region: tf.Tensor, weights: tf.Tensor) -> tuple:
+            scores, activations, grads, input_grad = self._score_and_layer_gradients(
+                x, region, weights, indices, input_gradient
+            )
+            maps = combine_all(activations, grads)
+            return (scores, maps, input_grad) if input_gradient else (scores, maps)
 
         return step
 
@@ -277,26 +294,36 @@ class KerasBackend:
         self, x: np.ndarray, spec: ScoreSpec, layers: Sequence[str]
     ) -> tuple[float, list[tuple[np.ndarray, np.ndarray]]]:
         region, weights = self._spec_tensors(spec)
-        scores, activations, grads = self._score_and_layer_gradients(
+        scores, activations, grads, _ = self._score_and_layer_gradients(
             tf.convert_to_tensor(x, tf.float32), region, weights, self._indices(layers)
         )
         return float(scores.numpy()[0]), [(a.numpy()[0], g.numpy()[0]) for a, g in zip(activations, grads, strict=True)]
 
-    def layer_maps(
-        self, x: np.ndarray, spec: ScoreSpec, combiners: Sequence[Combiner], layers: Sequence[str]
-    ) -> tuple[float, list[np.ndarray]]:
+    def _run_maps_step(
+        self, x: np.ndarray, spec: ScoreSpec, combiners: Sequence[Combiner], layers: Sequence[str], input_gradient: bool
+    ) -> tuple:
         indices = self._indices(layers)
         x_t = tf.convert_to_tensor(x, tf.float32)
         region, weights = self._spec_tensors(spec)
         with self._lock:  # one traced step per combiner set, layer set and image size, called as a concrete function
-            step_key = (tuple(combiners), indices, tuple(x_t.shape), tuple(region.shape))
+            step_key = (tuple(combiners), indices, input_gradient, tuple(x_t.shape), tuple(region.shape))
             if step_key not in self._map_fns:
-                self._map_fns[step_key] = self._maps_step(tuple(combiners), indices).get_concrete_function(
-                    x_t, region, weights
-                )
+                traced = self._maps_step(tuple(combiners), indices, input_gradient)
+                self._map_fns[step_key] = traced.get_concrete_function(x_t, region, weights)
             step = self._map_fns[step_key]
-        scores, maps = step(x_t, region, weights)
+        return step(x_t, region, weights)
+
+    def layer_maps(
+        self, x: np.ndarray, spec: ScoreSpec, combiners: Sequence[Combiner], layers: Sequence[str]
+    ) -> tuple[float, list[np.ndarray]]:
+        scores, maps = self._run_maps_step(x, spec, combiners, layers, input_gradient=False)
         return float(scores.numpy()[0]), [layer_maps.numpy() for layer_maps in maps]
+
+    def fast_pass(
+        self, x: np.ndarray, spec: ScoreSpec, combiners: Sequence[Combiner], layers: Sequence[str]
+    ) -> tuple[float, list[np.ndarray], np.ndarray]:
+        scores, maps, input_grad = self._run_maps_step(x, spec, combiners, layers, input_gradient=True)
+        return float(scores.numpy()[0]), [layer_maps.numpy() for layer_maps in maps], input_grad.numpy()[0]
 
     # ------------------------------------------------------------------------------------------- the sanity check
     def clone(self) -> KerasBackend:

@@ -17,8 +17,8 @@ How it runs:
 - Forward-only batches run under `torch.inference_mode()`. Gradients come from `torch.autograd.grad` with respect to
   the input or to hooked activations: parameters are never asked for gradients and `.grad` is never written.
 - CAMs: one forward pass with hooks capturing every chosen layer's activation, one `autograd.grad` call for all of
-  them, then every CAM combiner (explainers.cam) on the torch tensors, on the device; only the small (h, w) maps
-  are copied to numpy.
+  them (`fast_pass`: and for the input, for saliency and gradient x input), then every CAM combiner (explainers.cam)
+  on the torch tensors, on the device; only the small (h, w) maps (and dS/dx) are copied to numpy.
 - One lock serialises calls: hooks are registered on the shared module for the duration of a call.
 - The sanity check works on a deep copy (`clone`), re-initialised with each module's `reset_parameters()` (BatchNorm
   running statistics too) under a seeded, forked RNG. DeepSHAP runs `shap.DeepExplainer` on a deep copy wrapped as a
@@ -232,9 +232,10 @@ class TorchBackend:
             raise ValueError(f"{unknown} is not a conv layer of the model; choose from {self.conv_layers}.")
 
     def _activations_and_grads(
-        self, x: np.ndarray, spec: ScoreSpec, layers: Sequence[str]
-    ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
-        """One forward with the chosen layers hooked, one autograd.grad for all of them (call under the lock)."""
+        self, x: np.ndarray, spec: ScoreSpec, layers: Sequence[str], input_gradient: bool = False
+    ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor], torch.Tensor | None]:
+        """One forward with the chosen layers hooked, one autograd.grad for all of them and, with `input_gradient`,
+        for the input too (else None); call under the lock."""
         self._check_layers(layers)
         region, weights = self._spec_tensors(spec)
         x_t = self._to_tensor(x).requires_grad_(True)  # so activations are in a graph even for frozen parameters
@@ -244,9 +245,27 @@ class TorchBackend:
             if missing:
                 raise ValueError(f"The layer(s) {missing} did not run in the forward pass.")
             activations = [captured[name] for name in layers]
-            grads = torch.autograd.grad(scores.sum(), activations, allow_unused=True)
+            wanted = [x_t, *activations] if input_gradient else activations
+            grads = list(torch.autograd.grad(scores.sum(), wanted, allow_unused=True))
+        input_grad = grads.pop(0) if input_gradient else None
         grads = [torch.zeros_like(a) if g is None else g for a, g in zip(activations, grads, strict=True)]
-        return scores.detach(), [a.detach() for a in activations], [g.detach() for g in grads]
+        if input_grad is None and input_gradient:
+            input_grad = torch.zeros_like(x_t)
+        return scores.detach(), [a.detach() for a in activations], [g.detach() for g in grads], input_grad
+
+    def _combined(
+        self, activations: Sequence[torch.Tensor], grads: Sequence[torch.Tensor], combiners: Sequence[Combiner]
+    ) -> list[np.ndarray]:
+        """Every combiner's (h, w) map for every layer, stacked per layer to (h, w, len(combiners)) numpy."""
+        with torch.no_grad():
+            maps = [
+                torch.stack(
+                    [combine(TORCH_OPS, a[0].permute(1, 2, 0), g[0].permute(1, 2, 0)) for combine in combiners],
+                    dim=-1,
+                )
+                for a, g in zip(activations, grads, strict=True)
+            ]
+            return [m.float().cpu().numpy() for m in maps]
 
     # ------------------------------------------------------------------------------------------------- the seam
     def output_shape_for(self, size: tuple[int, int]) -> tuple[int, int]:
@@ -280,7 +299,7 @@ class TorchBackend:
         self, x: np.ndarray, spec: ScoreSpec, layers: Sequence[str]
     ) -> tuple[float, list[tuple[np.ndarray, np.ndarray]]]:
         with self._lock:
-            scores, activations, grads = self._activations_and_grads(x, spec, layers)
+            scores, activations, grads, _ = self._activations_and_grads(x, spec, layers)
         pairs = [
             (a[0].permute(1, 2, 0).float().cpu().numpy(), g[0].permute(1, 2, 0).float().cpu().numpy())
             for a, g in zip(activations, grads, strict=True)
@@ -291,17 +310,16 @@ class TorchBackend:
         self, x: np.ndarray, spec: ScoreSpec, combiners: Sequence[Combiner], layers: Sequence[str]
     ) -> tuple[float, list[np.ndarray]]:
         with self._lock:
-            scores, activations, grads = self._activations_and_grads(x, spec, layers)
-            with torch.no_grad():
-                maps = [
-                    torch.stack(
-                        [combine(TORCH_OPS, a[0].permute(1, 2, 0), g[0].permute(1, 2, 0)) for combine in combiners],
-                        dim=-1,
-                    )
-                    for a, g in zip(activations, grads, strict=True)
-                ]
-                native = [m.float().cpu().numpy() for m in maps]
-        return float(scores[0]), native
+            scores, activations, grads, _ = self._activations_and_grads(x, spec, layers)
+            return float(scores[0]), self._combined(activations, grads, combiners)
+
+    def fast_pass(
+        self, x: np.ndarray, spec: ScoreSpec, combiners: Sequence[Combiner], layers: Sequence[str]
+    ) -> tuple[float, list[np.ndarray], np.ndarray]:
+        with self._lock:
+            scores, activations, grads, input_grad = self._activations_and_grads(x, spec, layers, input_gradient=True)
+            native = self._combined(activations, grads, combiners)
+        return float(scores[0]), native, input_grad[0].permute(1, 2, 0).float().cpu().numpy()
 
     # ------------------------------------------------------------------------------------------- the sanity check
     def clone(self) -> TorchBackend:
