@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import dash_bootstrap_components as dbc  # noqa: F401  (registers the component library with Dash)
-import numpy as np
 from dash import Dash, html
 
 from dashboard import layout
@@ -80,17 +79,14 @@ def serve_layout(config: AppConfig) -> Any:
 
 
 def warm_up(config: AppConfig) -> None:
-    """Load the model and trace the fast methods once, so the first real selection is fast."""
+    """Load the model and trace the fast pass once (at its input size; a model of dynamic size is prepared for each
+    new image size when the image arrives), so the first real selection is fast."""
     try:
-        from explainers import explain
+        from explainers.warmup import prepare
 
         adapter = get_adapter(config)
-        height, width = adapter.input_size or (64, 64)
-        image = np.full((height, width, 3), 127, dtype=np.uint8)
-        region = np.zeros((height, width), dtype=bool)
-        region[height // 4 : height // 2, width // 4 : width // 2] = True
-        adapter.predict(image)
-        explain(adapter, image, region, 0, methods=[m.name for m in methods() if not m.slow])
+        if adapter.input_size is not None:
+            prepare(adapter, adapter.input_size)
     except Exception:
         log.exception("warm-up failed")
 

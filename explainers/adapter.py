@@ -459,7 +459,8 @@ class SegmentationAdapter:
         spec = self.score_spec(question, size=image.shape[:2])
         x = self.model_input(image[None])
         if chosen == tuple(self.conv_layers):  # the backward pass reaches the input anyway: dS/dx on the same tape
-            score, maps, grad = self.backend.fast_pass(x, spec, list(combiners.values()), chosen)
+            with self.throughput.timing("gradient", image.shape[:2], 1):  # one forward+backward: the time estimates
+                score, maps, grad = self.backend.fast_pass(x, spec, list(combiners.values()), chosen)
             gradient = (float(score), _frozen(x[0]), _frozen(np.asarray(grad, dtype=np.float32)))
             self._remember(("input-gradient", content_key(image), question.key), gradient)
         else:

@@ -82,8 +82,14 @@ def engine_question(store: StateStore, session: str, question: Mapping[str, Any]
 def ingest_image(
     store: StateStore, session: str, adapter: SegmentationAdapter, array: np.ndarray, *, name: str, note: str = ""
 ) -> ImageRef:
-    """Store an (H, W, 3) uint8 image with its predicted labels and PNG; returns its reference."""
+    """Store an (H, W, 3) uint8 image with its predicted labels and PNG; returns its reference. For a model of dynamic
+    size, an image of a size not seen before starts tracing the fast pass for it in the background
+    (`explainers.warmup`), so the first selection does not pay for it."""
     array = np.ascontiguousarray(array, dtype=np.uint8)
+    if adapter.input_size is None:
+        from explainers.warmup import prepare_in_background
+
+        prepare_in_background(adapter, array.shape[:2])
     key = store.put_array(session, "image", array)
     if store.get(session, "labels", key) is None:
         probabilities = adapter.predict(array)

@@ -305,12 +305,17 @@ class KerasBackend:
         indices = self._indices(layers)
         x_t = tf.convert_to_tensor(x, tf.float32)
         region, weights = self._spec_tensors(spec)
-        with self._lock:  # one traced step per combiner set, layer set and image size, called as a concrete function
-            step_key = (tuple(combiners), indices, input_gradient, tuple(x_t.shape), tuple(region.shape))
-            if step_key not in self._map_fns:
-                traced = self._maps_step(tuple(combiners), indices, input_gradient)
-                self._map_fns[step_key] = traced.get_concrete_function(x_t, region, weights)
-            step = self._map_fns[step_key]
+        # One traced step per combiner set, layer set and image size, called as a concrete function. A step already
+        # traced is looked up without the lock, so a request never waits for another one's tracing (of a new size or
+        # layer set); tracing itself is serialised by the lock, and a second caller of the same step waits for it.
+        step_key = (tuple(combiners), indices, input_gradient, tuple(x_t.shape), tuple(region.shape))
+        step = self._map_fns.get(step_key)
+        if step is None:
+            with self._lock:
+                if step_key not in self._map_fns:
+                    traced = self._maps_step(tuple(combiners), indices, input_gradient)
+                    self._map_fns[step_key] = traced.get_concrete_function(x_t, region, weights)
+                step = self._map_fns[step_key]
         return step(x_t, region, weights)
 
     def layer_maps(
