@@ -94,10 +94,23 @@ class Explainer:
         self.check_available(adapter)
         image = adapter.validate_image(image)
         question = adapter.question(region, target, contrast, image.shape[:2])
+        return self.run(adapter, image, question, resolved, progress or no_progress)
+
+    def run(
+        self,
+        adapter: SegmentationAdapter,
+        image: np.ndarray,
+        question: Question,
+        params: dict[str, Any],
+        progress: Progress,
+    ) -> Attribution:
+        """`explain` after its one validation pass: `image`, `question` and the resolved `params` are already checked
+        (by `explain` here or by `explainers.explain` for several methods at once), so nothing is checked twice."""
+        resolved = params
         start = time.perf_counter()
         section = contextlib.nullcontext() if self.exclusive_gradients else GRADIENT_LOCK.shared()
         with section:
-            fields = self.compute(adapter, image, question, resolved, progress or no_progress)
+            fields = self.compute(adapter, image, question, resolved, progress)
         seconds = time.perf_counter() - start
         heatmap = np.asarray(fields.pop("heatmap"), dtype=np.float32)
         return Attribution(method=self.name, heatmap=heatmap, seconds=seconds, params=resolved, **fields)

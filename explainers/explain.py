@@ -70,8 +70,7 @@ def explain(
         def method_progress(fraction: float, message: str, index: int = index) -> None:
             report((index + min(max(fraction, 0.0), 1.0)) / len(explainers), message)
 
-        results[explainer.name] = explainer.explain(
-            adapter, image, question, params=resolved[explainer.name], progress=method_progress
-        )
+        # validated above, once for every method: run, not explain (which would check it all again)
+        results[explainer.name] = explainer.run(adapter, image, question, resolved[explainer.name], method_progress)
         report((index + 1) / len(explainers), f"{explainer.label}: done")
     return {name: results[name] for name in methods}
