@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 import numpy as np
 
 from dashboard.inputs.selection import class_histogram, outline_paths
-from dashboard.state.records import LayerMapsRecord
+from dashboard.state.records import LayerMapsRecord, compact, expand
 from dashboard.state.store import StateStore, content_key
 from dashboard.view.render import png_data_uri
 from explainers.progress import Progress
@@ -147,9 +147,12 @@ def result_key(question: Mapping[str, Any], method: str) -> str:
 
 def summarise(result: Attribution) -> dict[str, Any]:
     """The stored form of an Attribution, without its per-layer maps (stored separately)."""
+    heatmap, scale = compact(result.heatmap)
     return {
         "method": result.method,
-        "heatmap": np.asarray(result.heatmap, dtype=np.float32),
+        "heatmap": heatmap,  # compact: float16, times heatmap_scale (`heatmap_of`)
+        "heatmap_scale": scale,
+        "heatmap_sum": float(np.sum(np.asarray(result.heatmap, dtype=np.float64))),  # exact, for the additivity note
         "layer": result.layer,
         "layers": list(result.per_layer) if result.per_layer else None,
         "seconds": float(result.seconds),
@@ -188,16 +191,21 @@ def store_result(store: StateStore, session: str, question: Mapping[str, Any], r
     return summary
 
 
+def heatmap_of(summary: Mapping[str, Any]) -> np.ndarray:
+    """The (H, W) float32 map of a stored summary (its compact form expanded)."""
+    return expand(summary["heatmap"], summary.get("heatmap_scale", 1.0))
+
+
 def layer_map(
     store: StateStore, session: str, question: Mapping[str, Any], summary: Mapping[str, Any], layer: str | None
 ) -> tuple[np.ndarray, str | None]:
     """(map, layer name) of a stored result at `layer` (CAMs), falling back to the result's own layer."""
     layers = summary.get("layers")
     if not layers or layer is None or layer not in layers:
-        return summary["heatmap"], summary.get("layer")
+        return heatmap_of(summary), summary.get("layer")
     stored = store.get(session, "layers", result_key(question, summary["method"]))
     if stored is None or layer not in stored:
-        return summary["heatmap"], summary.get("layer")
+        return heatmap_of(summary), summary.get("layer")
     return stored.at(layer), layer
 
 

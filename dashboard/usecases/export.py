@@ -8,6 +8,8 @@ Pure functions over plain arrays, dicts and strings (no Dash, no store, no model
     heatmaps/<method>.png          the overlay exactly as the heatmap cards render it (RGBA, `dashboard.view.render`)
     heatmaps/<method>_on_image.png the overlay composited over the image at the cards' opacity
     maps.npz                       every raw map: `<method>` and, for CAMs, `<method>/layers/<layer>` for every layer
+                                   (float32 arrays of the stored maps, which keep each map to 2^-11 of its largest
+                                   magnitude: see `dashboard.state.records`)
     metrics/*.csv                  metric tables, when computed (deletion/insertion curves, AUCs, sanity, agreement)
 """
 

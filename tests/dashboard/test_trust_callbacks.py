@@ -237,7 +237,7 @@ def test_export_zip_round_trip_with_metrics(shared, session, adapter, explained,
         with np.load(io.BytesIO(archive.read("maps.npz"))) as npz:
             for method in FAST:
                 summary = analysis.stored_result(shared, session, question, method)
-                np.testing.assert_array_equal(npz[method], summary["heatmap"])
+                np.testing.assert_array_equal(npz[method], analysis.heatmap_of(summary))
             stored_layers = shared.get(session, "layers", analysis.result_key(question, "gradcam"))
             for layer in adapter.conv_layers:
                 np.testing.assert_array_equal(npz[f"gradcam/layers/{layer}"], stored_layers.at(layer))
