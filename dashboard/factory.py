@@ -22,6 +22,7 @@ from dashboard.inputs.samples import gallery_items
 from dashboard.jobs.background import ManagerFactory, default_manager
 from dashboard.state.resources import get_adapter, methods
 from dashboard.state.store import new_session_id
+from dashboard.trust.download import register_export_route
 from dashboard.view.photos import register_photo_route
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,7 @@ def create_app(
     app.layout = lambda: serve_layout(config)
     register_callbacks(app, config)
     register_photo_route(app.server, config, app.config.routes_pathname_prefix)
+    register_export_route(app.server, config, app.config.routes_pathname_prefix)
     if warmup:
         threading.Thread(target=warm_up, args=(config,), name="segx-warmup", daemon=True).start()
     return app

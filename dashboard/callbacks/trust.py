@@ -5,7 +5,7 @@
   as the slow methods, with the same progress reporter, a progress bar and a cancel button. The job stores its results
   server-side and returns keys in `TRUST_RESULT`, which `handle_trust_result` draws unless the question changed.
 - A new question (region, class or methods) resets the section, and replaces (so cancels) a running metric job.
-- Export: a zip of the current explanation through `dcc.Download`.
+- Export: a zip of the current explanation, streamed from a route (`dashboard.trust.download`) that a link fetches.
 
 Messages go to the section's own status line (`TRUST_STATUS`), next to the controls the user just pressed.
 """
@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dash import Dash, Input, Output, State, dcc, no_update
+from dash import Dash, Input, Output, State, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard.callbacks.events import emit, event_output
@@ -27,6 +27,7 @@ from dashboard.config import AppConfig
 from dashboard.jobs.progress import SetProgress
 from dashboard.state.resources import MethodInfo, get_adapter, get_session_adapter, get_store, methods, session_config
 from dashboard.state.store import StateStore, content_key
+from dashboard.trust import download
 from dashboard.trust import figures as trust_figures
 from dashboard.trust import metrics as trust
 from dashboard.trust.layout import (
@@ -205,7 +206,8 @@ def handle_export(
     conv_layers: Sequence[str],
     model: str,
 ) -> tuple[Any, str]:
-    """(dcc.Download data, status) exporting the current explanation, with the metrics computed for it so far."""
+    """(download ticket {"url", "filename", "n"}, status) for the current explanation with the metrics computed for it
+    so far: the page then fetches the streamed zip from the ticket's URL (`dashboard.trust.download`)."""
     if not n_clicks:
         raise PreventUpdate
     question = (results or {}).get("question")
@@ -214,17 +216,19 @@ def handle_export(
     chosen = list((results or {}).get("methods") or [])
     layer = trust_layer(chosen, infos, conv_layers, layer_index)
     same = bool(trust_result) and trust_result.get("question") == question  # type: ignore[union-attr]
+    request = {
+        "question": question, "methods": chosen, "layer": layer, "signed": {i.name: i.signed for i in infos},
+        "labels": labels_of(infos), "class_names": list(class_names), "model": model,
+        "image_name": str((image_ref or {}).get("name") or "image"),
+        "opacity": 0.8 if opacity is None else float(opacity),
+        "faith_key": trust_result.get("faith") if same else None,  # type: ignore[union-attr]
+        "sanity_key": trust_result.get("sanity") if same else None,  # type: ignore[union-attr]
+    }  # fmt: skip
     try:
-        data, filename = trust.export_zip(
-            store, session, question, chosen, layer, signed={i.name: i.signed for i in infos}, labels=labels_of(infos),
-            class_names=class_names, model=model, image_name=str((image_ref or {}).get("name") or "image"),
-            opacity=0.8 if opacity is None else float(opacity),
-            faith_key=trust_result.get("faith") if same else None,  # type: ignore[union-attr]
-            sanity_key=trust_result.get("sanity") if same else None,  # type: ignore[union-attr]
-        )  # fmt: skip
+        url, filename = download.issue_ticket(store, session, request)
     except ValueError as err:
         return no_update, str(err)
-    return dcc.send_bytes(data, filename, type="application/zip"), f"Exported {filename} ({len(data) / 1024:.0f} kB)."
+    return {"url": url, "filename": filename, "n": int(n_clicks)}, f"Exported {filename} (streamed download)."
 
 
 def status_output(source: str) -> Output:
@@ -362,3 +366,22 @@ def register_export(app: Dash, config: AppConfig) -> None:
                             store=get_store(config), infos=methods(), class_names=list(adapter.class_names),
                             conv_layers=adapter.conv_layers, model=served.model_label)  # fmt: skip
         return with_status_event(out, 1)
+
+    # The browser fetches the ticket's URL through a link (a download, the page stays); the link stays visible to
+    # fetch the zip again.
+    app.clientside_callback(
+        """
+        function(ticket) {
+            const link = document.getElementById("LINK_ID");
+            if (!ticket || !ticket.url || !link) { return window.dash_clientside.no_update; }
+            link.setAttribute("href", ticket.url);
+            link.setAttribute("download", ticket.filename);
+            link.classList.remove("d-none");
+            link.click();
+            return ticket.url;
+        }
+        """.replace("LINK_ID", ids.TRUST_DOWNLOAD_LINK),
+        Output(ids.TRUST_DOWNLOAD_LINK, "href"),
+        Input(ids.TRUST_DOWNLOAD, "data"),
+        prevent_initial_call=True,
+    )

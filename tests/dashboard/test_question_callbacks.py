@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import zipfile
@@ -95,7 +94,7 @@ def test_question_line_says_what_is_explained(shared, session, adapter, image):
     assert question.question_text(shared, session, None, 1, None, names) == ""
 
 
-def test_the_export_records_the_question_exactly(shared, session, adapter, selected, config):
+def test_the_export_records_the_question_exactly(shared, session, adapter, selected, config, fetch_export):
     ref, region_ref, target = selected
     contrast = _other(target)
     results = _explain(shared, session, adapter, selected, contrast)[3]
@@ -103,7 +102,7 @@ def test_the_export_records_the_question_exactly(shared, session, adapter, selec
                                               infos=methods(), class_names=list(adapter.class_names),
                                               conv_layers=adapter.conv_layers, model="tiny.keras")  # fmt: skip
     assert status.startswith("Exported")
-    with zipfile.ZipFile(io.BytesIO(base64.b64decode(download["content"]))) as archive:
+    with zipfile.ZipFile(io.BytesIO(fetch_export(download))) as archive:
         settings = json.loads(archive.read("settings.json"))
     recorded = settings["question"]
     assert (recorded["target"], recorded["contrast"], recorded["label"]) == (target, contrast, "box")
