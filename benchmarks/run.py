@@ -133,7 +133,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [f"| {r['method']} | {1000 * r['median_s']:.1f} | {'background job' if r['slow'] else 'request'} |"
                   for r in results["methods"]]  # fmt: skip
     lines += ["", "## Raw numbers", "", "```json", json.dumps({k: v for k, v in results.items() if k not in
-                                                               ("methods", "backends", "fast_pass")},
+                                                               ("backends", "fast_pass")},
                                                                indent=2, default=str), "```", ""]  # fmt: skip
     return "\n".join(lines)
 
@@ -185,7 +185,7 @@ def main() -> None:
     report(results, args)
 
 
-PARTS = ("app", "first_selection", "memory_budget")
+PARTS = ("methods", "app", "first_selection", "memory_budget")
 
 
 def measure_parts(parts: list[str], args: argparse.Namespace) -> dict[str, Any]:
@@ -194,6 +194,10 @@ def measure_parts(parts: list[str], args: argparse.Namespace) -> dict[str, Any]:
     if unknown:
         raise SystemExit(f"--only: unknown part(s) {sorted(unknown)}; choose from {', '.join(PARTS)}")
     out: dict[str, Any] = {}
+    if "methods" in parts:
+        from benchmarks import methods
+
+        out["methods"] = methods.time_methods(2 if args.quick else 5)
     if "app" in parts:
         from benchmarks import app_server
 
