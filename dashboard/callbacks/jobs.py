@@ -20,10 +20,10 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from dash import Dash, Input, Output, State, ctx, no_update
+from dash import Dash, Input, Output, no_update
 from dash.exceptions import PreventUpdate
 
-from dashboard.callbacks.common import message_event, message_output, show, with_message_event
+from dashboard.callbacks.common import show
 from dashboard.callbacks.explain import handle_slow_result
 from dashboard.config import AppConfig
 from dashboard.jobs.progress import ProgressReporter, SetProgress
@@ -122,6 +122,36 @@ def job_outcome(triggered: Sequence[str], n_clicks: int | None, result: Mapping[
     return None
 
 
+def handle_job_outcome(
+    triggered: Sequence[str],
+    n_clicks: int | None,
+    result: Mapping[str, Any] | None,
+    request: Mapping[str, Any] | None,
+    results: Mapping[str, Any] | None,
+    session: str,
+    layer_index: int | None,
+    opacity: float | None,
+    view: Mapping[str, Any] | None,
+    *,
+    adapter: Any,
+    store: StateStore,
+    infos: Sequence[Any],
+) -> tuple[Any, Any, Any]:
+    """(slow grid, slow result store, message) after the job's cancel or result (`job_outcome` decides which);
+    PreventUpdate when neither applies."""
+    outcome = job_outcome(triggered, n_clicks, result)
+    if outcome == "cancel":
+        return cancelled_cards(request), cancel_marker(request), show("Background job cancelled.", "secondary")
+    if outcome == "job_error":
+        cards, marker, *message = handle_job_error(result, request)
+        return cards, marker, tuple(message)
+    if outcome == "result":
+        cards, *message = handle_slow_result(result, results, session, layer_index, opacity, view, adapter=adapter,
+                                             store=store, infos=infos)  # fmt: skip
+        return cards, no_update, tuple(message)
+    raise PreventUpdate
+
+
 def register(app: Dash, config: AppConfig) -> None:
     """Register the background job and its cancel handler."""
 
@@ -142,31 +172,3 @@ def register(app: Dash, config: AppConfig) -> None:
     )
     def slow_job(set_progress: SetProgress, request: Mapping[str, Any] | None) -> dict[str, Any]:
         return run_slow_job(set_progress, request, config)
-
-    @app.callback(
-        Output(ids.SLOW_GRID, "children", allow_duplicate=True),
-        Output(ids.SLOW_RESULT, "data", allow_duplicate=True),  # the background job writes it too
-        message_output("job"),
-        Input(ids.CANCEL, "n_clicks"),
-        Input(ids.SLOW_RESULT, "data"),
-        State(ids.SLOW_REQUEST, "data"),
-        State(ids.RESULTS, "data"),
-        State(ids.SESSION, "data"),
-        State(ids.LAYER, "value"),
-        State(ids.HEATMAP_OPACITY, "value"),
-        State(ids.VIEW, "data"),
-        prevent_initial_call=True,
-    )
-    def on_job_outcome(n_clicks, result, request, results, session, layer_index, opacity, view) -> tuple[Any, ...]:
-        outcome = job_outcome([item["prop_id"] for item in ctx.triggered], n_clicks, result)
-        if outcome == "cancel":
-            message = message_event(show("Background job cancelled.", "secondary"))
-            return (cancelled_cards(request), cancel_marker(request), message)
-        if outcome == "job_error":
-            return with_message_event(handle_job_error(result, request))
-        if outcome == "result":
-            out = handle_slow_result(result, results, session, layer_index, opacity, view,
-                                     adapter=get_session_adapter(config, session), store=get_store(config),
-                                     infos=methods())  # fmt: skip
-            return (out[0], no_update, message_event(out[1:]))
-        raise PreventUpdate

@@ -33,7 +33,7 @@ from dashboard.state.model_store import publish_model
 from dashboard.state.resources import get_session_adapter, get_store
 from dashboard.state.store import StateStore, new_session_id
 from dashboard.view import ids
-from dashboard.view.components import hint, layer_label
+from dashboard.view.components import layer_label
 
 log = logging.getLogger(__name__)
 REFUSED_EXTENSIONS = {".h5": "a legacy HDF5 (.h5) model", ".hdf5": "a legacy HDF5 model",
@@ -44,14 +44,14 @@ REFUSED_EXTENSIONS = {".h5": "a legacy HDF5 (.h5) model", ".hdf5": "a legacy HDF
 UPLOAD_STAGES = 3  # check in the sandbox, load for this page, update the page
 OUTPUTS = (
     (ids.SESSION, "data"), (ids.MODEL_STATUS, "children"), (ids.MODEL_FACTS, "children"), (ids.IMAGE, "data"),
-    (ids.REGION, "data"), (ids.RESULTS, "data"), (ids.FAST_GRID, "children"), (ids.SLOW_GRID, "children"),
-    (ids.CLASS_PICKER, "options"), (ids.CLASS_PICKER, "value"), (ids.TARGET, "options"),
+    (ids.REGION, "data"), (ids.CLASS_PICKER, "options"), (ids.CLASS_PICKER, "value"), (ids.TARGET, "options"),
     (ids.TARGET, "value"), (ids.LAYER, "max"), (ids.LAYER, "value"), (ids.LAYER, "marks"), (ids.LAYER, "disabled"),
     (ids.LAYER_INFO, "children"), (ids.LAYER_NAMES, "data-layers"), (ids.IMAGE_INFO, "children"),
     (ids.MESSAGE, "children"), (ids.MESSAGE, "color"), (ids.MESSAGE, "is_open"),
 )  # fmt: skip
-DUPLICATED = {(ids.RESULTS, "data"), (ids.SLOW_GRID, "children"), (ids.FAST_GRID, "children"),
-              (ids.CLASS_PICKER, "options"), (ids.CLASS_PICKER, "value"),
+# The heatmap grids and the results are not among them: the region the upload clears (its "model" event) makes the
+# question callback, their one writer, clear them.
+DUPLICATED = {(ids.CLASS_PICKER, "options"), (ids.CLASS_PICKER, "value"),
               (ids.LAYER_INFO, "children"), (ids.IMAGE_INFO, "children")}  # fmt: skip
 # Outputs with one writer (`dashboard.callbacks.events`): the upload sends them as its "model" events.
 EVENTED = tuple(
@@ -146,8 +146,6 @@ def handle_model_upload(
     out = {
         (ids.SESSION, "data"): new_session, (ids.MODEL_STATUS, "children"): status,
         (ids.MODEL_FACTS, "children"): facts, (ids.IMAGE, "data"): None, (ids.REGION, "data"): None,
-        (ids.RESULTS, "data"): None, (ids.FAST_GRID, "children"): hint(layout.SELECT_HINT),
-        (ids.SLOW_GRID, "children"): [],
         (ids.CLASS_PICKER, "options"): [], (ids.CLASS_PICKER, "value"): None,
         (ids.TARGET, "options"): [{"label": n, "value": k} for k, n in enumerate(adapter.class_names)],
         (ids.TARGET, "value"): None, (ids.LAYER, "max"): last, (ids.LAYER, "value"): last,
