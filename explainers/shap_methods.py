@@ -169,6 +169,51 @@ def tf_ops_without_rules(model: Any, input_shape: tuple[int, ...]) -> list[str]:
     return sorted(missing)
 
 
+def torch_modules_without_rules(model: Any) -> list[str]:
+    """The module types in a torch `model` for which shap's DeepExplainer has no rule and that are not linear: it
+    passes the plain gradient through them (with a warning), which breaks DeepLIFT's summation-to-delta (LayerNorm,
+    MultiheadAttention, Hardswish, ...). Leaf modules, and torch.nn's own composite modules (MultiheadAttention); the
+    code of a model's own `forward` cannot be seen."""
+    from shap.explainers._deep import deep_pytorch
+    from torch import nn
+
+    linear = (nn.Linear, nn.Identity, nn.Flatten, nn.Unflatten, nn.Upsample, nn.PixelShuffle, nn.PixelUnshuffle,
+              nn.ZeroPad2d, nn.ConstantPad2d, nn.ReflectionPad2d, nn.ReplicationPad2d, nn.Dropout)  # fmt: skip
+    containers = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+    missing = set()
+    for module in model.modules():
+        kind = type(module)
+        leaf = not any(True for _ in module.children())
+        own = kind.__module__.startswith("torch.nn.") and not isinstance(module, containers)
+        if (leaf or own) and kind.__name__ not in deep_pytorch.op_handler and not isinstance(module, linear):
+            missing.add(kind.__name__)
+    return sorted(missing)
+
+
+def torch_modules_reused(model: Any, x: Any) -> list[str]:
+    """The modules of a torch `model` that shap's DeepExplainer keeps state for (its max-pool and non-linear rules store
+    the module's input and output on the module itself) and that run more than once in one forward pass on `x`: each
+    call overwrites the last one's, so the rule would use another call's tensors (a shape error, or silently wrong
+    values). One forward pass with counting hooks, removed after it."""
+    import torch
+    from shap.explainers._deep import deep_pytorch
+
+    stateful = {name for name, rule in deep_pytorch.op_handler.items() if rule.__name__ in ("maxpool", "nonlinear_1d")}
+    calls: dict[str, int] = {}
+    handles = [
+        module.register_forward_hook(lambda m, i, o, name=name: calls.__setitem__(name, calls.get(name, 0) + 1))
+        for name, module in model.named_modules()
+        if type(module).__name__ in stateful
+    ]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return sorted(name for name, count in calls.items() if count > 1)
+
+
 @register
 class DeepShap(Explainer):
     name = "deep_shap"
@@ -202,6 +247,15 @@ class DeepShap(Explainer):
                 raise ValueError(f"DeepSHAP cannot run on this model: shap's DeepExplainer has no rule for its "
                                  f"TensorFlow operation(s) {', '.join(missing)}. Use SHAP (Partition) or Integrated "
                                  "Gradients instead.")  # fmt: skip
+        if adapter.framework == "torch" and (missing := torch_modules_without_rules(native.model)):
+            raise ValueError(f"DeepSHAP cannot run on this model: shap's DeepExplainer has no rule for its module "
+                             f"type(s) {', '.join(missing)}. Use SHAP (Partition) or Integrated Gradients "
+                             "instead.")  # fmt: skip
+        if adapter.framework == "torch" and (reused := torch_modules_reused(native.model, native.to_native(x))):
+            reused = [name.removeprefix("network.") for name in reused]  # the score module holds the model as .network
+            raise ValueError(f"DeepSHAP cannot run on this model: shap's DeepExplainer keeps one input per module, and "
+                             f"module(s) {', '.join(reused)} run more than once in a forward pass. Use SHAP "
+                             "(Partition) or Integrated Gradients instead.")  # fmt: skip
         progress(0.3, "DeepSHAP: propagating")
         try:
             values, base = deep_explainer_values(native.model, native.to_native(background), native.to_native(x))

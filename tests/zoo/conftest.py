@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-FAST_MODELS = ("pets_unet", "nested_shared", "segformer_like")
+FAST_MODELS = ("pets_unet", "nested_shared", "segformer_like", "unet_upsample", "vit_segmenter")
 
 KNOWN_FAILURES = {
     ("test_adapter_builds_and_predicts_like_the_model", "nested_shared"): (
