@@ -90,6 +90,14 @@ def user_question(entry: Entry, adapter: SegmentationAdapter) -> Question:
     return q
 
 
+def with_a_token_layer(picks: list[str], tokens: list[str]) -> list[str]:
+    """`picks` with its middle entry replaced by the last token layer when the model has token layers and none was
+    picked (so the Seg-Grad-CAM check covers the reshaping of a token layer)."""
+    if tokens and not set(picks) & set(tokens) and len(picks) >= 3:
+        picks = [picks[0], tokens[-1], *picks[2:]]
+    return picks
+
+
 # ----------------------------------------------------------------------------------------------------- running
 @dataclass
 class ZooRun:

@@ -18,9 +18,6 @@ KNOWN_FAILURES = {
     ("test_adapter_builds_and_predicts_like_the_model", "nested_shared"): (
         "predict differs from the model's own sigmoid output on the nested model with a shared conv (open)"
     ),
-    ("test_every_method_gives_a_finite_non_constant_map_or_a_reason", "segformer_like"): (
-        "HiResCAM is constant (all zero) at the default layer of the token model; token layers are not yet CAM layers"
-    ),
 }
 
 

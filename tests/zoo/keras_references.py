@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from explainers import SegmentationAdapter
 from explainers.backends.tf_isolation import TFGradientState
-from tests.zoo.conformance import Question
+from tests.zoo.conformance import Question, with_a_token_layer
 
 
 def reference_logits_fn(model: keras.Model) -> tuple[keras.Model, Any]:
@@ -58,21 +58,21 @@ class KerasReferences:
         return np.concatenate([1.0 - out, out], axis=-1) if out.shape[-1] == 1 else out
 
     def cam_layers(self, adapter: SegmentationAdapter, count: int = 3) -> list[str]:
-        """Conv layers of the outer model (reachable as model.get_layer(name).output: not nested, not shared, not the
-        final layer, whose output is past the logits), spread over its depth."""
+        """CAM layers of the outer model (reachable as model.get_layer(name).output: not nested, not shared, not the
+        final layer, whose output is past the logits), spread over its depth; token layers included (`seg_grad_cam`
+        reshapes them itself)."""
         model = self.model
         nested = {layer.name for layer in model.layers if isinstance(layer, keras.Model)}
         top = [
             layer.name
             for layer in adapter.layers
-            if not layer.tokens
-            and "/" not in layer.name
+            if "/" not in layer.name
             and layer.name != model.layers[-1].name
             and _uses(model, model.get_layer(layer.name)) == 1
             and layer.name not in nested
         ]
-        picks = np.unique(np.linspace(0, len(top) - 1, count).round().astype(int))
-        return [top[i] for i in picks]
+        picks = [top[i] for i in np.unique(np.linspace(0, len(top) - 1, count).round().astype(int))]
+        return with_a_token_layer(picks, [layer.name for layer in adapter.layers if layer.tokens and layer.name in top])
 
     def seg_grad_cam(self, layers: list[str], q: Question) -> dict[str, np.ndarray]:
         model = self.model
@@ -88,9 +88,24 @@ class KerasReferences:
         grads = tape.gradient(total, activations)
         maps = {}
         for name, a, g in zip(layers, activations, grads, strict=True):
-            alpha = tf.reduce_sum(g[0], axis=(0, 1))
-            maps[name] = tf.nn.relu(tf.reduce_sum(a[0] * alpha, axis=-1)).numpy()
+            a, g = a[0], g[0]
+            if len(a.shape) == 2:  # tokens (L, C): the last h * w are the patches, row-major on a conv's grid
+                h, w = self._token_grid(name, int(a.shape[0]))
+                a, g = (tf.reshape(t[-h * w :], (h, w, -1)) for t in (a, g))
+            alpha = tf.reduce_sum(g, axis=(0, 1))
+            maps[name] = tf.nn.relu(tf.reduce_sum(a * alpha, axis=-1)).numpy()
         return maps
+
+    def _token_grid(self, name: str, tokens: int) -> tuple[int, int]:
+        """The grid of the last conv before layer `name` whose h * w is the token count, or one less (a class
+        token)."""
+        before = self.model.layers[: [layer.name for layer in self.model.layers].index(name)]
+        for layer in reversed(before):
+            if isinstance(layer, keras.layers.Conv2D):
+                h, w = int(layer.output.shape[1]), int(layer.output.shape[2])
+                if h * w in (tokens, tokens - 1):
+                    return h, w
+        raise AssertionError(f"no conv grid before {name} for {tokens} tokens")
 
     def global_state(self) -> TFGradientState:
         return TFGradientState.capture()

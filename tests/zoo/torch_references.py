@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from explainers import SegmentationAdapter
-from tests.zoo.conformance import Question
+from tests.zoo.conformance import Question, with_a_token_layer
 
 
 def _logits(output: Any) -> torch.Tensor:
@@ -40,8 +40,8 @@ class TorchReferences:
     def cam_layers(self, adapter: SegmentationAdapter, count: int = 3) -> list[str]:
         """CAM layers spread over the depth (token layers included: `seg_grad_cam` reshapes them itself)."""
         names = adapter.conv_layers
-        picks = np.unique(np.linspace(0, len(names) - 1, count).round().astype(int))
-        return [names[i] for i in picks]
+        picks = [names[i] for i in np.unique(np.linspace(0, len(names) - 1, count).round().astype(int))]
+        return with_a_token_layer(picks, [layer.name for layer in adapter.layers if layer.tokens])
 
     def seg_grad_cam(self, layers: list[str], q: Question) -> dict[str, np.ndarray]:
         captured: dict[str, torch.Tensor] = {}
