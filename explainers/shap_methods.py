@@ -9,8 +9,11 @@
 - `deep_shap`: DeepLIFT-style SHAP (shap.DeepExplainer; Lundberg & Lee 2017, after Shrikumar et al., "Learning
   Important Features Through Propagating Activation Differences", ICML 2017) on the region score as a model of the
   backend's framework (a flat Keras model, or a torch module wrapping the network), against a background of reference
-  images; sum(map) ~= S(x) - mean S(background) (the error reached is in `diagnostics`). A torch model whose
-  operations shap's DeepExplainer cannot handle is refused with the reason.
+  images; sum(map) ~= S(x) - mean S(background) (the error reached is in `diagnostics`). A model whose operations
+  shap's DeepExplainer cannot handle is refused with the reason before shap runs: Keras ops without a shap rule;
+  torch module types without one that are not linear (LayerNorm, MultiheadAttention, Hardswish: shap would pass the
+  plain gradient through them), and stateful modules (max-pooling, activations) that run twice in one forward pass
+  (shap keeps one input per module). An error inside shap is reported the same way.
 """
 
 from __future__ import annotations

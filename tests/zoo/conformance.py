@@ -110,13 +110,17 @@ class ZooRun:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def run_methods(adapter: SegmentationAdapter, q: Question) -> ZooRun:
+def run_methods(
+    adapter: SegmentationAdapter, q: Question, overrides: dict[str, dict[str, Any]] | None = None
+) -> ZooRun:
+    """Every registered method once, with `ZOO_PARAMS` (a model's `overrides` on top, e.g. a longer IG path)."""
     run = ZooRun(adapter, q)
+    params = {**ZOO_PARAMS, **(overrides or {})}
     for name in registry.available():
         start = time.perf_counter()
         try:
             run.results[name] = registry.get(name).explain(adapter, q.image, q.region, q.target,
-                                                           params=ZOO_PARAMS.get(name))  # fmt: skip
+                                                           params=params.get(name))  # fmt: skip
         except ValueError as err:
             run.refused[name] = str(err)
         run.seconds[name] = time.perf_counter() - start
@@ -131,10 +135,19 @@ def check_predicts_like_the_model(entry: Entry, run: ZooRun, refs: References) -
     assert adapter.output_shape_for(entry.size) == (entry.size[0] // entry.output_stride,
                                                     entry.size[1] // entry.output_stride)  # fmt: skip
     expected = refs.probabilities(q.image)
-    assert adapter.predict(q.image).shape == (*entry.size, entry.classes)
+    predicted = adapter.predict(q.image)
+    assert predicted.shape == (*entry.size, entry.classes)
     logits = adapter.backend.logits(adapter.model_input(q.image[None]))[0]  # the adapter's own logits grid
-    ours = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    np.testing.assert_allclose(ours / ours.sum(axis=-1, keepdims=True), expected, rtol=1e-4, atol=1e-5)
+    if adapter.backend.binary:  # the classes are (-z, z): the model's probability is sigmoid(z), not their softmax
+        np.testing.assert_array_equal(logits[..., 0], -logits[..., 1])
+        foreground = 1.0 / (1.0 + np.exp(-logits[..., 1:]))
+        ours = np.concatenate([1.0 - foreground, foreground], axis=-1)
+    else:
+        ours = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        ours = ours / ours.sum(axis=-1, keepdims=True)
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-5)
+    if entry.output_stride == 1:  # predict itself, where no upsampling is involved
+        np.testing.assert_allclose(predicted, expected, rtol=1e-4, atol=1e-5)
 
 
 def check_logits_neither_vanish_nor_saturate(run: ZooRun, refs: References) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -41,6 +41,9 @@ class TorchZooModel:
     output_stride: int  # input size / logits size
     classes: int
     patch_layer: str | None = None  # a transformer's patch-embedding conv (its output grid is the token grid)
+    # Method parameters on top of the zoo's cheap ones: deep ReLU/Hardswish nets need a longer IG path for 5 %
+    # completeness (measured: 32 intervals leave 5.6 % on both MobileNetV3 models, 128 leave 3.3 % and 0.1 %).
+    method_params: dict = field(default_factory=dict)
 
 
 def _logits(output: object) -> torch.Tensor:
@@ -201,12 +204,14 @@ def vit_segmenter(classes: int = 3, seed: int = 0) -> nn.Module:
     return randomize(model, ("decoder",), (96, 96), seed)
 
 
+LONGER_IG = {"integrated_gradients": {"steps": 32, "max_steps": 128}}
+
 TORCH_ZOO: dict[str, TorchZooModel] = {
     entry.name: entry
     for entry in (
-        TorchZooModel("deeplabv3_mobilenet", deeplabv3_mobilenet, (128, 128), 1, 4),
-        TorchZooModel("fcn_resnet50", fcn_resnet50, (96, 96), 1, 3),
-        TorchZooModel("lraspp_mobilenet", lraspp_mobilenet, (128, 160), 1, 3),
+        TorchZooModel("deeplabv3_mobilenet", deeplabv3_mobilenet, (128, 128), 1, 4, method_params=LONGER_IG),
+        TorchZooModel("fcn_resnet50", fcn_resnet50, (96, 96), 1, 3, method_params=LONGER_IG),
+        TorchZooModel("lraspp_mobilenet", lraspp_mobilenet, (128, 160), 1, 3, method_params=LONGER_IG),
         TorchZooModel("unet_upsample", unet_upsample, (96, 128), 1, 2),
         TorchZooModel("vit_segmenter", vit_segmenter, (96, 128), 8, 3, patch_layer="patch_embed"),
     )
