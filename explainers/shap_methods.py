@@ -175,20 +175,19 @@ def tf_ops_without_rules(model: Any, input_shape: tuple[int, ...]) -> list[str]:
 def torch_modules_without_rules(model: Any) -> list[str]:
     """The module types in a torch `model` for which shap's DeepExplainer has no rule and that are not linear: it
     passes the plain gradient through them (with a warning), which breaks DeepLIFT's summation-to-delta (LayerNorm,
-    MultiheadAttention, Hardswish, ...). Leaf modules, and torch.nn's own composite modules (MultiheadAttention); the
-    code of a model's own `forward` cannot be seen."""
+    MultiheadAttention, Hardswish, ...). torch.nn's own modules only: the code of other modules' `forward` (a model's
+    own, or a converter's one-op modules such as onnx2torch's) cannot be judged from its type."""
     from shap.explainers._deep import deep_pytorch
     from torch import nn
 
     linear = (nn.Linear, nn.Identity, nn.Flatten, nn.Unflatten, nn.Upsample, nn.PixelShuffle, nn.PixelUnshuffle,
               nn.ZeroPad2d, nn.ConstantPad2d, nn.ReflectionPad2d, nn.ReplicationPad2d, nn.Dropout)  # fmt: skip
-    containers = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+    containers = (nn.Sequential, nn.ModuleList, nn.ModuleDict)  # and a plain nn.Module holding submodules
     missing = set()
     for module in model.modules():
         kind = type(module)
-        leaf = not any(True for _ in module.children())
-        own = kind.__module__.startswith("torch.nn.") and not isinstance(module, containers)
-        if (leaf or own) and kind.__name__ not in deep_pytorch.op_handler and not isinstance(module, linear):
+        own = kind.__module__.startswith("torch.nn.") and kind is not nn.Module and not isinstance(module, containers)
+        if own and kind.__name__ not in deep_pytorch.op_handler and not isinstance(module, linear):
             missing.add(kind.__name__)
     return sorted(missing)
 
