@@ -21,8 +21,10 @@ The architectures (what each stresses):
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -98,27 +100,32 @@ def randomize(
 
 
 # ------------------------------------------------------------------------------------------------- torchvision
-def deeplabv3_mobilenet(classes: int = 4, seed: int = 0) -> nn.Module:
-    from torchvision.models.segmentation import deeplabv3_mobilenet_v3_large
+def _segmentation() -> Any:
+    """torchvision.models.segmentation, imported safely in a process with TensorFlow loaded (the Keras zoo runs
+    first): torchvision imports triton through torch._dynamo, and triton loaded after TensorFlow segfaults, so it is
+    marked absent first, as explainers.onnx_loading.import_onnx2torch does for onnx2torch."""
+    if "tensorflow" in sys.modules and "triton" not in sys.modules:
+        sys.modules["triton"] = None  # type: ignore[assignment]
+    from torchvision.models import segmentation
 
+    return segmentation
+
+
+def deeplabv3_mobilenet(classes: int = 4, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
-    model = deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=classes)
+    model = _segmentation().deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=classes)
     return randomize(model, ("classifier.4",), (128, 128), seed)
 
 
 def fcn_resnet50(classes: int = 3, seed: int = 0) -> nn.Module:
-    from torchvision.models.segmentation import fcn_resnet50 as build
-
     torch.manual_seed(seed)
-    model = build(weights=None, weights_backbone=None, num_classes=classes)
+    model = _segmentation().fcn_resnet50(weights=None, weights_backbone=None, num_classes=classes)
     return randomize(model, ("classifier.4",), (96, 96), seed)
 
 
 def lraspp_mobilenet(classes: int = 3, seed: int = 0) -> nn.Module:
-    from torchvision.models.segmentation import lraspp_mobilenet_v3_large
-
     torch.manual_seed(seed)
-    model = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=classes)
+    model = _segmentation().lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=classes)
     return randomize(model, ("classifier.low_classifier", "classifier.high_classifier"), (128, 160), seed)
 
 
