@@ -14,6 +14,9 @@ import os
 
 import pytest
 
+# The shared checks live in a plain module: have pytest rewrite its asserts so failures show their values.
+pytest.register_assert_rewrite("tests.zoo.conformance")
+
 FAST_MODELS = ("pets_unet", "nested_shared", "segformer_like", "unet_upsample", "vit_segmenter", "deeplabv3_mobilenet")
 
 # (test name, model) -> the reason; none open now (the nested_shared predict check and the token model's HiResCAM are
