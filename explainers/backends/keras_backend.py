@@ -2,8 +2,10 @@
 
 A Keras segmentation model usually outputs probabilities and never outputs its inner conv activations, so the model's
 layer graph is replayed once (explainers.graph) into one flat *feature model*: image -> [logits, every conv layer's
-activation]. Logits are found automatically: a final Softmax (layer or activation) is stripped to reach the
-pre-activation tensor; a single-channel sigmoid model becomes two classes, background -z and foreground z.
+activation] (a token layer's as its patch grid: a LayerNormalization whose output (N, L, C) is a patch grid of
+the input, explainers.backends.tokens). Logits are found automatically: a final Softmax (layer or activation) is
+stripped to reach the pre-activation tensor; a single-channel sigmoid model becomes two classes, background -z and
+foreground z.
 
 The region mask and the class weights enter the traced functions as inputs, so one `tf.function` serves every
 selection with no rebuild per click. The CAM step is one concrete function per (combiners, layers, image size): one
@@ -26,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from explainers.backends.base import Combiner, LayerInfo, NativeScoreModel, ScoreSpec
+from explainers.backends.tokens import keras_grid
 from explainers.graph import CONV_LAYER_TYPES, LinearCopy, graph_of, leaf_layers, output_layer, trace_model
 
 
@@ -46,6 +49,8 @@ class TensorFlowOps:
 
 
 TF_OPS = TensorFlowOps()
+# Token layers: a LayerNormalization whose output (N, L, C) is a patch grid of the input image.
+TOKEN_TYPES: tuple[type, ...] = (keras.layers.LayerNormalization,)
 
 
 @dataclass(frozen=True)
@@ -119,9 +124,11 @@ class KerasBackend:
         )
         self._logits_op, self.logits_source = detect_logits(model, logits_layer)
         self.binary = self.logits_source.binary
-        conv = [info for info in leaf_layers(model) if isinstance(info.layer, CONV_LAYER_TYPES)]
-        self.conv_layers: list[str] = [info.name for info in conv]
-        self._features = self._build_feature_model()
+        candidates = [info for info in leaf_layers(model) if isinstance(info.layer, (*CONV_LAYER_TYPES, *TOKEN_TYPES))]
+        self.conv_layers: list[str] = [info.name for info in candidates]
+        self._token_layers: set[str] = set()
+        self._features = self._build_feature_model(find_tokens=True)
+        conv = [info for info in candidates if info.name in self.conv_layers]
         logits_shape = tuple(self._features.outputs[0].shape)
         if len(logits_shape) != 4:
             raise ValueError(
@@ -133,7 +140,8 @@ class KerasBackend:
                 name=info.name,
                 kind=type(info.layer).__name__,
                 channels=_int_or_none(tensor.shape[-1]),
-                kernel=_kernel(info.layer),
+                kernel=None if info.name in self._token_layers else _kernel(info.layer),
+                tokens=info.name in self._token_layers,
                 shape=tuple(_int_or_none(v) for v in tensor.shape[1:]),
             )
             for info, tensor in zip(conv, self._features.outputs[1:], strict=True)
@@ -144,8 +152,11 @@ class KerasBackend:
         self._map_fns: dict[tuple, Any] = {}
 
     # ----------------------------------------------------------------------------------------------- graph building
-    def _build_feature_model(self, input_shape: tuple | None = None) -> keras.Model:
-        """One flat model: image -> [logits, every conv activation in conv_layers order]."""
+    def _build_feature_model(self, input_shape: tuple | None = None, find_tokens: bool = False) -> keras.Model:
+        """One flat model: image -> [logits, every conv activation in conv_layers order]. A token layer's activation
+        is its patch grid (N, h, w, C), put on the forward path (explainers.backends.tokens). `find_tokens`: the
+        candidate LayerNormalization layers are kept in conv_layers only where their output is a patch grid (a model
+        of fixed input size only: a dynamic one has no static token count)."""
         source, logits_op = self.logits_source, self._logits_op
         recorded: dict[str, Any] = {}
         conv_names = set(self.conv_layers)
@@ -159,15 +170,23 @@ class KerasBackend:
                 outputs = linear(*args, **kwargs)
             else:
                 outputs = call(*args, **kwargs)
-            if name in conv_names:
+            if name in conv_names and isinstance(operation, TOKEN_TYPES):
+                grid = keras_grid(outputs, image_size) if image_size is not None else None
+                if grid is not None and (find_tokens or name in self._token_layers):
+                    recorded[name], outputs = grid
+                    self._token_layers.add(name)
+            elif name in conv_names:
                 recorded[name] = outputs
             if operation is logits_op:
                 recorded["__logits__"] = outputs
             return outputs
 
         shape = input_shape or tuple(graph_of(self.model).inputs[0].shape[1:])
+        image_size = (int(shape[0]), int(shape[1])) if shape[0] and shape[1] else None
         inputs = keras.Input(shape=shape, dtype="float32", name="adapted_image")
         trace_model(self.model, inputs, intercept)
+        if find_tokens:
+            self.conv_layers = [name for name in self.conv_layers if name in recorded]
         if "__logits__" not in recorded:
             raise ValueError(f"Unsupported model: the logits layer {source.layer!r} is not reached from the input.")
         logits = recorded["__logits__"]

@@ -13,7 +13,9 @@ How it runs:
   the model with `model.to("cuda")` before building the adapter to run on the GPU; `explainers.model_loading` does
   that for `--torch` when `torch.cuda.is_available()`). The module is put in `eval()` mode.
 - Conv layers are the `named_modules()` names of every `Conv2d` / `ConvTranspose2d`, in FORWARD order, recorded by
-  forward hooks during one probe pass (definition order can differ from the order of use).
+  forward hooks during one probe pass (definition order can differ from the order of use). Token layers join them:
+  a `LayerNorm` whose output is a token sequence (N, L, C) on the probe image's patch grid (a class token allowed) is
+  a CAM layer, its activation reshaped to the grid of each input (explainers.backends.tokens).
 - Forward-only batches run under `torch.inference_mode()`. Gradients come from `torch.autograd.grad` with respect to
   the input or to hooked activations: parameters are never asked for gradients and `.grad` is never written.
 - CAMs: one forward pass with hooks capturing every chosen layer's activation, one `autograd.grad` call for all of
@@ -38,9 +40,11 @@ import torch
 from torch import nn
 
 from explainers.backends.base import Combiner, LayerInfo, NativeScoreModel, ScoreSpec
+from explainers.backends.tokens import token_grid, torch_grid
 
 CONV_MODULE_TYPES: tuple[type, ...] = (nn.Conv2d, nn.ConvTranspose2d)
 STRIPPED_SOFTMAX: tuple[type, ...] = (nn.Softmax, nn.Softmax2d)
+TOKEN_MODULE_TYPES: tuple[type, ...] = (nn.LayerNorm,)  # token layers: a LayerNorm whose output is a patch grid
 PROBE_SIZE = (64, 64)
 
 
@@ -112,8 +116,9 @@ class TorchBackend:
         self.dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
         self._output_shapes: dict[tuple[int, int], tuple[int, int]] = {}
         self._strip: str | None = None
-        order, raw = self._probe()
-        conv = [name for name in order if isinstance(self._modules[name], CONV_MODULE_TYPES)]
+        order, raw, token_layers = self._probe()
+        self._token_layers = set(token_layers)
+        conv = [name for name in order if isinstance(self._modules[name], CONV_MODULE_TYPES) or name in token_layers]
         self._weighted_order = [name for name in order if _has_own_state(self._modules[name])]
         channels = int(raw.shape[1])
         self.binary = channels == 1
@@ -124,6 +129,10 @@ class TorchBackend:
     # ------------------------------------------------------------------------------------------------- helpers
     def _layer_info(self, name: str) -> LayerInfo:
         module = self._modules[name]
+        if name in self._token_layers:
+            channels = int(module.normalized_shape[-1])
+            return LayerInfo(name=name, kind=type(module).__name__, channels=channels, tokens=True,
+                             shape=(None, None, channels))  # fmt: skip
         kernel = getattr(module, "kernel_size", None)
         channels = int(module.out_channels)
         return LayerInfo(
@@ -134,9 +143,10 @@ class TorchBackend:
             shape=(None, None, channels),
         )
 
-    def _probe(self) -> tuple[list[str], torch.Tensor]:
+    def _probe(self) -> tuple[list[str], torch.Tensor, list[str]]:
         """One forward pass on a grey image, hooks on every module: the order modules run in, the final activation
-        to strip, and the raw logits."""
+        to strip, the raw logits, and the token layers (a LayerNorm whose output (N, L, C) is a patch grid of the
+        probe image, explainers.backends.tokens)."""
         order: list[str] = []
         outputs: dict[str, Any] = {}
 
@@ -178,19 +188,35 @@ class TorchBackend:
                 "Unsupported model: its output must be (N, C, H, W) per-pixel class scores; got shape "
                 f"{tuple(raw.shape)}."
             )
-        return order, raw
+        tokens = [
+            name
+            for name in order
+            if isinstance(self._modules[name], TOKEN_MODULE_TYPES)
+            and isinstance(outputs[name], torch.Tensor)
+            and outputs[name].ndim == 3
+            and token_grid(int(outputs[name].shape[1]), PROBE_SIZE) is not None
+        ]
+        return order, raw, tokens
 
     @contextmanager
-    def _hooked(self, capture: Sequence[str] = ()) -> Iterator[dict[str, torch.Tensor]]:
-        """Hooks for one call: the final activation stripped, and the outputs of `capture` (and of logits_layer)."""
+    def _hooked(
+        self, capture: Sequence[str] = (), size: tuple[int, int] | None = None
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        """Hooks for one call: the final activation stripped, and the outputs of `capture` (and of logits_layer); a
+        token layer's as its (N, C, h, w) patch grid for an input of `size`, the grid put on the forward path."""
         captured: dict[str, torch.Tensor] = {}
         handles = []
         if self._strip is not None:
             handles.append(self._modules[self._strip].register_forward_hook(lambda module, inputs, output: inputs[0]))
 
         def hook(name: str) -> Any:
-            def record(module: nn.Module, inputs: Any, output: Any) -> None:
+            def record(module: nn.Module, inputs: Any, output: Any) -> Any:
+                if name in self._token_layers and size is not None:
+                    grid, output = torch_grid(output, size)
+                    captured.setdefault(name, grid)
+                    return output
                 captured.setdefault(name, output)
+                return None
 
             return record
 
@@ -239,7 +265,7 @@ class TorchBackend:
         self._check_layers(layers)
         region, weights = self._spec_tensors(spec)
         x_t = self._to_tensor(x).requires_grad_(True)  # so activations are in a graph even for frozen parameters
-        with torch.enable_grad(), self._hooked(layers) as captured:
+        with torch.enable_grad(), self._hooked(layers, size=(int(x.shape[1]), int(x.shape[2]))) as captured:
             scores = self._score(self._logits(x_t, captured), region, weights)
             missing = [name for name in layers if name not in captured]
             if missing:
