@@ -11,7 +11,8 @@ the mask figure, which also redraws on a new image and patches on the opacity sl
 its own event store, never the output itself; the writer picks the event that fired (the newest when several fired
 together) with the pure `events.decide` (`mask.decide_mask`). Events hold plain data, so nothing heavy (a figure, cards)
 travels through a store. Where one concern has several inputs, they are one callback over a pure dispatcher instead
-(`selection.region_event`, `grids.grid_event` for the heatmap grids, the contrast callback in `question`).
+(`selection.region_event`, `grids.grid_event` for the heatmap grids, `trust.section_event` for the Trust section's
+figures, table and flags, the contrast callback in `question`).
 
 To add a new event to such an output (say, "explain this error" setting the region and the target):
 
@@ -35,7 +36,8 @@ Duplicates that remain (`allow_duplicate=True`), and why:
   options, image info) besides their usual writer (the grids and results it clears through the region);
 - the heatmap figures (`heatmap_graph(ALL)`): pattern-matching outputs, patched by the layer, opacity and zoom
   callbacks, each its own property of every card; a pattern-matching output cannot read per-source stores;
-- not yet routed (plain work left): the Trust figures, table and flags (run, new question, result, cancel).
+- the Trust result store: the metric job's own output, and the cancel marker the Trust section's one callback
+  (`trust.register_section`, over the pure `trust.section_event`) writes.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dash import Dash, Input, Output, State, no_update
+from dash import Dash, Input, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard.callbacks.events import emit, event_output
@@ -241,18 +241,30 @@ def with_status_event(outputs: tuple[Any, ...], index: int) -> tuple[Any, ...]:
     return (*outputs[:index], emit({"children": outputs[index]}), *outputs[index + 1 :])
 
 
-def section_outputs(source: str) -> list[Output]:
-    """The outputs `source` ("run" or "question") sets for the whole section: figures, table, flags, status, request."""
-    return [
-        Output(ids.TRUST_SHARE, "figure", allow_duplicate=True),
-        Output(ids.TRUST_AGREEMENT, "figure", allow_duplicate=True),
-        Output(ids.TRUST_CURVES, "figure", allow_duplicate=True),
-        Output(ids.TRUST_TABLE, "children", allow_duplicate=True),
-        Output(ids.TRUST_SANITY, "figure", allow_duplicate=True),
-        Output(ids.TRUST_FLAGS, "children", allow_duplicate=True),
-        status_output(source),
-        Output(ids.TRUST_REQUEST, "data", allow_duplicate=True),
-    ]
+SECTION_TRIGGERS = {f"{ids.RESULTS}.data": "question", f"{ids.TRUST_RUN}.n_clicks": "run",
+                    f"{ids.TRUST_CANCEL}.n_clicks": "cancel", f"{ids.TRUST_RESULT}.data": "result"}  # fmt: skip
+SECTION_PRECEDENCE = ("question", "run", "cancel", "result")  # a new question resets whatever else fired with it
+
+
+def section_event(triggered: Sequence[str]) -> str | None:
+    """Which event the section's one callback handles for the inputs that fired: "question", "run", "cancel" or
+    "result" (in that precedence), or None."""
+    fired = {SECTION_TRIGGERS[prop] for prop in triggered if prop in SECTION_TRIGGERS}
+    return next((event for event in SECTION_PRECEDENCE if event in fired), None)
+
+
+def section_outputs(event: str, out: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A handler's outputs placed on the section callback's outputs (share, agreement, curves, table, sanity, flags,
+    status event, request, result), `no_update` where the handler sets nothing."""
+    keep = no_update
+    if event in ("run", "question"):
+        share, agreement, curves, table, sanity, flags, status, request = out
+        return (share, agreement, curves, table, sanity, flags, emit({"children": status}), request, keep)
+    if event == "result":
+        curves, table, sanity, flags, status = out
+        return (keep, keep, curves, table, sanity, flags, emit({"children": status}), keep, keep)
+    marker, curves, sanity, status = out  # cancel
+    return (keep, keep, curves, keep, sanity, keep, emit({"children": status}), keep, marker)
 
 
 def register(app: Dash, config: AppConfig) -> None:
@@ -263,35 +275,45 @@ def register(app: Dash, config: AppConfig) -> None:
 
 
 def register_section(app: Dash, config: AppConfig) -> None:
-    """The Run button (quick metrics at once, a job request for the rest) and the reset for a new question."""
+    """The section's one callback: the Run button (quick metrics at once, a job request for the rest), the reset for
+    a new question, the job's result and its cancel, dispatched by the pure `section_event`."""
 
     @app.callback(
-        *section_outputs("run"),
+        Output(ids.TRUST_SHARE, "figure"),
+        Output(ids.TRUST_AGREEMENT, "figure"),
+        Output(ids.TRUST_CURVES, "figure"),
+        Output(ids.TRUST_TABLE, "children"),
+        Output(ids.TRUST_SANITY, "figure"),
+        Output(ids.TRUST_FLAGS, "children"),
+        status_output("section"),
+        Output(ids.TRUST_REQUEST, "data"),
+        Output(ids.TRUST_RESULT, "data", allow_duplicate=True),  # the background job writes it too
         Input(ids.TRUST_RUN, "n_clicks"),
-        State(ids.RESULTS, "data"),
+        Input(ids.RESULTS, "data"),
+        Input(ids.TRUST_CANCEL, "n_clicks"),
+        Input(ids.TRUST_RESULT, "data"),
         State(ids.SESSION, "data"),
         State(ids.LAYER, "value"),
         State(ids.TRUST_OPTIONS, "value"),
         State(ids.TRUST_STEPS, "value"),
         State(ids.TRUST_REQUEST, "data"),
-        State(ids.TRUST_RESULT, "data"),
         prevent_initial_call=True,
     )
-    def on_run(n_clicks, results, session, layer_index, options, steps, previous, previous_result):
-        adapter = get_session_adapter(config, session)
-        out = handle_run(n_clicks, results, session, layer_index, options, steps, previous, previous_result,
-                         store=get_store(config), infos=methods(), conv_layers=adapter.conv_layers)  # fmt: skip
-        return with_status_event(out, 6)
-
-    @app.callback(
-        *section_outputs("question"),
-        Input(ids.RESULTS, "data"),
-        State(ids.TRUST_REQUEST, "data"),
-        State(ids.TRUST_RESULT, "data"),
-        prevent_initial_call=True,
-    )
-    def on_question(results, previous, previous_result):
-        return with_status_event(handle_question_change(previous, previous_result), 6)
+    def on_section(n_clicks, results, cancel_clicks, trust_result, session, layer_index, options, steps, request):
+        event = section_event([item["prop_id"] for item in ctx.triggered])
+        if event == "run":
+            adapter = get_session_adapter(config, session)
+            out = handle_run(n_clicks, results, session, layer_index, options, steps, request, trust_result,
+                             store=get_store(config), infos=methods(), conv_layers=adapter.conv_layers)  # fmt: skip
+        elif event == "question":
+            out = handle_question_change(request, trust_result)
+        elif event == "result":
+            out = handle_trust_result(trust_result, results, session, store=get_store(config), infos=methods())
+        elif event == "cancel":
+            out = handle_cancel(cancel_clicks, request)
+        else:
+            raise PreventUpdate
+        return section_outputs(event, out)
 
 
 def register_job(app: Dash, config: AppConfig) -> None:
@@ -315,33 +337,6 @@ def register_job(app: Dash, config: AppConfig) -> None:
     )  # fmt: skip
     def trust_job(set_progress: SetProgress, request: Mapping[str, Any] | None) -> dict[str, Any]:
         return run_trust_job(set_progress, request, config)
-
-    @app.callback(
-        Output(ids.TRUST_CURVES, "figure", allow_duplicate=True),
-        Output(ids.TRUST_TABLE, "children", allow_duplicate=True),
-        Output(ids.TRUST_SANITY, "figure", allow_duplicate=True),
-        Output(ids.TRUST_FLAGS, "children", allow_duplicate=True),
-        status_output("result"),
-        Input(ids.TRUST_RESULT, "data"),
-        State(ids.RESULTS, "data"),
-        State(ids.SESSION, "data"),
-        prevent_initial_call=True,
-    )
-    def on_trust_result(trust_result, results, session):
-        out = handle_trust_result(trust_result, results, session, store=get_store(config), infos=methods())
-        return with_status_event(out, 4)
-
-    @app.callback(
-        Output(ids.TRUST_RESULT, "data", allow_duplicate=True),
-        Output(ids.TRUST_CURVES, "figure", allow_duplicate=True),
-        Output(ids.TRUST_SANITY, "figure", allow_duplicate=True),
-        status_output("cancel"),
-        Input(ids.TRUST_CANCEL, "n_clicks"),
-        State(ids.TRUST_REQUEST, "data"),
-        prevent_initial_call=True,
-    )
-    def on_cancel(n_clicks, request):
-        return with_status_event(handle_cancel(n_clicks, request), 3)
 
 
 def register_export(app: Dash, config: AppConfig) -> None:
