@@ -64,7 +64,10 @@ def torch_cam_family(torch_adapter: Any, image: Any, region: Any, target: int, r
 
 
 def method_table(adapters: dict[str, Any], image: Any, region: Any, target: int, repeats: int) -> list[dict]:
-    """Median seconds of every registered method on each adapter (one warm-up call each, cache cleared per call)."""
+    """Median seconds of every registered method on each adapter (one warm-up call each, cache cleared per call).
+
+    A method an adapter refuses (a ValueError with the reason, e.g. DeepSHAP on a torch model whose operations shap's
+    DeepExplainer cannot handle) gets its reason in `{label}_refused` instead of a time; the table goes on."""
     from explainers import registry
 
     rows = []
@@ -72,7 +75,11 @@ def method_table(adapters: dict[str, Any], image: Any, region: Any, target: int,
         explainer = registry.get(name)
         row: dict[str, Any] = {"method": name, "slow": explainer.slow}
         for label, adapter in adapters.items():
-            explainer.explain(adapter, image, region, target)
+            try:
+                explainer.explain(adapter, image, region, target)
+            except ValueError as error:
+                row[f"{label}_s"], row[f"{label}_refused"] = None, str(error)
+                continue
             seconds = []
             for _ in range(repeats if not explainer.slow else max(1, repeats // 3)):
                 adapter.clear_cache()
@@ -84,10 +91,15 @@ def method_table(adapters: dict[str, Any], image: Any, region: Any, target: int,
     return rows
 
 
-def run(repeats: int = 10) -> dict[str, Any]:
-    """Both measurements, on the demo image (128x128)."""
+def run(repeats: int = 10, torch_threads: int | None = None) -> dict[str, Any]:
+    """Both measurements, on the demo image (128x128); `torch_threads` sets torch's intra-op threads first (None:
+    torch's default, one per core). On a machine shared with other busy processes the default is pathological: every
+    parallel region waits for a thread the OS has descheduled (measured 10-30x slower at load average 3-5), while one
+    thread degrades with the machine's load like TensorFlow does."""
     import torch
 
+    if torch_threads is not None:
+        torch.set_num_threads(torch_threads)
     keras_adapter, torch_adapter, image, region, target = torch_twin_question()
     return {
         "load_average_at_start": os.getloadavg(),
@@ -100,14 +112,15 @@ def run(repeats: int = 10) -> dict[str, Any]:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    p5a = results["p5a"]
+    p5a, threads = results["p5a"], results["torch_threads"]
     load = tuple(round(x, 2) for x in results["load_average_at_start"])
     end = tuple(round(x, 2) for x in results["load_average_at_end"])
     lines = [
         BEGIN,
         "## Backends: the torch backend, and the Keras demo model vs its torch twin (`python -m benchmarks.backends`)",
         "",
-        f"torch {results['torch']} ({results['torch_threads']} threads, device {p5a['device']}); demo image 128x128; "
+        f"torch {results['torch']} ({threads} thread{'' if threads == 1 else 's'}, device {p5a['device']}); "
+        "demo image 128x128; "
         f"load average {load} at start, {end} at the end (a shared 2-core machine: absolute times are noisy, the "
         "ratio is measured interleaved).",
         "",
@@ -120,10 +133,21 @@ def markdown(results: dict[str, Any]) -> str:
         "| method | Keras demo, ms | torch twin, ms | torch / Keras |",
         "| --- | --- | --- | --- |",
     ]
-    lines += [f"| {r['method']} | {1000 * r['keras_s']:.1f} | {1000 * r['torch_s']:.1f} | "
-              f"{r['torch_s'] / r['keras_s']:.2f} |" for r in results["p5b"]]  # fmt: skip
+    lines += [method_row(r) for r in results["p5b"]]
+    refused = [(r["method"], label, r[f"{label}_refused"]) for r in results["p5b"] for label in ("keras", "torch")
+               if r.get(f"{label}_refused")]  # fmt: skip
+    if refused:
+        lines += ["", *(f"- {method} refused on {label}: {why}" for method, label, why in refused)]
     lines.append(END)
     return "\n".join(lines)
+
+
+def method_row(row: dict[str, Any]) -> str:
+    """One line of the per-method table; a method a backend refused reads "refused" (the reason is listed below)."""
+    keras_s, torch_s = row["keras_s"], row["torch_s"]
+    cells = ["refused" if s is None else f"{1000 * s:.1f}" for s in (keras_s, torch_s)]
+    ratio = "-" if keras_s is None or torch_s is None else f"{torch_s / keras_s:.2f}"
+    return f"| {row['method']} | {cells[0]} | {cells[1]} | {ratio} |"
 
 
 def extract_section(text: str) -> str:
@@ -140,8 +164,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--markdown", default=str(RESULTS))
+    parser.add_argument("--torch-threads", type=int, help="torch intra-op threads (default: torch's, one per core)")
     args = parser.parse_args()
-    results = run(3 if args.quick else 10)
+    results = run(3 if args.quick else 10, args.torch_threads)
     section = markdown(results)
     print(section)
     write_section(Path(args.markdown), section)

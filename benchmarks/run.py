@@ -5,7 +5,11 @@ Targets (issue 4) are checked as ratios measured in this run, never as absolute 
 forward+backward floor (<= 1.3) and vs a per-layer loop (>= 5x), and vs xplique / tf-keras-vis (faster, Pearson
 >= 0.99); P2 interactive latency over HTTP; P3 SHAP evaluations/s vs forward throughput (>= 0.8) and wall time
 (< 5 s); P4 server peak RSS (< 1.5 GB); P5 the torch backend's CAM family vs its forward+backward floor (<= 1.3) and
-every method on the demo model vs its torch twin.
+every method on the demo model vs its torch twin; S1 (issue 15) the whole fast set from one pass vs the floor (<= 1.5),
+on the demo model and a 512x512 DeepLabV3+ (benchmarks.fast_pass); S2 the first selection vs later ones after the
+start-up preparation (<= 1.3, benchmarks.first_selection); S5 an Integrated Gradients run's peak memory growth vs the
+memory budget (<= 1, benchmarks.memory_budget). `--only app,first_selection,memory_budget` re-measures only those
+parts and keeps the other figures of the last run (the header then says which parts are new).
 """
 
 from __future__ import annotations
@@ -83,6 +87,17 @@ def verdicts(results: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
     if p5a:
         rows.append(("P5a torch CAM family / fwd+bwd floor", f"{p5a['ratio_to_floor']:.2f}", "<= 1.3",
                      p5a["ratio_to_floor"] <= 1.3))  # fmt: skip
+    for row in (results.get("fast_pass") or {}).get("rows", []):
+        rows.append((f"S1 fast set / fwd+bwd floor, {row['model']} {row['size'][0]}x{row['size'][1]}",
+                     f"{row['ratio_to_floor']:.2f}", "<= 1.5", row["ratio_to_floor"] <= 1.5))  # fmt: skip
+    for row in results.get("first_selection") or []:
+        if row["prepared"]:
+            rows.append((f"S2 first selection / later, {row['case']} {row['size'][0]}x{row['size'][1]}",
+                         f"{row['ratio']:.2f}", "<= 1.3", row["ratio"] <= 1.3))  # fmt: skip
+    for row in results.get("memory_budget") or []:
+        rows.append((f"S5 IG peak memory growth / budget, {row['case']} {row['size'][0]}x{row['size'][1]}",
+                     f"{row['growth_over_budget']:.2f} (batch {row['batch_size']})", "<= 1",
+                     row["growth_over_budget"] <= 1))  # fmt: skip
     p3 = results.get("p3")
     if p3:
         rows.append(("P3 SHAP evals/s / forward", f"{p3['ratio']:.2f}", ">= 0.8", p3["ratio"] >= 0.8))
@@ -105,6 +120,8 @@ def markdown(results: dict[str, Any]) -> str:
         + ", ".join(f"{k} {v}" for k, v in m["versions"].items())
         + f"; load average at start {tuple(round(x, 2) for x in m['load_average_at_start'])}.",
         "",
+        *([f"Re-measured in this run: {m['parts_measured_now']}; the other rows are from the run before.", ""]
+          if m.get("parts_measured_now") else []),
         "| target | measured | goal | met |",
         "| --- | --- | --- | --- |",
     ]
@@ -116,7 +133,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [f"| {r['method']} | {1000 * r['median_s']:.1f} | {'background job' if r['slow'] else 'request'} |"
                   for r in results["methods"]]  # fmt: skip
     lines += ["", "## Raw numbers", "", "```json", json.dumps({k: v for k, v in results.items() if k not in
-                                                               ("methods", "backends")},
+                                                               ("backends", "fast_pass")},
                                                                indent=2, default=str), "```", ""]  # fmt: skip
     return "\n".join(lines)
 
@@ -126,12 +143,22 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--skip-peers", action="store_true")
     parser.add_argument("--skip-app", action="store_true")
+    parser.add_argument("--torch-threads", type=int, help="torch intra-op threads (default: torch's, one per core; "
+                        "1 on a machine shared with busy processes, see benchmarks.backends.run)")  # fmt: skip
     parser.add_argument("--json", default=str(HERE / "out" / "results.json"))
     parser.add_argument("--markdown", default=str(HERE / "RESULTS.md"))
     parser.add_argument("--from-json", help="only re-render the table and RESULTS.md from an earlier run's JSON")
+    parser.add_argument("--only", help=f"re-measure only these parts (comma-separated: {', '.join(PARTS)}), keeping "
+                        "the other figures of the last run (its raw numbers in RESULTS.md)")
     args = parser.parse_args()
     if args.from_json:
         results = json.loads(Path(args.from_json).read_text())
+        report(results, args)
+        return
+    if args.only:
+        results = previous_results(Path(args.markdown))
+        results.update(measure_parts([p.strip() for p in args.only.split(",") if p.strip()], args))
+        results["machine"] = {**machine(), "parts_measured_now": args.only}
         report(results, args)
         return
     from benchmarks import engine, methods
@@ -143,32 +170,84 @@ def main() -> None:
     results["p3"] = engine.p3_shap(2 if args.quick else 3)
     from benchmarks import backends, onnx_blackbox
 
-    results["backends"] = backends.run(3 if args.quick else 10)
+    results["backends"] = backends.run(3 if args.quick else 10, args.torch_threads)
+    from benchmarks import fast_pass
+
+    results["fast_pass"] = fast_pass.run(3 if args.quick else 7, with_torch=True, torch_threads=args.torch_threads)
     results["p3_onnx"] = onnx_blackbox.p3_onnx_shap(2 if args.quick else 3)
     if not args.skip_peers:
         results["peers"] = peers(repeats)
     if not args.skip_app:
-        from benchmarks import app_server
-
-        results["app"] = app_server.run()
+        results.update(measure_parts(["app"], args))
+    results.update(measure_parts(["first_selection", "memory_budget"], args))
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(results, indent=2, default=str))
     report(results, args)
+
+
+PARTS = ("methods", "app", "first_selection", "memory_budget")
+
+
+def measure_parts(parts: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    """Measure the named parts of the run (each its own process where it needs a clean one)."""
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        raise SystemExit(f"--only: unknown part(s) {sorted(unknown)}; choose from {', '.join(PARTS)}")
+    out: dict[str, Any] = {}
+    if "methods" in parts:
+        from benchmarks import methods
+
+        out["methods"] = methods.time_methods(2 if args.quick else 5)
+    if "app" in parts:
+        from benchmarks import app_server
+
+        out["app"] = app_server.run()
+    if "first_selection" in parts:
+        from benchmarks import first_selection
+
+        out["first_selection"] = [first_selection.run_in_subprocess(case, prepared) for case in first_selection.CASES
+                                  for prepared in (False, True)]  # fmt: skip
+    if "memory_budget" in parts:
+        from benchmarks import memory_budget
+        from explainers.memory import parse_bytes
+
+        out["memory_budget"] = [memory_budget.run_case_in_subprocess(case, parse_bytes("2GB"), 16)
+                                for case in memory_budget.CASES]  # fmt: skip
+    return out
+
+
+def previous_results(path: Path) -> dict[str, Any]:
+    """The raw numbers of the last run, from the JSON block of RESULTS.md ({} if there is none)."""
+    text = path.read_text() if path.exists() else ""
+    start = text.find("## Raw numbers")
+    block = text.find("```json", start)
+    end = text.find("```", block + 7)
+    return json.loads(text[block + 7 : end]) if start >= 0 and block >= 0 and end > block else {}
 
 
 def report(results: dict[str, Any], args: argparse.Namespace) -> None:
     for name, measured, goal, met in verdicts(results):
         print(f"{name:<38} {measured:>28}  goal {goal:<12} {'met' if met else 'MISSED'}")
     path = Path(args.markdown)
-    from benchmarks import backends, load
-    from benchmarks.sections import extract_section
+    from benchmarks import backends, fast_pass, first_selection, load, memory_budget
+    from benchmarks.sections import extract_section, write_section
 
-    # The load and backends sections (their own commands) are kept as they are unless this run measured them.
+    # The sections of the benchmarks with their own commands are kept as they are unless this run measured them.
     old = path.read_text() if path.exists() else ""
-    kept = [extract_section(old, load.LOAD_BEGIN, load.LOAD_END), extract_section(old, backends.BEGIN, backends.END)]
+    markers = [(load.LOAD_BEGIN, load.LOAD_END), (backends.BEGIN, backends.END), (fast_pass.BEGIN, fast_pass.END),
+               (first_selection.BEGIN, first_selection.END), (memory_budget.BEGIN, memory_budget.END)]  # fmt: skip
+    kept = [extract_section(old, begin, end) for begin, end in markers]
     path.write_text(markdown(results) + "".join(f"\n{section}\n" for section in kept if section))
     if results.get("backends"):
         backends.write_section(path, backends.markdown(results["backends"]))
+    if results.get("fast_pass"):
+        fast_pass.write_section(path, fast_pass.markdown(results["fast_pass"]))
+    if results.get("first_selection"):
+        write_section(path, first_selection.markdown_section(results["first_selection"]), first_selection.BEGIN,
+                      first_selection.END)  # fmt: skip
+    if results.get("memory_budget"):
+        write_section(path, memory_budget.markdown_section(results["memory_budget"]), memory_budget.BEGIN,
+                      memory_budget.END)  # fmt: skip
 
 
 if __name__ == "__main__":

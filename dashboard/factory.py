@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import dash_bootstrap_components as dbc  # noqa: F401  (registers the component library with Dash)
-import numpy as np
 from dash import Dash, html
 
 from dashboard import layout
@@ -23,6 +22,7 @@ from dashboard.inputs.samples import gallery_items
 from dashboard.jobs.background import ManagerFactory, default_manager
 from dashboard.state.resources import get_adapter, methods
 from dashboard.state.store import new_session_id
+from dashboard.trust.download import register_export_route
 from dashboard.view.photos import register_photo_route
 
 log = logging.getLogger(__name__)
@@ -80,17 +80,14 @@ def serve_layout(config: AppConfig) -> Any:
 
 
 def warm_up(config: AppConfig) -> None:
-    """Load the model and trace the fast methods once, so the first real selection is fast."""
+    """Load the model and trace the fast pass once (at its input size; a model of dynamic size is prepared for each
+    new image size when the image arrives), so the first real selection is fast."""
     try:
-        from explainers import explain
+        from explainers.warmup import prepare
 
         adapter = get_adapter(config)
-        height, width = adapter.input_size or (64, 64)
-        image = np.full((height, width, 3), 127, dtype=np.uint8)
-        region = np.zeros((height, width), dtype=bool)
-        region[height // 4 : height // 2, width // 4 : width // 2] = True
-        adapter.predict(image)
-        explain(adapter, image, region, 0, methods=[m.name for m in methods() if not m.slow])
+        if adapter.input_size is not None:
+            prepare(adapter, adapter.input_size)
     except Exception:
         log.exception("warm-up failed")
 
@@ -136,6 +133,7 @@ def create_app(
     app.layout = lambda: serve_layout(config)
     register_callbacks(app, config)
     register_photo_route(app.server, config, app.config.routes_pathname_prefix)
+    register_export_route(app.server, config, app.config.routes_pathname_prefix)
     if warmup:
         threading.Thread(target=warm_up, args=(config,), name="segx-warmup", daemon=True).start()
     return app

@@ -440,7 +440,8 @@ class SegmentationAdapter:
         after its backward pass (Keras: in one XLA-compiled function) and returns only the small maps. Maps are kept
         at each layer's own resolution and upsampled to the image (bilinear, half-pixel centres) when first read, so
         a layer that is never shown costs no resize. The last few results are kept, so methods asked for together
-        share one pass.
+        share one pass. With every conv layer chosen (the default) the same pass also gives dS/dx (the backend's
+        `fast_pass`), kept for `image_gradient`: saliency and gradient x input then cost no second pass.
 
         `layers`: only these conv layers (default: all). The backward pass then stops at the shallowest of them, so
         one layer near the output costs little more than the forward pass (what single-layer CAM tools compute).
@@ -456,7 +457,14 @@ class SegmentationAdapter:
         if (kept := self._recall(key)) is not None:
             return kept
         spec = self.score_spec(question, size=image.shape[:2])
-        score, maps = self.backend.layer_maps(self.model_input(image[None]), spec, list(combiners.values()), chosen)
+        x = self.model_input(image[None])
+        if chosen == tuple(self.conv_layers):  # the backward pass reaches the input anyway: dS/dx on the same tape
+            with self.throughput.timing("gradient", image.shape[:2], 1):  # one forward+backward: the time estimates
+                score, maps, grad = self.backend.fast_pass(x, spec, list(combiners.values()), chosen)
+            gradient = (float(score), _frozen(x[0]), _frozen(np.asarray(grad, dtype=np.float32)))
+            self._remember(("input-gradient", content_key(image), question.key), gradient)
+        else:
+            score, maps = self.backend.layer_maps(x, spec, list(combiners.values()), chosen)
         native = [_frozen(np.asarray(layer_maps, dtype=np.float32)) for layer_maps in maps]  # (h, w, combiners)
         size = image.shape[:2]
         result = (

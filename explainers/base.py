@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -18,13 +17,8 @@ from explainers.adapter import SegmentationAdapter
 from explainers.attribution import Attribution
 from explainers.backends.base import GradientsUnavailable
 from explainers.backends.tf_isolation import GRADIENT_LOCK
+from explainers.progress import Progress, no_progress
 from explainers.question import Question
-
-Progress = Callable[[float, str], None]
-
-
-def no_progress(fraction: float, message: str) -> None:
-    """A progress callback that ignores its reports."""
 
 
 class Explainer:
@@ -100,10 +94,23 @@ class Explainer:
         self.check_available(adapter)
         image = adapter.validate_image(image)
         question = adapter.question(region, target, contrast, image.shape[:2])
+        return self.run(adapter, image, question, resolved, progress or no_progress)
+
+    def run(
+        self,
+        adapter: SegmentationAdapter,
+        image: np.ndarray,
+        question: Question,
+        params: dict[str, Any],
+        progress: Progress,
+    ) -> Attribution:
+        """`explain` after its one validation pass: `image`, `question` and the resolved `params` are already checked
+        (by `explain` here or by `explainers.explain` for several methods at once), so nothing is checked twice."""
+        resolved = params
         start = time.perf_counter()
         section = contextlib.nullcontext() if self.exclusive_gradients else GRADIENT_LOCK.shared()
         with section:
-            fields = self.compute(adapter, image, question, resolved, progress or no_progress)
+            fields = self.compute(adapter, image, question, resolved, progress)
         seconds = time.perf_counter() - start
         heatmap = np.asarray(fields.pop("heatmap"), dtype=np.float32)
         return Attribution(method=self.name, heatmap=heatmap, seconds=seconds, params=resolved, **fields)

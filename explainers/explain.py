@@ -63,13 +63,14 @@ def explain(
     question = adapter.question(region, target, contrast, image.shape[:2])
     report = progress or no_progress
     results: dict[str, Attribution] = {}
-    for index, explainer in enumerate(explainers):
+    # The CAM methods run first: their one forward+backward pass (every conv layer) also gives dS/dx, which the adapter
+    # keeps, so saliency and gradient x input asked for with them cost no second pass.
+    for index, explainer in enumerate(sorted(explainers, key=lambda explainer: not explainer.is_cam)):
 
         def method_progress(fraction: float, message: str, index: int = index) -> None:
             report((index + min(max(fraction, 0.0), 1.0)) / len(explainers), message)
 
-        results[explainer.name] = explainer.explain(
-            adapter, image, question, params=resolved[explainer.name], progress=method_progress
-        )
+        # validated above, once for every method: run, not explain (which would check it all again)
+        results[explainer.name] = explainer.run(adapter, image, question, resolved[explainer.name], method_progress)
         report((index + 1) / len(explainers), f"{explainer.label}: done")
-    return results
+    return {name: results[name] for name in methods}

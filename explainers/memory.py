@@ -11,8 +11,9 @@ the image size in use and a **memory budget**:
   for the backward pass in one forward with gradients on (`torch.autograd.graph.saved_tensors_hooks`), plus the
   logits. onnxruntime: every intermediate value of the shape-inferred graph at that size.
 - A gradient batch (forward + backward) holds about the saved activations plus their gradients:
-  `GRADIENT_FACTOR` x activation bytes per image. A forward-only batch frees tensors as it goes; `FORWARD_FACTOR`
-  bounds it. Both factors come from peak-RSS measurements (`python -m benchmarks.memory_budget`, which also checks
+  `GRADIENT_FACTOR` x activation bytes per image (the counts are upper bounds already: TensorFlow fuses some of the
+  tensors it counts). A forward-only batch frees tensors as it goes; `FORWARD_FACTOR` bounds it. The factors are
+  checked against peak-RSS measurements (`python -m benchmarks.memory_budget`, which also checks
   that an Integrated Gradients run at 512x512 stays within the budget).
 - The budget: `--memory-budget` (app) / `SEGX_MEMORY_BUDGET` (environment) / `SegmentationAdapter.memory_budget`
   (Python), in bytes or with a unit ("1.5GB", "800MB"). The default is a quarter of the machine's physical memory,
@@ -33,7 +34,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-GRADIENT_FACTOR = 3.0  # a forward+backward image: saved activations, their gradients, and workspace
+GRADIENT_FACTOR = 1.5  # a forward+backward image: the saved activations plus the gradient buffers alive at once
 FORWARD_FACTOR = 1.0  # a forward-only image: at most every intermediate tensor alive at once
 MAX_BATCH = 256  # more images per call buys no speed on a CPU and only delays progress reports
 DEFAULT_SHARE = 0.25

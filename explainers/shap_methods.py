@@ -9,8 +9,11 @@
 - `deep_shap`: DeepLIFT-style SHAP (shap.DeepExplainer; Lundberg & Lee 2017, after Shrikumar et al., "Learning
   Important Features Through Propagating Activation Differences", ICML 2017) on the region score as a model of the
   backend's framework (a flat Keras model, or a torch module wrapping the network), against a background of reference
-  images; sum(map) ~= S(x) - mean S(background) (the error reached is in `diagnostics`). A torch model whose
-  operations shap's DeepExplainer cannot handle is refused with the reason.
+  images; sum(map) ~= S(x) - mean S(background) (the error reached is in `diagnostics`). A model whose operations
+  shap's DeepExplainer cannot handle is refused with the reason before shap runs: Keras ops without a shap rule;
+  torch module types without one that are not linear (LayerNorm, MultiheadAttention, Hardswish: shap would pass the
+  plain gradient through them), and stateful modules (max-pooling, activations) that run twice in one forward pass
+  (shap keeps one input per module). An error inside shap is reported the same way.
 """
 
 from __future__ import annotations
@@ -174,6 +177,50 @@ def tf_ops_without_rules(model: Any, input_shape: tuple[int, ...]) -> list[str]:
     return sorted(missing)
 
 
+def torch_modules_without_rules(model: Any) -> list[str]:
+    """The module types in a torch `model` for which shap's DeepExplainer has no rule and that are not linear: it
+    passes the plain gradient through them (with a warning), which breaks DeepLIFT's summation-to-delta (LayerNorm,
+    MultiheadAttention, Hardswish, ...). torch.nn's own modules only: the code of other modules' `forward` (a model's
+    own, or a converter's one-op modules such as onnx2torch's) cannot be judged from its type."""
+    from shap.explainers._deep import deep_pytorch
+    from torch import nn
+
+    linear = (nn.Linear, nn.Identity, nn.Flatten, nn.Unflatten, nn.Upsample, nn.PixelShuffle, nn.PixelUnshuffle,
+              nn.ZeroPad2d, nn.ConstantPad2d, nn.ReflectionPad2d, nn.ReplicationPad2d, nn.Dropout)  # fmt: skip
+    containers = (nn.Sequential, nn.ModuleList, nn.ModuleDict)  # and a plain nn.Module holding submodules
+    missing = set()
+    for module in model.modules():
+        kind = type(module)
+        own = kind.__module__.startswith("torch.nn.") and kind is not nn.Module and not isinstance(module, containers)
+        if own and kind.__name__ not in deep_pytorch.op_handler and not isinstance(module, linear):
+            missing.add(kind.__name__)
+    return sorted(missing)
+
+
+def torch_modules_reused(model: Any, x: Any) -> list[str]:
+    """The modules of a torch `model` that shap's DeepExplainer keeps state for (its max-pool and non-linear rules store
+    the module's input and output on the module itself) and that run more than once in one forward pass on `x`: each
+    call overwrites the last one's, so the rule would use another call's tensors (a shape error, or silently wrong
+    values). One forward pass with counting hooks, removed after it."""
+    import torch
+    from shap.explainers._deep import deep_pytorch
+
+    stateful = {name for name, rule in deep_pytorch.op_handler.items() if rule.__name__ in ("maxpool", "nonlinear_1d")}
+    calls: dict[str, int] = {}
+    handles = [
+        module.register_forward_hook(lambda m, i, o, name=name: calls.__setitem__(name, calls.get(name, 0) + 1))
+        for name, module in model.named_modules()
+        if type(module).__name__ in stateful
+    ]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return sorted(name for name, count in calls.items() if count > 1)
+
+
 @register
 class DeepShap(Explainer):
     name = "deep_shap"
@@ -212,6 +259,15 @@ class DeepShap(Explainer):
                 raise ValueError(f"DeepSHAP cannot run on this model: shap's DeepExplainer has no rule for its "
                                  f"TensorFlow operation(s) {', '.join(missing)}. Use SHAP (Partition) or Integrated "
                                  "Gradients instead.")  # fmt: skip
+        if adapter.framework == "torch" and (missing := torch_modules_without_rules(native.model)):
+            raise ValueError(f"DeepSHAP cannot run on this model: shap's DeepExplainer has no rule for its module "
+                             f"type(s) {', '.join(missing)}. Use SHAP (Partition) or Integrated Gradients "
+                             "instead.")  # fmt: skip
+        if adapter.framework == "torch" and (reused := torch_modules_reused(native.model, native.to_native(x))):
+            reused = [name.removeprefix("network.") for name in reused]  # the score module holds the model as .network
+            raise ValueError(f"DeepSHAP cannot run on this model: shap's DeepExplainer keeps one input per module, and "
+                             f"module(s) {', '.join(reused)} run more than once in a forward pass. Use SHAP "
+                             "(Partition) or Integrated Gradients instead.")  # fmt: skip
         progress(0.3, "DeepSHAP: propagating")
         try:
             values, base = deep_explainer_values(native.model, native.to_native(background), native.to_native(x))

@@ -11,7 +11,8 @@ the mask figure, which also redraws on a new image and patches on the opacity sl
 its own event store, never the output itself; the writer picks the event that fired (the newest when several fired
 together) with the pure `events.decide` (`mask.decide_mask`). Events hold plain data, so nothing heavy (a figure, cards)
 travels through a store. Where one concern has several inputs, they are one callback over a pure dispatcher instead
-(`selection.region_event`, `jobs.job_outcome`, the contrast callback in `question`).
+(`selection.region_event`, `grids.grid_event` for the heatmap grids, `trust.section_event` for the Trust section's
+figures, table and flags, the contrast callback in `question`).
 
 To add a new event to such an output (say, "explain this error" setting the region and the target):
 
@@ -31,12 +32,12 @@ Duplicates that remain (`allow_duplicate=True`), and why:
   would be a dependency cycle across callbacks, which Dash refuses (the image and model callbacks clear it too);
 - the slow result store and the Trust request / result stores: a background callback's own output (`jobs.slow_job`,
   `trust.trust_job`) plus the cancel / failure markers, which Dash lets only another callback write;
-- the model upload (`model_upload`), a background callback, resets the page's other outputs (grids, results,
-  layer info, class-picker options, ...) besides their usual writer;
+- the model upload (`model_upload`), a background callback, resets a few other outputs (layer info, class-picker
+  options, image info) besides their usual writer (the grids and results it clears through the region);
 - the heatmap figures (`heatmap_graph(ALL)`): pattern-matching outputs, patched by the layer, opacity and zoom
   callbacks, each its own property of every card; a pattern-matching output cannot read per-source stores;
-- not yet routed (plain work left): the slow grid (question, job outcome, model), and the Trust figures, table and
-  flags (run, new question, result, cancel).
+- the Trust result store: the metric job's own output, and the cancel marker the Trust section's one callback
+  (`trust.register_section`, over the pure `trust.section_event`) writes.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from dashboard.callbacks import (
     errors,
     events,
     explain,
+    grids,
     jobs,
     mask,
     model_upload,
@@ -62,6 +64,6 @@ from dashboard.config import AppConfig
 
 def register_callbacks(app: Dash, config: AppConfig) -> None:
     """Register every callback of the dashboard on `app`."""
-    for module in (events, mask, upload, selection, explain, question, errors, overview, jobs, view, model_upload,
-                   trust):  # fmt: skip
+    for module in (events, mask, upload, selection, explain, grids, question, errors, overview, jobs, view,
+                   model_upload, trust):  # fmt: skip
         module.register(app, config)

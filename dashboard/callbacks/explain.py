@@ -4,7 +4,8 @@ heatmap cards, and swap CAM layers / heatmap opacity without recomputing anythin
 The fast path answers at once: cards for the fast methods (and for slow methods already computed for the same
 question), placeholders for slow methods still to compute, and a `SLOW_REQUEST` for the job in `callbacks.jobs`. The
 job stores its results server-side and returns keys in `SLOW_RESULT`, which `handle_slow_result` turns into cards (the
-callback is `callbacks.jobs.on_job_outcome`), unless the question changed meanwhile.
+callback is `callbacks.jobs.handle_job_outcome`, both written by `callbacks.grids`), unless the question changed
+meanwhile.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dash import ALL, Dash, Input, Output, Patch, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import layout
-from dashboard.callbacks.common import CLEAR, KEEP, Message, as_int, message_output, show, with_message_event
+from dashboard.callbacks.common import CLEAR, KEEP, Message, as_int, show
 from dashboard.config import AppConfig
 from dashboard.state.resources import MethodInfo, get_session_adapter, get_store, methods
 from dashboard.state.store import StateStore, content_key
@@ -316,32 +317,6 @@ def _methods_of(outputs: Any) -> list[str]:
 
 def register(app: Dash, config: AppConfig) -> None:
     """Register the explanation callbacks."""
-
-    @app.callback(
-        Output(ids.FAST_GRID, "children"),
-        Output(ids.SLOW_GRID, "children", allow_duplicate=True),
-        Output(ids.SLOW_REQUEST, "data"),
-        Output(ids.RESULTS, "data"),
-        message_output("explain"),
-        Input(ids.REGION, "data"),
-        Input(ids.TARGET, "value"),
-        Input(ids.METHODS, "value"),
-        Input(ids.CONTRAST, "value"),
-        State(ids.IMAGE, "data"),
-        State(ids.SESSION, "data"),
-        State(ids.LAYER, "value"),
-        State(ids.HEATMAP_OPACITY, "value"),
-        State(ids.VIEW, "data"),
-        State(ids.SLOW_REQUEST, "data"),
-        State(ids.SLOW_RESULT, "data"),
-        prevent_initial_call=True,
-    )
-    def on_question(region_ref, target, chosen, contrast, image_ref, session, layer_index, opacity, view, previous,
-                    result):  # fmt: skip
-        out = handle_explain(region_ref, target, chosen, image_ref, session, layer_index, opacity, view, previous,
-                             adapter=get_session_adapter(config, session), store=get_store(config), infos=methods(),
-                             previous_result=result, contrast=contrast)  # fmt: skip
-        return with_message_event(out)
 
     @app.callback(
         Output(ids.heatmap_graph(ALL), "figure", allow_duplicate=True),  # type: ignore[arg-type]

@@ -17,17 +17,16 @@ callback and the job itself.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from dash import Dash, Input, Output, State, ctx, no_update
+from dash import Dash, Input, Output, no_update
 from dash.exceptions import PreventUpdate
 
-from dashboard.callbacks.common import message_event, message_output, show, with_message_event
+from dashboard.callbacks.common import show
 from dashboard.callbacks.explain import handle_slow_result
 from dashboard.config import AppConfig
-from dashboard.jobs.cancellation import checkpoint
+from dashboard.jobs.progress import ProgressReporter, SetProgress
 from dashboard.state.resources import get_session_adapter, get_store, method_info, methods
 from dashboard.state.store import StateStore
 from dashboard.usecases import analysis
@@ -38,35 +37,7 @@ if TYPE_CHECKING:
     from explainers import SegmentationAdapter
 
 log = logging.getLogger(__name__)
-SetProgress = Callable[[tuple[Any, ...]], None]
-PROGRESS_PERIOD_S = 0.25
 _DASH_ERROR_PREFIX = "An error occurred inside a background callback:"
-
-
-class ProgressReporter:
-    """Maps per-method progress to the overall bar, throttled to one report per `period` seconds."""
-
-    def __init__(self, set_progress: SetProgress, total: int, period: float = PROGRESS_PERIOD_S) -> None:
-        self.set_progress, self.total, self.period = set_progress, max(total, 1), period
-        self.index, self.label, self._last = 0, "", 0.0
-
-    def start(self, index: int, label: str) -> None:
-        """A new method begins."""
-        self.index, self.label = index, label
-        self.report(0.0, "starting", force=True)
-
-    def report(self, fraction: float, message: str = "", force: bool = False) -> None:
-        """Report `fraction` of the current method. Also the job's cancellation point: raises
-        `dashboard.jobs.cancellation.JobCancelled` once the job was cancelled (the engine reports between batches)."""
-        checkpoint()
-        now = time.monotonic()
-        if not force and now - self._last < self.period:
-            return
-        self._last = now
-        overall = (self.index + min(max(float(fraction), 0.0), 1.0)) / self.total
-        percent = round(100 * overall)
-        text = f"{self.label} ({self.index + 1}/{self.total})" + (f": {message}" if message else "")
-        self.set_progress((percent, f"{percent}%", text))
 
 
 def start_job(
@@ -77,7 +48,7 @@ def start_job(
     if not request:
         raise PreventUpdate
     reporter = ProgressReporter(set_progress, steps)
-    set_progress((0, "", "Loading the model in the job process…"))
+    reporter.note("Loading the model in the job process…")
     adapter = get_session_adapter(config, request["session"])  # the session's uploaded model, if any
     return reporter, adapter, get_store(config)
 
@@ -100,7 +71,7 @@ def run_slow_job(set_progress: SetProgress, request: Mapping[str, Any] | None, c
         except Exception as err:
             log.exception("background method %s failed", name)
             failed[name] = f"{info.label} failed: {err}"
-    set_progress((100, "100%", "Done"))
+    reporter.finish()
     return {"question": request["question"], "methods": names, "failed": failed, "token": request.get("token")}
 
 
@@ -151,6 +122,36 @@ def job_outcome(triggered: Sequence[str], n_clicks: int | None, result: Mapping[
     return None
 
 
+def handle_job_outcome(
+    triggered: Sequence[str],
+    n_clicks: int | None,
+    result: Mapping[str, Any] | None,
+    request: Mapping[str, Any] | None,
+    results: Mapping[str, Any] | None,
+    session: str,
+    layer_index: int | None,
+    opacity: float | None,
+    view: Mapping[str, Any] | None,
+    *,
+    adapter: Any,
+    store: StateStore,
+    infos: Sequence[Any],
+) -> tuple[Any, Any, Any]:
+    """(slow grid, slow result store, message) after the job's cancel or result (`job_outcome` decides which);
+    PreventUpdate when neither applies."""
+    outcome = job_outcome(triggered, n_clicks, result)
+    if outcome == "cancel":
+        return cancelled_cards(request), cancel_marker(request), show("Background job cancelled.", "secondary")
+    if outcome == "job_error":
+        cards, marker, *message = handle_job_error(result, request)
+        return cards, marker, tuple(message)
+    if outcome == "result":
+        cards, *message = handle_slow_result(result, results, session, layer_index, opacity, view, adapter=adapter,
+                                             store=store, infos=infos)  # fmt: skip
+        return cards, no_update, tuple(message)
+    raise PreventUpdate
+
+
 def register(app: Dash, config: AppConfig) -> None:
     """Register the background job and its cancel handler."""
 
@@ -171,31 +172,3 @@ def register(app: Dash, config: AppConfig) -> None:
     )
     def slow_job(set_progress: SetProgress, request: Mapping[str, Any] | None) -> dict[str, Any]:
         return run_slow_job(set_progress, request, config)
-
-    @app.callback(
-        Output(ids.SLOW_GRID, "children", allow_duplicate=True),
-        Output(ids.SLOW_RESULT, "data", allow_duplicate=True),  # the background job writes it too
-        message_output("job"),
-        Input(ids.CANCEL, "n_clicks"),
-        Input(ids.SLOW_RESULT, "data"),
-        State(ids.SLOW_REQUEST, "data"),
-        State(ids.RESULTS, "data"),
-        State(ids.SESSION, "data"),
-        State(ids.LAYER, "value"),
-        State(ids.HEATMAP_OPACITY, "value"),
-        State(ids.VIEW, "data"),
-        prevent_initial_call=True,
-    )
-    def on_job_outcome(n_clicks, result, request, results, session, layer_index, opacity, view) -> tuple[Any, ...]:
-        outcome = job_outcome([item["prop_id"] for item in ctx.triggered], n_clicks, result)
-        if outcome == "cancel":
-            message = message_event(show("Background job cancelled.", "secondary"))
-            return (cancelled_cards(request), cancel_marker(request), message)
-        if outcome == "job_error":
-            return with_message_event(handle_job_error(result, request))
-        if outcome == "result":
-            out = handle_slow_result(result, results, session, layer_index, opacity, view,
-                                     adapter=get_session_adapter(config, session), store=get_store(config),
-                                     infos=methods())  # fmt: skip
-            return (out[0], no_update, message_event(out[1:]))
-        raise PreventUpdate

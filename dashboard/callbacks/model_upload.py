@@ -28,11 +28,12 @@ from dashboard.callbacks.common import show
 from dashboard.callbacks.events import emit, event_output
 from dashboard.config import AppConfig
 from dashboard.inputs.images import ImageError, decode_data_uri
+from dashboard.jobs.progress import ProgressReporter, SetProgress
 from dashboard.state.model_store import publish_model
 from dashboard.state.resources import get_session_adapter, get_store
 from dashboard.state.store import StateStore, new_session_id
 from dashboard.view import ids
-from dashboard.view.components import hint, layer_label
+from dashboard.view.components import layer_label
 
 log = logging.getLogger(__name__)
 REFUSED_EXTENSIONS = {".h5": "a legacy HDF5 (.h5) model", ".hdf5": "a legacy HDF5 model",
@@ -40,16 +41,17 @@ REFUSED_EXTENSIONS = {".h5": "a legacy HDF5 (.h5) model", ".hdf5": "a legacy HDF
                       ".pt": "a PyTorch model", ".pth": "a PyTorch model"}  # fmt: skip
 
 # Output order of `handle_model_upload` (and of the registered callback).
+UPLOAD_STAGES = 3  # check in the sandbox, load for this page, update the page
 OUTPUTS = (
     (ids.SESSION, "data"), (ids.MODEL_STATUS, "children"), (ids.MODEL_FACTS, "children"), (ids.IMAGE, "data"),
-    (ids.REGION, "data"), (ids.RESULTS, "data"), (ids.FAST_GRID, "children"), (ids.SLOW_GRID, "children"),
-    (ids.CLASS_PICKER, "options"), (ids.CLASS_PICKER, "value"), (ids.TARGET, "options"),
+    (ids.REGION, "data"), (ids.CLASS_PICKER, "options"), (ids.CLASS_PICKER, "value"), (ids.TARGET, "options"),
     (ids.TARGET, "value"), (ids.LAYER, "max"), (ids.LAYER, "value"), (ids.LAYER, "marks"), (ids.LAYER, "disabled"),
     (ids.LAYER_INFO, "children"), (ids.LAYER_NAMES, "data-layers"), (ids.IMAGE_INFO, "children"),
     (ids.MESSAGE, "children"), (ids.MESSAGE, "color"), (ids.MESSAGE, "is_open"),
 )  # fmt: skip
-DUPLICATED = {(ids.RESULTS, "data"), (ids.SLOW_GRID, "children"), (ids.FAST_GRID, "children"),
-              (ids.CLASS_PICKER, "options"), (ids.CLASS_PICKER, "value"),
+# The heatmap grids and the results are not among them: the region the upload clears (its "model" event) makes the
+# question callback, their one writer, clear them.
+DUPLICATED = {(ids.CLASS_PICKER, "options"), (ids.CLASS_PICKER, "value"),
               (ids.LAYER_INFO, "children"), (ids.IMAGE_INFO, "children")}  # fmt: skip
 # Outputs with one writer (`dashboard.callbacks.events`): the upload sends them as its "model" events.
 EVENTED = tuple(
@@ -84,10 +86,6 @@ def refused(name: str, reason: str) -> dict[tuple[str, str], Any]:
     return out
 
 
-def _no_progress(value: tuple[Any, ...]) -> None:
-    """A progress sink that drops its reports (plain calls, tests)."""
-
-
 def handle_model_upload(
     contents: str | None,
     filename: str | None,
@@ -95,17 +93,19 @@ def handle_model_upload(
     session: str,
     config: AppConfig,
     store: StateStore,
-    set_progress: Callable[[tuple[Any, ...]], None] = _no_progress,
+    set_progress: SetProgress | None = None,
 ) -> dict[tuple[str, str], Any]:
     """{(id, property): value} for an uploaded model: refused with the reason, or a new session serving it.
 
-    `set_progress((percent, label, text))` is told each stage (run as a background job, the page shows it)."""
+    Each of the three stages is reported through a `ProgressReporter` on `set_progress` (run as a background job, the
+    page shows it; None: not reported)."""
     from explainers.model_safety import ArchiveLimits
     from explainers.model_sandbox import ModelUploadRefused, SandboxLimits, install_model
     from explainers.onnx_safety import OnnxLimits
 
     if not contents:
         raise PreventUpdate
+    reporter = ProgressReporter(set_progress or (lambda value: None), UPLOAD_STAGES)
     name = PurePath(filename or "model").name
     if not config.allow_model_upload:
         return refused(name, "model upload is disabled (start the app with --allow-model-upload).")
@@ -118,9 +118,9 @@ def handle_model_upload(
         data = decode_data_uri(contents, config.max_model_bytes)
         limits = SandboxLimits(archive=ArchiveLimits(max_bytes=config.max_model_bytes),
                                onnx=OnnxLimits(max_bytes=config.max_model_bytes))  # fmt: skip
-        set_progress((10, "1/3", f"Checking “{name}” and loading it in a sandboxed process (1/3)…"))
+        reporter.start(0, f"Checking “{name}” and loading it in a sandboxed process")
         installed = install_model(data, config.models_path, class_names, limits, kind=suffix[1:])
-        set_progress((70, "2/3", f"“{name}” passed the checks; loading it for this page (2/3)…"))
+        reporter.start(1, f"“{name}” passed the checks; loading it for this page")
         publish_model(config, installed.model_id, installed.path)  # scaled out: the workers fetch it from Redis
     except (ImageError, ValueError, ModelUploadRefused) as err:
         return refused(name, str(err))
@@ -136,7 +136,7 @@ def handle_model_upload(
     except Exception as err:
         log.exception("installed model could not be loaded")
         return refused(name, f"it passed the checks but could not be loaded here ({err}).")
-    set_progress((95, "3/3", f"“{name}” loaded; updating the page (3/3)…"))
+    reporter.start(2, f"“{name}” loaded; updating the page")
     conv = list(adapter.conv_layers)
     last = max(len(conv) - 1, 0)
     facts = layout.model_facts(name, adapter.input_size, len(adapter.class_names), len(conv))
@@ -146,8 +146,6 @@ def handle_model_upload(
     out = {
         (ids.SESSION, "data"): new_session, (ids.MODEL_STATUS, "children"): status,
         (ids.MODEL_FACTS, "children"): facts, (ids.IMAGE, "data"): None, (ids.REGION, "data"): None,
-        (ids.RESULTS, "data"): None, (ids.FAST_GRID, "children"): hint(layout.SELECT_HINT),
-        (ids.SLOW_GRID, "children"): [],
         (ids.CLASS_PICKER, "options"): [], (ids.CLASS_PICKER, "value"): None,
         (ids.TARGET, "options"): [{"label": n, "value": k} for k, n in enumerate(adapter.class_names)],
         (ids.TARGET, "value"): None, (ids.LAYER, "max"): last, (ids.LAYER, "value"): last,

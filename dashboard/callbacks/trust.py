@@ -5,7 +5,7 @@
   as the slow methods, with the same progress reporter, a progress bar and a cancel button. The job stores its results
   server-side and returns keys in `TRUST_RESULT`, which `handle_trust_result` draws unless the question changed.
 - A new question (region, class or methods) resets the section, and replaces (so cancels) a running metric job.
-- Export: a zip of the current explanation through `dcc.Download`.
+- Export: a zip of the current explanation, streamed from a route (`dashboard.trust.download`) that a link fetches.
 
 Messages go to the section's own status line (`TRUST_STATUS`), next to the controls the user just pressed.
 """
@@ -17,15 +17,17 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dash import Dash, Input, Output, State, dcc, no_update
+from dash import Dash, Input, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard.callbacks.events import emit, event_output
 from dashboard.callbacks.explain import job_may_run, pick_layer
-from dashboard.callbacks.jobs import SetProgress, cancel_marker, start_job
+from dashboard.callbacks.jobs import cancel_marker, start_job
 from dashboard.config import AppConfig
+from dashboard.jobs.progress import SetProgress
 from dashboard.state.resources import MethodInfo, get_adapter, get_session_adapter, get_store, methods, session_config
 from dashboard.state.store import StateStore, content_key
+from dashboard.trust import download
 from dashboard.trust import figures as trust_figures
 from dashboard.trust import metrics as trust
 from dashboard.trust.layout import (
@@ -132,7 +134,7 @@ def run_trust_job(set_progress: SetProgress, request: Mapping[str, Any] | None, 
         except Exception as err:
             log.exception("trust metric %s failed", part)
             out["failed"][part] = f"{PARTS[part]} failed: {err}"
-    set_progress((100, "100%", "Done"))
+    reporter.finish()
     return out
 
 
@@ -204,7 +206,8 @@ def handle_export(
     conv_layers: Sequence[str],
     model: str,
 ) -> tuple[Any, str]:
-    """(dcc.Download data, status) exporting the current explanation, with the metrics computed for it so far."""
+    """(download ticket {"url", "filename", "n"}, status) for the current explanation with the metrics computed for it
+    so far: the page then fetches the streamed zip from the ticket's URL (`dashboard.trust.download`)."""
     if not n_clicks:
         raise PreventUpdate
     question = (results or {}).get("question")
@@ -213,17 +216,19 @@ def handle_export(
     chosen = list((results or {}).get("methods") or [])
     layer = trust_layer(chosen, infos, conv_layers, layer_index)
     same = bool(trust_result) and trust_result.get("question") == question  # type: ignore[union-attr]
+    request = {
+        "question": question, "methods": chosen, "layer": layer, "signed": {i.name: i.signed for i in infos},
+        "labels": labels_of(infos), "class_names": list(class_names), "model": model,
+        "image_name": str((image_ref or {}).get("name") or "image"),
+        "opacity": 0.8 if opacity is None else float(opacity),
+        "faith_key": trust_result.get("faith") if same else None,  # type: ignore[union-attr]
+        "sanity_key": trust_result.get("sanity") if same else None,  # type: ignore[union-attr]
+    }  # fmt: skip
     try:
-        data, filename = trust.export_zip(
-            store, session, question, chosen, layer, signed={i.name: i.signed for i in infos}, labels=labels_of(infos),
-            class_names=class_names, model=model, image_name=str((image_ref or {}).get("name") or "image"),
-            opacity=0.8 if opacity is None else float(opacity),
-            faith_key=trust_result.get("faith") if same else None,  # type: ignore[union-attr]
-            sanity_key=trust_result.get("sanity") if same else None,  # type: ignore[union-attr]
-        )  # fmt: skip
+        url, filename = download.issue_ticket(store, session, request)
     except ValueError as err:
         return no_update, str(err)
-    return dcc.send_bytes(data, filename, type="application/zip"), f"Exported {filename} ({len(data) / 1024:.0f} kB)."
+    return {"url": url, "filename": filename, "n": int(n_clicks)}, f"Exported {filename} (streamed download)."
 
 
 def status_output(source: str) -> Output:
@@ -236,18 +241,30 @@ def with_status_event(outputs: tuple[Any, ...], index: int) -> tuple[Any, ...]:
     return (*outputs[:index], emit({"children": outputs[index]}), *outputs[index + 1 :])
 
 
-def section_outputs(source: str) -> list[Output]:
-    """The outputs `source` ("run" or "question") sets for the whole section: figures, table, flags, status, request."""
-    return [
-        Output(ids.TRUST_SHARE, "figure", allow_duplicate=True),
-        Output(ids.TRUST_AGREEMENT, "figure", allow_duplicate=True),
-        Output(ids.TRUST_CURVES, "figure", allow_duplicate=True),
-        Output(ids.TRUST_TABLE, "children", allow_duplicate=True),
-        Output(ids.TRUST_SANITY, "figure", allow_duplicate=True),
-        Output(ids.TRUST_FLAGS, "children", allow_duplicate=True),
-        status_output(source),
-        Output(ids.TRUST_REQUEST, "data", allow_duplicate=True),
-    ]
+SECTION_TRIGGERS = {f"{ids.RESULTS}.data": "question", f"{ids.TRUST_RUN}.n_clicks": "run",
+                    f"{ids.TRUST_CANCEL}.n_clicks": "cancel", f"{ids.TRUST_RESULT}.data": "result"}  # fmt: skip
+SECTION_PRECEDENCE = ("question", "run", "cancel", "result")  # a new question resets whatever else fired with it
+
+
+def section_event(triggered: Sequence[str]) -> str | None:
+    """Which event the section's one callback handles for the inputs that fired: "question", "run", "cancel" or
+    "result" (in that precedence), or None."""
+    fired = {SECTION_TRIGGERS[prop] for prop in triggered if prop in SECTION_TRIGGERS}
+    return next((event for event in SECTION_PRECEDENCE if event in fired), None)
+
+
+def section_outputs(event: str, out: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A handler's outputs placed on the section callback's outputs (share, agreement, curves, table, sanity, flags,
+    status event, request, result), `no_update` where the handler sets nothing."""
+    keep = no_update
+    if event in ("run", "question"):
+        share, agreement, curves, table, sanity, flags, status, request = out
+        return (share, agreement, curves, table, sanity, flags, emit({"children": status}), request, keep)
+    if event == "result":
+        curves, table, sanity, flags, status = out
+        return (keep, keep, curves, table, sanity, flags, emit({"children": status}), keep, keep)
+    marker, curves, sanity, status = out  # cancel
+    return (keep, keep, curves, keep, sanity, keep, emit({"children": status}), keep, marker)
 
 
 def register(app: Dash, config: AppConfig) -> None:
@@ -258,35 +275,45 @@ def register(app: Dash, config: AppConfig) -> None:
 
 
 def register_section(app: Dash, config: AppConfig) -> None:
-    """The Run button (quick metrics at once, a job request for the rest) and the reset for a new question."""
+    """The section's one callback: the Run button (quick metrics at once, a job request for the rest), the reset for
+    a new question, the job's result and its cancel, dispatched by the pure `section_event`."""
 
     @app.callback(
-        *section_outputs("run"),
+        Output(ids.TRUST_SHARE, "figure"),
+        Output(ids.TRUST_AGREEMENT, "figure"),
+        Output(ids.TRUST_CURVES, "figure"),
+        Output(ids.TRUST_TABLE, "children"),
+        Output(ids.TRUST_SANITY, "figure"),
+        Output(ids.TRUST_FLAGS, "children"),
+        status_output("section"),
+        Output(ids.TRUST_REQUEST, "data"),
+        Output(ids.TRUST_RESULT, "data", allow_duplicate=True),  # the background job writes it too
         Input(ids.TRUST_RUN, "n_clicks"),
-        State(ids.RESULTS, "data"),
+        Input(ids.RESULTS, "data"),
+        Input(ids.TRUST_CANCEL, "n_clicks"),
+        Input(ids.TRUST_RESULT, "data"),
         State(ids.SESSION, "data"),
         State(ids.LAYER, "value"),
         State(ids.TRUST_OPTIONS, "value"),
         State(ids.TRUST_STEPS, "value"),
         State(ids.TRUST_REQUEST, "data"),
-        State(ids.TRUST_RESULT, "data"),
         prevent_initial_call=True,
     )
-    def on_run(n_clicks, results, session, layer_index, options, steps, previous, previous_result):
-        adapter = get_session_adapter(config, session)
-        out = handle_run(n_clicks, results, session, layer_index, options, steps, previous, previous_result,
-                         store=get_store(config), infos=methods(), conv_layers=adapter.conv_layers)  # fmt: skip
-        return with_status_event(out, 6)
-
-    @app.callback(
-        *section_outputs("question"),
-        Input(ids.RESULTS, "data"),
-        State(ids.TRUST_REQUEST, "data"),
-        State(ids.TRUST_RESULT, "data"),
-        prevent_initial_call=True,
-    )
-    def on_question(results, previous, previous_result):
-        return with_status_event(handle_question_change(previous, previous_result), 6)
+    def on_section(n_clicks, results, cancel_clicks, trust_result, session, layer_index, options, steps, request):
+        event = section_event([item["prop_id"] for item in ctx.triggered])
+        if event == "run":
+            adapter = get_session_adapter(config, session)
+            out = handle_run(n_clicks, results, session, layer_index, options, steps, request, trust_result,
+                             store=get_store(config), infos=methods(), conv_layers=adapter.conv_layers)  # fmt: skip
+        elif event == "question":
+            out = handle_question_change(request, trust_result)
+        elif event == "result":
+            out = handle_trust_result(trust_result, results, session, store=get_store(config), infos=methods())
+        elif event == "cancel":
+            out = handle_cancel(cancel_clicks, request)
+        else:
+            raise PreventUpdate
+        return section_outputs(event, out)
 
 
 def register_job(app: Dash, config: AppConfig) -> None:
@@ -311,33 +338,6 @@ def register_job(app: Dash, config: AppConfig) -> None:
     def trust_job(set_progress: SetProgress, request: Mapping[str, Any] | None) -> dict[str, Any]:
         return run_trust_job(set_progress, request, config)
 
-    @app.callback(
-        Output(ids.TRUST_CURVES, "figure", allow_duplicate=True),
-        Output(ids.TRUST_TABLE, "children", allow_duplicate=True),
-        Output(ids.TRUST_SANITY, "figure", allow_duplicate=True),
-        Output(ids.TRUST_FLAGS, "children", allow_duplicate=True),
-        status_output("result"),
-        Input(ids.TRUST_RESULT, "data"),
-        State(ids.RESULTS, "data"),
-        State(ids.SESSION, "data"),
-        prevent_initial_call=True,
-    )
-    def on_trust_result(trust_result, results, session):
-        out = handle_trust_result(trust_result, results, session, store=get_store(config), infos=methods())
-        return with_status_event(out, 4)
-
-    @app.callback(
-        Output(ids.TRUST_RESULT, "data", allow_duplicate=True),
-        Output(ids.TRUST_CURVES, "figure", allow_duplicate=True),
-        Output(ids.TRUST_SANITY, "figure", allow_duplicate=True),
-        status_output("cancel"),
-        Input(ids.TRUST_CANCEL, "n_clicks"),
-        State(ids.TRUST_REQUEST, "data"),
-        prevent_initial_call=True,
-    )
-    def on_cancel(n_clicks, request):
-        return with_status_event(handle_cancel(n_clicks, request), 3)
-
 
 def register_export(app: Dash, config: AppConfig) -> None:
     """The export button: a zip of the current explanation."""
@@ -361,3 +361,22 @@ def register_export(app: Dash, config: AppConfig) -> None:
                             store=get_store(config), infos=methods(), class_names=list(adapter.class_names),
                             conv_layers=adapter.conv_layers, model=served.model_label)  # fmt: skip
         return with_status_event(out, 1)
+
+    # The browser fetches the ticket's URL through a link (a download, the page stays); the link stays visible to
+    # fetch the zip again.
+    app.clientside_callback(
+        """
+        function(ticket) {
+            const link = document.getElementById("LINK_ID");
+            if (!ticket || !ticket.url || !link) { return window.dash_clientside.no_update; }
+            link.setAttribute("href", ticket.url);
+            link.setAttribute("download", ticket.filename);
+            link.classList.remove("d-none");
+            link.click();
+            return ticket.url;
+        }
+        """.replace("LINK_ID", ids.TRUST_DOWNLOAD_LINK),
+        Output(ids.TRUST_DOWNLOAD_LINK, "href"),
+        Input(ids.TRUST_DOWNLOAD, "data"),
+        prevent_initial_call=True,
+    )

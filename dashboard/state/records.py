@@ -3,6 +3,12 @@
 What is pickled into the store must read back in any process of the deployment (a web worker that never loaded a
 model, a Celery worker) without the engine's classes or a framework: moving the layer slider or drawing a card needs
 no TensorFlow and no torch.
+
+Maps are stored compactly (`compact` / `expand`): float16 after dividing by the map's largest magnitude, with that
+scale kept as a float. A map then keeps a relative precision of 2^-11 of its largest value wherever its values lie
+(plain float16 would flush the 1e-8 gradients of a saliency map to zero), which is far finer than the 8-bit colour
+scale the cards draw and than any ranking the trust metrics make; it halves what a question stores. The export
+writes these stored values as float32.
 """
 
 from __future__ import annotations
@@ -15,22 +21,38 @@ import numpy as np
 from explainers.resize import bilinear_resize
 
 
+def compact(array: np.ndarray) -> tuple[np.ndarray, float]:
+    """(float16 array, scale) with array * scale == the map to 2^-11 of its largest magnitude (scale 1 for a zero or
+    non-finite-free map of zeros)."""
+    values = np.asarray(array, dtype=np.float32)
+    finite = values[np.isfinite(values)]
+    scale = float(np.abs(finite).max()) if finite.size else 0.0
+    scale = scale if scale > 0 else 1.0
+    return (values / np.float32(scale)).astype(np.float16), scale
+
+
+def expand(array: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """The float32 map a `compact` pair stands for (a float32 array with scale 1 passes through as a copy)."""
+    return np.asarray(array, dtype=np.float32) * np.float32(scale)
+
+
 @dataclass(frozen=True)
 class LayerMapsRecord:
-    """One CAM method's map for every conv layer, each at the layer's own resolution, and the image size they are
-    shown at. `at(layer)` upsamples one of them (bilinear, half-pixel centres: the engine's own upsampling)."""
+    """One CAM method's map for every conv layer, each at the layer's own resolution (compact: float16 with a scale
+    per layer), and the image size they are shown at. `at(layer)` upsamples one of them (bilinear, half-pixel centres:
+    the engine's own upsampling); `native_map(layer)` gives it at its own resolution."""
 
     size: tuple[int, int]
     native: dict[str, np.ndarray]
+    scales: dict[str, float] | None = None
 
     @classmethod
     def of(cls, per_layer: Mapping[str, np.ndarray], size: tuple[int, int]) -> LayerMapsRecord:
         """From the engine's per-layer maps (their native resolution when it keeps one, else the maps as given)."""
         native_of = getattr(per_layer, "native", None)
-        native = {
-            name: np.array(native_of(name) if native_of else per_layer[name], dtype=np.float32) for name in per_layer
-        }
-        return cls((int(size[0]), int(size[1])), native)
+        pairs = {name: compact(native_of(name) if native_of else per_layer[name]) for name in per_layer}
+        return cls((int(size[0]), int(size[1])), {name: pair[0] for name, pair in pairs.items()},
+                   {name: pair[1] for name, pair in pairs.items()})  # fmt: skip
 
     def __contains__(self, layer: object) -> bool:
         return layer in self.native
@@ -39,9 +61,13 @@ class LayerMapsRecord:
     def layers(self) -> list[str]:
         return list(self.native)
 
+    def native_map(self, layer: str) -> np.ndarray:
+        """The float32 map of `layer` at the layer's own resolution."""
+        return expand(self.native[layer], (self.scales or {}).get(layer, 1.0))
+
     def at(self, layer: str) -> np.ndarray:
         """The (H, W) float32 map of `layer` at image size."""
-        native = self.native[layer]
+        native = self.native_map(layer)
         if native.shape == self.size:
-            return native.astype(np.float32, copy=True)
+            return native
         return bilinear_resize(native, self.size).astype(np.float32)

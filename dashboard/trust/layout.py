@@ -76,7 +76,10 @@ def trust_controls() -> dbc.Row:
             dbc.Col([dbc.Button("Export zip", id=ids.TRUST_EXPORT, n_clicks=0, size="sm", color="secondary",
                                 outline=True,
                                 title="image, region, settings, heatmap PNGs, raw maps (npz) and metric CSVs"),
-                     dcc.Download(id=ids.TRUST_DOWNLOAD)], width="auto"),
+                     # the download's URL (a streamed route, dashboard.trust.download), and the link it is fetched by
+                     dcc.Store(id=ids.TRUST_DOWNLOAD),
+                     html.A("download again", id=ids.TRUST_DOWNLOAD_LINK, href="", download="",
+                            className="trust-download-link small ms-2 d-none")], width="auto"),
         ],
         className="g-2 align-items-center",
     )  # fmt: skip

@@ -16,7 +16,7 @@ The dashboard never computes gradients: every number here comes from the engine.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,6 @@ from dashboard.usecases import analysis, export
 if TYPE_CHECKING:
     from explainers import SegmentationAdapter
 
-Progress = Callable[[float, str], None]
 DEFAULT_OPTIONS: dict[str, Any] = {"steps": 20, "baseline": "blur", "seed": 0}
 NO_MAPS_MESSAGE = "No computed map to measure yet: select a region and wait for the heatmaps of the chosen methods."
 
@@ -223,7 +222,14 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def export_zip(
+def export_zip(store: StateStore, session: str, question: Mapping[str, Any], methods: Sequence[str],
+               layer: str | None, **options: Any) -> tuple[bytes, str]:  # fmt: skip
+    """(zip bytes, file name): `export_members`' zip, joined (the app streams it instead, `dashboard.trust.export`)."""
+    members, filename = export_members(store, session, question, methods, layer, **options)
+    return b"".join(export.stream_zip(members)), filename
+
+
+def export_members(
     store: StateStore,
     session: str,
     question: Mapping[str, Any],
@@ -238,42 +244,93 @@ def export_zip(
     opacity: float = 0.8,
     faith_key: str | None = None,
     sanity_key: str | None = None,
-) -> tuple[bytes, str]:
-    """(zip bytes, file name) of the current explanation: image, region, settings, the heatmaps as the cards render
-    them (CAMs at `layer`), every raw map including every CAM layer (and, after a sanity check, `sanity/<method>`:
-    the map at each randomization depth, trained first), and the metric tables computed so far.
+) -> tuple[Iterator[tuple[str, bytes | str]], str]:
+    """(zip members, file name) of the current explanation: image, region, settings, the heatmaps as the cards render
+    them (CAMs at `layer`), every raw map including every CAM layer at its own resolution (and, after a sanity check,
+    `sanity/<method>`: the map at each randomization depth, trained first), and the metric tables computed so far.
 
-    ValueError if the image or region expired, or when no map is stored yet.
+    ValueError (before any member is made) if the image or region expired, or when no map is stored yet.
     """
     image, region = analysis.question_inputs(store, session, question)
     maps, summaries, missing = stored_maps(store, session, question, methods, layer)
     if not maps:
         raise ValueError(NO_MAPS_MESSAGE)
+    per_layer = stored_layer_maps(store, session, question, summaries)
+    flat = export.flatten_maps(maps, per_layer)
+    tables, metrics, sanity_stacks = metric_tables(store, session, maps, faith_key, sanity_key)
+    flat.update(sanity_stacks)
+    settings = export_settings(store, session, question, summaries, missing, metrics, image, region, layer=layer,
+                               labels=labels, class_names=class_names, model=model, image_name=image_name)  # fmt: skip
+    settings["layer_maps"] = {
+        "resolution": "each conv layer's own (h, w); bring one to the image with a bilinear resize, half-pixel "
+                      "centres (the app's upsampling)",
+        "shapes": {m: {name: list(a.shape) for name, a in layers.items()} for m, layers in per_layer.items()},
+    }  # fmt: skip
+    overlays = {m: export.overlay_rgba(heatmap, bool(signed.get(m, True))) for m, heatmap in maps.items()}
+    members = export.zip_members(image=image, region=region, settings=_clean(settings), maps=flat, overlays=overlays,
+                                 opacity=opacity, tables=tables)  # fmt: skip
+    class_name = settings["class"]["name"]
+    return members, f"segxplain_{export.safe_name(image_name)}_{export.safe_name(class_name)}.zip"
+
+
+def stored_layer_maps(
+    store: StateStore, session: str, question: Mapping[str, Any], summaries: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, np.ndarray]]:
+    """{CAM method: {layer: (h, w) map}} of every stored CAM result, every conv layer at its own resolution."""
     per_layer: dict[str, dict[str, np.ndarray]] = {}
     for method, summary in summaries.items():
         if summary.get("layers"):
             stored = store.get(session, "layers", analysis.result_key(question, method))
-            per_layer[method] = {name: stored.at(name) for name in stored.layers} if stored is not None else {}
-    overlays = {m: export.overlay_rgba(heatmap, bool(signed.get(m, True))) for m, heatmap in maps.items()}
-    target = int(question["target"])
+            per_layer[method] = {name: stored.native_map(name) for name in stored.layers} if stored else {}
+    return per_layer
+
+
+def metric_tables(
+    store: StateStore, session: str, maps: Mapping[str, np.ndarray], faith_key: str | None, sanity_key: str | None
+) -> tuple[dict[str, str], dict[str, Any], dict[str, np.ndarray]]:
+    """(CSV tables by file name, what settings.json records of the metrics, the sanity check's per-depth maps by npz
+    key) for the metrics computed so far (`faith_key`, `sanity_key`: the stored results, if any) and the agreement
+    matrix of `maps`."""
     tables: dict[str, str] = {}
     metrics: dict[str, Any] = {}
+    stacks: dict[str, np.ndarray] = {}
     faith = store.get(session, "faith", faith_key) if faith_key else None
     if faith:
         tables["deletion_insertion.csv"] = export.curves_csv(faith["methods"])
         tables["auc.csv"] = export.auc_csv(faith["methods"])
         metrics["faithfulness"] = {"options": faith.get("options"), "layers": faith.get("layers")}
-    flat = export.flatten_maps(maps, per_layer)
     sanity = store.get(session, "sanity", sanity_key) if sanity_key else None
     if sanity:
         tables["sanity.csv"] = export.sanity_csv(sanity)
-        flat.update({f"sanity/{m}": stack for m, stack in (sanity.get("maps") or {}).items()})
+        stacks = {f"sanity/{m}": stack for m, stack in (sanity.get("maps") or {}).items()}
         metrics["sanity"] = {"options": sanity.get("options"), "threshold": sanity.get("threshold"),
                              "flagged": sanity.get("flagged")}  # fmt: skip
     if len(maps) >= 2:
         matrix = agreement(maps)
         tables["agreement.csv"] = export.agreement_csv(matrix["names"], matrix["matrix"])
-    settings = {
+    return tables, metrics, stacks
+
+
+def export_settings(
+    store: StateStore,
+    session: str,
+    question: Mapping[str, Any],
+    summaries: Mapping[str, Mapping[str, Any]],
+    missing: Sequence[str],
+    metrics: Mapping[str, Any],
+    image: np.ndarray,
+    region: np.ndarray,
+    *,
+    layer: str | None,
+    labels: Mapping[str, str],
+    class_names: Sequence[str],
+    model: str,
+    image_name: str,
+) -> dict[str, Any]:
+    """settings.json: the model, the image, the question in full (so the result can be reproduced), the layer, each
+    method's resolved parameters, score and time, what was not computed, the metrics' options, package versions."""
+    target = int(question["target"])
+    return {
         "model": model,
         "image": {"name": image_name, "height": int(image.shape[0]), "width": int(image.shape[1])},
         "region": {"pixels": int(region.sum())},
@@ -285,14 +342,8 @@ def export_zip(
                 "score": s.get("score"), "baseline_score": s.get("baseline_score"), "seconds": s.get("seconds")}
             for m, s in summaries.items()
         },
-        "not_computed": missing,
-        "metrics": metrics,
+        "not_computed": list(missing),
+        "metrics": dict(metrics),
         "packages": export.package_versions(),
         "exported_utc": datetime.now(UTC).isoformat(timespec="seconds"),
     }  # fmt: skip
-    data = export.build_zip(image=image, region=region, settings=_clean(settings),
-                            maps=flat, overlays=overlays, opacity=opacity,
-                            tables=tables)  # fmt: skip
-    class_name = settings["class"]["name"]
-    filename = f"segxplain_{export.safe_name(image_name)}_{export.safe_name(class_name)}.zip"
-    return data, filename

@@ -10,21 +10,21 @@ Callbacks and background jobs are thin wrappers over these functions; tests call
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
 from dashboard.inputs.selection import class_histogram, outline_paths
-from dashboard.state.records import LayerMapsRecord
+from dashboard.state.records import LayerMapsRecord, compact, expand
 from dashboard.state.store import StateStore, content_key
 from dashboard.view.render import png_data_uri
+from explainers.progress import Progress
 from explainers.question import Question as EngineQuestion
 
 if TYPE_CHECKING:
     from explainers import Attribution, SegmentationAdapter
 
-Progress = Callable[[float, str], None]
 EXPIRED_MESSAGE = "This image or region is no longer on the server (the session expired). Load the image again."
 
 
@@ -91,8 +91,14 @@ def ingest_image(
     original_size: tuple[int, int] | None = None,
 ) -> ImageRef:
     """Store an (H, W, 3) uint8 image with its predicted labels and PNG; returns its reference (`original_size`:
-    (width, height) as uploaded, default the array's own)."""
+    (width, height) as uploaded, default the array's own). For a model of dynamic size, an image of a size not seen
+    before starts tracing the fast pass for it in the background (`explainers.warmup`), so the first selection does
+    not pay for it."""
     array = np.ascontiguousarray(array, dtype=np.uint8)
+    if adapter.input_size is None:
+        from explainers.warmup import prepare_in_background
+
+        prepare_in_background(adapter, array.shape[:2])
     key = store.put_array(session, "image", array)
     if store.get(session, "labels", key) is None:
         probabilities = adapter.predict(array)
@@ -152,9 +158,12 @@ def result_key(question: Mapping[str, Any], method: str) -> str:
 
 def summarise(result: Attribution) -> dict[str, Any]:
     """The stored form of an Attribution, without its per-layer maps (stored separately)."""
+    heatmap, scale = compact(result.heatmap)
     return {
         "method": result.method,
-        "heatmap": np.asarray(result.heatmap, dtype=np.float32),
+        "heatmap": heatmap,  # compact: float16, times heatmap_scale (`heatmap_of`)
+        "heatmap_scale": scale,
+        "heatmap_sum": float(np.sum(np.asarray(result.heatmap, dtype=np.float64))),  # exact, for the additivity note
         "layer": result.layer,
         "layers": list(result.per_layer) if result.per_layer else None,
         "seconds": float(result.seconds),
@@ -193,16 +202,21 @@ def store_result(store: StateStore, session: str, question: Mapping[str, Any], r
     return summary
 
 
+def heatmap_of(summary: Mapping[str, Any]) -> np.ndarray:
+    """The (H, W) float32 map of a stored summary (its compact form expanded)."""
+    return expand(summary["heatmap"], summary.get("heatmap_scale", 1.0))
+
+
 def layer_map(
     store: StateStore, session: str, question: Mapping[str, Any], summary: Mapping[str, Any], layer: str | None
 ) -> tuple[np.ndarray, str | None]:
     """(map, layer name) of a stored result at `layer` (CAMs), falling back to the result's own layer."""
     layers = summary.get("layers")
     if not layers or layer is None or layer not in layers:
-        return summary["heatmap"], summary.get("layer")
+        return heatmap_of(summary), summary.get("layer")
     stored = store.get(session, "layers", result_key(question, summary["method"]))
     if stored is None or layer not in stored:
-        return summary["heatmap"], summary.get("layer")
+        return heatmap_of(summary), summary.get("layer")
     return stored.at(layer), layer
 
 

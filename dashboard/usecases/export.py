@@ -1,13 +1,19 @@
 """Export of one explanation as a zip: image, region mask, settings, heatmap PNGs, raw maps and metric tables.
 
-Pure functions over plain arrays, dicts and strings (no Dash, no store, no model), so the round trip is tested directly:
+Pure functions over plain arrays, dicts and strings (no Dash, no store, no model), so the round trip is tested
+directly. The app streams the zip (`stream_zip`: one member at a time, from a Flask route, `dashboard.trust.export`),
+so it is never held whole in memory nor base64-encoded into a callback response:
 
     image.png                      the explained image (RGB)
     region.png                     the region mask (L: 255 inside, 0 outside)
     settings.json                  model, class, layer, each method's resolved parameters, package versions, ...
     heatmaps/<method>.png          the overlay exactly as the heatmap cards render it (RGBA, `dashboard.view.render`)
     heatmaps/<method>_on_image.png the overlay composited over the image at the cards' opacity
-    maps.npz                       every raw map: `<method>` and, for CAMs, `<method>/layers/<layer>` for every layer
+    maps.npz                       every raw map: `<method>` at image size and, for CAMs, `<method>/layers/<layer>` for
+                                   every conv layer AT THE LAYER'S OWN RESOLUTION (settings.json "layer_maps" says how
+                                   to bring one to the image: bilinear, half-pixel centres, as the app does); float32
+                                   arrays of the stored maps, which keep each map to 2^-11 of its largest magnitude
+                                   (see `dashboard.state.records`)
     metrics/*.csv                  metric tables, when computed (deletion/insertion curves, AUCs, sanity, agreement)
 """
 
@@ -18,7 +24,7 @@ import io
 import json
 import re
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from importlib import metadata
 from typing import Any
 
@@ -181,6 +187,65 @@ def agreement_csv(names: Sequence[str], matrix: np.ndarray | Sequence[Sequence[f
     return _csv(["method", *names], rows)
 
 
+class _Chunks(io.RawIOBase):
+    """A write-only, unseekable sink that hands out what was written since the last `take` (zipfile then writes data
+    descriptors instead of seeking back)."""
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self._chunks.append(bytes(data))
+        return len(data)
+
+    def take(self) -> bytes:
+        out = b"".join(self._chunks)
+        self._chunks.clear()
+        return out
+
+
+def zip_members(
+    *,
+    image: np.ndarray,
+    region: np.ndarray,
+    settings: Mapping[str, Any],
+    maps: Mapping[str, np.ndarray],
+    overlays: Mapping[str, np.ndarray] | None = None,
+    opacity: float = 0.8,
+    tables: Mapping[str, str] | None = None,
+) -> Iterator[tuple[str, bytes | str]]:
+    """The export's members, (name in the zip, content), each made only when asked for (see `build_zip`)."""
+    image = np.asarray(image)
+    region = np.asarray(region, dtype=bool)
+    if image.ndim != 3 or image.shape[2] != 3 or region.shape != image.shape[:2]:
+        raise ValueError(f"Image {image.shape} and region {region.shape} do not match.")
+    yield "image.png", png_bytes(image)
+    yield "region.png", png_bytes(region)
+    yield "settings.json", settings_json(settings)
+    for method, overlay in (overlays or {}).items():
+        name = safe_name(method)
+        yield f"heatmaps/{name}.png", png_bytes(overlay)
+        yield f"heatmaps/{name}_on_image.png", png_bytes(composite(image, overlay, opacity))
+    yield "maps.npz", npz_bytes(maps)
+    for filename, text in (tables or {}).items():
+        yield f"metrics/{safe_name(filename)}", text
+
+
+def stream_zip(members: Iterable[tuple[str, bytes | str]]) -> Iterator[bytes]:
+    """The zip of `members` as a stream of byte chunks: each member compressed and handed out as soon as it is made."""
+    sink = _Chunks()
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, content in members:
+            archive.writestr(name, content)
+            if chunk := sink.take():
+                yield chunk
+    if chunk := sink.take():  # the central directory
+        yield chunk
+
+
 def build_zip(
     *,
     image: np.ndarray,
@@ -191,7 +256,7 @@ def build_zip(
     opacity: float = 0.8,
     tables: Mapping[str, str] | None = None,
 ) -> bytes:
-    """The export zip's bytes.
+    """The export zip's bytes (the streamed zip, joined).
 
     Args:
         image: (H, W, 3) uint8.
@@ -202,20 +267,6 @@ def build_zip(
         opacity: overlay opacity of the `_on_image` PNGs.
         tables: {file name: CSV text}, written under metrics/.
     """
-    image = np.asarray(image)
-    region = np.asarray(region, dtype=bool)
-    if image.ndim != 3 or image.shape[2] != 3 or region.shape != image.shape[:2]:
-        raise ValueError(f"Image {image.shape} and region {region.shape} do not match.")
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("image.png", png_bytes(image))
-        archive.writestr("region.png", png_bytes(region))
-        archive.writestr("settings.json", settings_json(settings))
-        for method, overlay in (overlays or {}).items():
-            name = safe_name(method)
-            archive.writestr(f"heatmaps/{name}.png", png_bytes(overlay))
-            archive.writestr(f"heatmaps/{name}_on_image.png", png_bytes(composite(image, overlay, opacity)))
-        archive.writestr("maps.npz", npz_bytes(maps))
-        for filename, text in (tables or {}).items():
-            archive.writestr(f"metrics/{safe_name(filename)}", text)
-    return buffer.getvalue()
+    members = zip_members(image=image, region=region, settings=settings, maps=maps, overlays=overlays,
+                          opacity=opacity, tables=tables)  # fmt: skip
+    return b"".join(stream_zip(members))

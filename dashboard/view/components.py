@@ -99,7 +99,8 @@ def card_note(summary: Mapping[str, Any], heatmap: np.ndarray, logits_layer: boo
                         html.Span(f"S = {summary['score']:.3g}", title="region score: mean target logit")]  # fmt: skip
     baseline = summary.get("baseline_score")
     if baseline is not None:
-        total = float(np.sum(summary["heatmap"]))
+        total = summary.get("heatmap_sum")
+        total = float(np.sum(heatmap)) if total is None else float(total)
         parts.append(html.Span(f"Σ = {total:.3g} vs S \u2212 S\u2080 = {summary['score'] - baseline:.3g}",
                                title="additivity: the map sums to the score minus the baseline score"))  # fmt: skip
     if is_blank(heatmap):

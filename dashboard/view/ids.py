@@ -68,6 +68,7 @@ TRUST_STEPS = "trust-steps"
 TRUST_RUN = "trust-run"
 TRUST_EXPORT = "trust-export"
 TRUST_DOWNLOAD = "trust-download"
+TRUST_DOWNLOAD_LINK = "trust-download-link"
 TRUST_STATUS = "trust-status"
 TRUST_REQUEST = "trust-request-store"
 TRUST_RESULT = "trust-result-store"
@@ -130,7 +131,7 @@ EVENT_SOURCES: dict[str, tuple[str, ...]] = {
     MASK_GRAPH: ("region", "view"),  # plus the image store and the opacity slider (`dashboard.callbacks.mask`)
     TARGET: ("image", "region", "model"),
     REGION_INFO: ("image", "region"),
-    TRUST_STATUS: ("run", "question", "result", "cancel", "export"),
+    TRUST_STATUS: ("section", "export"),
 }
 
 

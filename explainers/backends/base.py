@@ -122,6 +122,14 @@ class ModelBackend(Protocol):
         resolution, from ONE forward and ONE backward pass (x is one image, (1, H, W, 3))."""
         ...
 
+    def fast_pass(
+        self, x: np.ndarray, spec: ScoreSpec, combiners: Sequence[Combiner], layers: Sequence[str]
+    ) -> tuple[float, list[np.ndarray], np.ndarray]:
+        """`layer_maps` and, from the SAME forward and backward pass (the input gradient on the same tape as the layer
+        gradients), dS/dx (H, W, 3) of the one image: every fast method (the CAMs, saliency, gradient x input) from
+        one pass. The adapter uses it when every conv layer is asked for (the backward reaches the input anyway)."""
+        ...
+
     def layer_gradients(
         self, x: np.ndarray, spec: ScoreSpec, layers: Sequence[str]
     ) -> tuple[float, list[tuple[np.ndarray, np.ndarray]]]:

@@ -2,13 +2,16 @@
 
 A Keras segmentation model usually outputs probabilities and never outputs its inner conv activations, so the model's
 layer graph is replayed once (explainers.graph) into one flat *feature model*: image -> [logits, every conv layer's
-activation]. Logits are found automatically: a final Softmax (layer or activation) is stripped to reach the
-pre-activation tensor; a single-channel sigmoid model becomes two classes, background -z and foreground z.
+activation] (a token layer's as its patch grid: a LayerNormalization whose output (N, L, C) is a patch grid of
+the input, explainers.backends.tokens). Logits are found automatically: a final Softmax (layer or activation) is
+stripped to reach the pre-activation tensor; a single-channel sigmoid model becomes two classes, background -z and
+foreground z.
 
 The region mask and the class weights enter the traced functions as inputs, so one `tf.function` serves every
 selection with no rebuild per click. The CAM step is one concrete function per (combiners, layers, image size): one
 forward pass, one `tf.GradientTape` gradient for every chosen layer at once, then every CAM combiner for every layer in
-one XLA-compiled function; only the small (h, w) maps leave TensorFlow.
+one XLA-compiled function; only the small (h, w) maps leave TensorFlow. `fast_pass` asks the same tape for dS/dx too
+(saliency and gradient x input), so the whole fast set costs one forward and one backward pass.
 
 The sanity check's clone / re-initialise / snapshot and DeepSHAP's native score model live here too.
 """
@@ -25,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from explainers.backends.base import Combiner, LayerInfo, NativeScoreModel, ScoreSpec
+from explainers.backends.tokens import keras_grid
 from explainers.graph import CONV_LAYER_TYPES, LinearCopy, graph_of, leaf_layers, output_layer, trace_model
 
 
@@ -45,6 +49,8 @@ class TensorFlowOps:
 
 
 TF_OPS = TensorFlowOps()
+# Token layers: a LayerNormalization whose output (N, L, C) is a patch grid of the input image.
+TOKEN_TYPES: tuple[type, ...] = (keras.layers.LayerNormalization,)
 
 
 @dataclass(frozen=True)
@@ -118,9 +124,11 @@ class KerasBackend:
         )
         self._logits_op, self.logits_source = detect_logits(model, logits_layer)
         self.binary = self.logits_source.binary
-        conv = [info for info in leaf_layers(model) if isinstance(info.layer, CONV_LAYER_TYPES)]
-        self.conv_layers: list[str] = [info.name for info in conv]
-        self._features = self._build_feature_model()
+        candidates = [info for info in leaf_layers(model) if isinstance(info.layer, (*CONV_LAYER_TYPES, *TOKEN_TYPES))]
+        self.conv_layers: list[str] = [info.name for info in candidates]
+        self._token_layers: set[str] = set()
+        self._features = self._build_feature_model(find_tokens=True)
+        conv = [info for info in candidates if info.name in self.conv_layers]
         logits_shape = tuple(self._features.outputs[0].shape)
         if len(logits_shape) != 4:
             raise ValueError(
@@ -132,7 +140,8 @@ class KerasBackend:
                 name=info.name,
                 kind=type(info.layer).__name__,
                 channels=_int_or_none(tensor.shape[-1]),
-                kernel=_kernel(info.layer),
+                kernel=None if info.name in self._token_layers else _kernel(info.layer),
+                tokens=info.name in self._token_layers,
                 shape=tuple(_int_or_none(v) for v in tensor.shape[1:]),
             )
             for info, tensor in zip(conv, self._features.outputs[1:], strict=True)
@@ -143,8 +152,11 @@ class KerasBackend:
         self._map_fns: dict[tuple, Any] = {}
 
     # ----------------------------------------------------------------------------------------------- graph building
-    def _build_feature_model(self, input_shape: tuple | None = None) -> keras.Model:
-        """One flat model: image -> [logits, every conv activation in conv_layers order]."""
+    def _build_feature_model(self, input_shape: tuple | None = None, find_tokens: bool = False) -> keras.Model:
+        """One flat model: image -> [logits, every conv activation in conv_layers order]. A token layer's activation
+        is its patch grid (N, h, w, C), put on the forward path (explainers.backends.tokens). `find_tokens`: the
+        candidate LayerNormalization layers are kept in conv_layers only where their output is a patch grid (a model
+        of fixed input size only: a dynamic one has no static token count)."""
         source, logits_op = self.logits_source, self._logits_op
         recorded: dict[str, Any] = {}
         conv_names = set(self.conv_layers)
@@ -158,15 +170,23 @@ class KerasBackend:
                 outputs = linear(*args, **kwargs)
             else:
                 outputs = call(*args, **kwargs)
-            if name in conv_names:
+            if name in conv_names and isinstance(operation, TOKEN_TYPES):
+                grid = keras_grid(outputs, image_size) if image_size is not None else None
+                if grid is not None and (find_tokens or name in self._token_layers):
+                    recorded[name], outputs = grid
+                    self._token_layers.add(name)
+            elif name in conv_names:
                 recorded[name] = outputs
             if operation is logits_op:
                 recorded["__logits__"] = outputs
             return outputs
 
         shape = input_shape or tuple(graph_of(self.model).inputs[0].shape[1:])
+        image_size = (int(shape[0]), int(shape[1])) if shape[0] and shape[1] else None
         inputs = keras.Input(shape=shape, dtype="float32", name="adapted_image")
         trace_model(self.model, inputs, intercept)
+        if find_tokens:
+            self.conv_layers = [name for name in self.conv_layers if name in recorded]
         if "__logits__" not in recorded:
             raise ValueError(f"Unsupported model: the logits layer {source.layer!r} is not reached from the input.")
         logits = recorded["__logits__"]
@@ -219,17 +239,30 @@ class KerasBackend:
         return scores, tape.gradient(scores, x)
 
     def _score_and_layer_gradients(
-        self, x: tf.Tensor, region: tf.Tensor, weights: tf.Tensor, indices: tuple[int, ...] | None = None
+        self,
+        x: tf.Tensor,
+        region: tf.Tensor,
+        weights: tf.Tensor,
+        indices: tuple[int, ...] | None = None,
+        input_gradient: bool = False,
     ) -> tuple:
-        """S, and the activations and gradients of the conv layers at `indices` (all by default); the backward pass
-        goes no deeper than the shallowest of them."""
+        """S, the activations and gradients of the conv layers at `indices` (all by default) and, with
+        `input_gradient`, dS/dx (else None), all from one tape: one forward and one backward pass, which goes no
+        deeper than the shallowest tensor asked for."""
         with tf.GradientTape() as tape:
+            if input_gradient:
+                tape.watch(x)
             outputs = self._features(x, training=False)
             scores = mean_logit(outputs[0], region[None], weights[None])
         activations = list(outputs[1:]) if indices is None else [outputs[1 + i] for i in indices]
-        return scores, activations, tape.gradient(scores, activations)
+        if not input_gradient:
+            return scores, activations, tape.gradient(scores, activations), None
+        input_grad, *grads = tape.gradient(scores, [x, *activations])
+        return scores, activations, grads, input_grad
 
-    def _maps_step(self, combiners: Sequence[Combiner], indices: tuple[int, ...]) -> Callable[..., Any]:
+    def _maps_step(
+        self, combiners: Sequence[Combiner], indices: tuple[int, ...], input_gradient: bool = False
+    ) -> Callable[..., Any]:
         @tf.function(jit_compile=True)
         def combine_all(activations: list[tf.Tensor], grads: list[tf.Tensor]) -> list[tf.Tensor]:
             return [
@@ -238,9 +271,12 @@ class KerasBackend:
             ]
 
         @tf.function(reduce_retracing=True)
-        def step(x: tf.Tensor, region: tf.Tensor, weights: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor]]:
-            scores, activations, grads = self._score_and_layer_gradients(x, region, weights, indices)
-            return scores, combine_all(activations, grads)
+        def step(x: tf.Tensor, region: tf.Tensor, weights: tf.Tensor) -> tuple:
+            scores, activations, grads, input_grad = self._score_and_layer_gradients(
+                x, region, weights, indices, input_gradient
+            )
+            maps = combine_all(activations, grads)
+            return (scores, maps, input_grad) if input_gradient else (scores, maps)
 
         return step
 
@@ -305,26 +341,41 @@ class KerasBackend:
         self, x: np.ndarray, spec: ScoreSpec, layers: Sequence[str]
     ) -> tuple[float, list[tuple[np.ndarray, np.ndarray]]]:
         region, weights = self._spec_tensors(spec)
-        scores, activations, grads = self._score_and_layer_gradients(
+        scores, activations, grads, _ = self._score_and_layer_gradients(
             tf.convert_to_tensor(x, tf.float32), region, weights, self._indices(layers)
         )
         return float(scores.numpy()[0]), [(a.numpy()[0], g.numpy()[0]) for a, g in zip(activations, grads, strict=True)]
 
-    def layer_maps(
-        self, x: np.ndarray, spec: ScoreSpec, combiners: Sequence[Combiner], layers: Sequence[str]
-    ) -> tuple[float, list[np.ndarray]]:
+    def _run_maps_step(
+        self, x: np.ndarray, spec: ScoreSpec, combiners: Sequence[Combiner], layers: Sequence[str], input_gradient: bool
+    ) -> tuple:
         indices = self._indices(layers)
         x_t = tf.convert_to_tensor(x, tf.float32)
         region, weights = self._spec_tensors(spec)
-        with self._lock:  # one traced step per combiner set, layer set and image size, called as a concrete function
-            step_key = (tuple(combiners), indices, tuple(x_t.shape), tuple(region.shape))
-            if step_key not in self._map_fns:
-                self._map_fns[step_key] = self._maps_step(tuple(combiners), indices).get_concrete_function(
-                    x_t, region, weights
-                )
-            step = self._map_fns[step_key]
-        scores, maps = step(x_t, region, weights)
+        # One traced step per combiner set, layer set and image size, called as a concrete function. A step already
+        # traced is looked up without the lock, so a request never waits for another one's tracing (of a new size or
+        # layer set); tracing itself is serialised by the lock, and a second caller of the same step waits for it.
+        step_key = (tuple(combiners), indices, input_gradient, tuple(x_t.shape), tuple(region.shape))
+        step = self._map_fns.get(step_key)
+        if step is None:
+            with self._lock:
+                if step_key not in self._map_fns:
+                    traced = self._maps_step(tuple(combiners), indices, input_gradient)
+                    self._map_fns[step_key] = traced.get_concrete_function(x_t, region, weights)
+                step = self._map_fns[step_key]
+        return step(x_t, region, weights)
+
+    def layer_maps(
+        self, x: np.ndarray, spec: ScoreSpec, combiners: Sequence[Combiner], layers: Sequence[str]
+    ) -> tuple[float, list[np.ndarray]]:
+        scores, maps = self._run_maps_step(x, spec, combiners, layers, input_gradient=False)
         return float(scores.numpy()[0]), [layer_maps.numpy() for layer_maps in maps]
+
+    def fast_pass(
+        self, x: np.ndarray, spec: ScoreSpec, combiners: Sequence[Combiner], layers: Sequence[str]
+    ) -> tuple[float, list[np.ndarray], np.ndarray]:
+        scores, maps, input_grad = self._run_maps_step(x, spec, combiners, layers, input_gradient=True)
+        return float(scores.numpy()[0]), [layer_maps.numpy() for layer_maps in maps], input_grad.numpy()[0]
 
     def layer_maps_shared(
         self, x: np.ndarray, specs: Sequence[ScoreSpec], combiners: Sequence[Combiner], layers: Sequence[str]

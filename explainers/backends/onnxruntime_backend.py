@@ -112,6 +112,12 @@ class OnnxRuntimeBackend:
         """Unavailable: raises GradientsUnavailable with the reason."""
         raise GradientsUnavailable(self._unavailable("layer activations and gradients (CAMs)"))
 
+    def fast_pass(
+        self, x: np.ndarray, spec: ScoreSpec, combiners: Sequence[Combiner], layers: Sequence[str]
+    ) -> tuple[float, list[np.ndarray], np.ndarray]:
+        """Unavailable: raises GradientsUnavailable with the reason."""
+        raise GradientsUnavailable(self._unavailable("layer activations and gradients (CAMs)"))
+
     def layer_gradients(
         self, x: np.ndarray, spec: ScoreSpec, layers: Sequence[str]
     ) -> tuple[float, list[tuple[np.ndarray, np.ndarray]]]:

@@ -87,6 +87,8 @@ class SharedExclusiveLock:
 
 
 GRADIENT_LOCK = SharedExclusiveLock()
+# Gradient-registry names TensorFlow itself adds, one per traced `tf.custom_gradient` function (unique ids).
+TF_PER_TRACE_PREFIX = "CustomGradient-"
 
 
 @dataclass
@@ -113,13 +115,16 @@ class TFGradientState:
         )
 
     def restore(self) -> None:
-        """Put every captured entry back (same entry objects, their fields reset), drop entries added since."""
+        """Put every captured entry back (same entry objects, their fields reset), drop entries added since (but the
+        `CustomGradient-<uid>` ones TensorFlow registers itself each time a `tf.custom_gradient` function is traced,
+        e.g. Keras's swish in EfficientNet: a function traced meanwhile still needs them)."""
         from tensorflow.python.eager import execute
         from tensorflow.python.framework import ops
 
         registry = ops._gradient_registry._registry
         for name in set(registry) - set(self.registry):
-            del registry[name]
+            if not name.startswith(TF_PER_TRACE_PREFIX):
+                del registry[name]
         for name, entry in self.registry.items():
             if name in registry:
                 registry[name].clear()
@@ -134,7 +139,8 @@ class TFGradientState:
     def differences(self) -> list[str]:
         """What differs now from the captured state (empty: nothing), for tests and logs."""
         now = TFGradientState.capture()
-        found = [f"registry entry {name!r} added" for name in set(now.registry) - set(self.registry)]
+        added = {name for name in set(now.registry) - set(self.registry) if not name.startswith(TF_PER_TRACE_PREFIX)}
+        found = [f"registry entry {name!r} added" for name in added]
         found += [f"registry entry {name!r} removed" for name in set(self.registry) - set(now.registry)]
         found += [
             f"registry entry {name!r} changed"

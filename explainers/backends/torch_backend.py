@@ -13,12 +13,14 @@ How it runs:
   the model with `model.to("cuda")` before building the adapter to run on the GPU; `explainers.model_loading` does
   that for `--torch` when `torch.cuda.is_available()`). The module is put in `eval()` mode.
 - Conv layers are the `named_modules()` names of every `Conv2d` / `ConvTranspose2d`, in FORWARD order, recorded by
-  forward hooks during one probe pass (definition order can differ from the order of use).
+  forward hooks during one probe pass (definition order can differ from the order of use). Token layers join them:
+  a `LayerNorm` whose output is a token sequence (N, L, C) on the probe image's patch grid (a class token allowed) is
+  a CAM layer, its activation reshaped to the grid of each input (explainers.backends.tokens).
 - Forward-only batches run under `torch.inference_mode()`. Gradients come from `torch.autograd.grad` with respect to
   the input or to hooked activations: parameters are never asked for gradients and `.grad` is never written.
 - CAMs: one forward pass with hooks capturing every chosen layer's activation, one `autograd.grad` call for all of
-  them, then every CAM combiner (explainers.cam) on the torch tensors, on the device; only the small (h, w) maps
-  are copied to numpy.
+  them (`fast_pass`: and for the input, for saliency and gradient x input), then every CAM combiner (explainers.cam)
+  on the torch tensors, on the device; only the small (h, w) maps (and dS/dx) are copied to numpy.
 - One lock serialises calls: hooks are registered on the shared module for the duration of a call.
 - The sanity check works on a deep copy (`clone`), re-initialised with each module's `reset_parameters()` (BatchNorm
   running statistics too) under a seeded, forked RNG. DeepSHAP runs `shap.DeepExplainer` on a deep copy wrapped as a
@@ -38,9 +40,11 @@ import torch
 from torch import nn
 
 from explainers.backends.base import Combiner, LayerInfo, NativeScoreModel, ScoreSpec
+from explainers.backends.tokens import token_grid, torch_grid
 
 CONV_MODULE_TYPES: tuple[type, ...] = (nn.Conv2d, nn.ConvTranspose2d)
 STRIPPED_SOFTMAX: tuple[type, ...] = (nn.Softmax, nn.Softmax2d)
+TOKEN_MODULE_TYPES: tuple[type, ...] = (nn.LayerNorm,)  # token layers: a LayerNorm whose output is a patch grid
 PROBE_SIZE = (64, 64)
 
 
@@ -112,8 +116,9 @@ class TorchBackend:
         self.dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
         self._output_shapes: dict[tuple[int, int], tuple[int, int]] = {}
         self._strip: str | None = None
-        order, raw = self._probe()
-        conv = [name for name in order if isinstance(self._modules[name], CONV_MODULE_TYPES)]
+        order, raw, token_layers = self._probe()
+        self._token_layers = set(token_layers)
+        conv = [name for name in order if isinstance(self._modules[name], CONV_MODULE_TYPES) or name in token_layers]
         self._weighted_order = [name for name in order if _has_own_state(self._modules[name])]
         channels = int(raw.shape[1])
         self.binary = channels == 1
@@ -124,6 +129,10 @@ class TorchBackend:
     # ------------------------------------------------------------------------------------------------- helpers
     def _layer_info(self, name: str) -> LayerInfo:
         module = self._modules[name]
+        if name in self._token_layers:
+            channels = int(module.normalized_shape[-1])
+            return LayerInfo(name=name, kind=type(module).__name__, channels=channels, tokens=True,
+                             shape=(None, None, channels))  # fmt: skip
         kernel = getattr(module, "kernel_size", None)
         channels = int(module.out_channels)
         return LayerInfo(
@@ -134,9 +143,10 @@ class TorchBackend:
             shape=(None, None, channels),
         )
 
-    def _probe(self) -> tuple[list[str], torch.Tensor]:
+    def _probe(self) -> tuple[list[str], torch.Tensor, list[str]]:
         """One forward pass on a grey image, hooks on every module: the order modules run in, the final activation
-        to strip, and the raw logits."""
+        to strip, the raw logits, and the token layers (a LayerNorm whose output (N, L, C) is a patch grid of the
+        probe image, explainers.backends.tokens)."""
         order: list[str] = []
         outputs: dict[str, Any] = {}
 
@@ -178,19 +188,35 @@ class TorchBackend:
                 "Unsupported model: its output must be (N, C, H, W) per-pixel class scores; got shape "
                 f"{tuple(raw.shape)}."
             )
-        return order, raw
+        tokens = [
+            name
+            for name in order
+            if isinstance(self._modules[name], TOKEN_MODULE_TYPES)
+            and isinstance(outputs[name], torch.Tensor)
+            and outputs[name].ndim == 3
+            and token_grid(int(outputs[name].shape[1]), PROBE_SIZE) is not None
+        ]
+        return order, raw, tokens
 
     @contextmanager
-    def _hooked(self, capture: Sequence[str] = ()) -> Iterator[dict[str, torch.Tensor]]:
-        """Hooks for one call: the final activation stripped, and the outputs of `capture` (and of logits_layer)."""
+    def _hooked(
+        self, capture: Sequence[str] = (), size: tuple[int, int] | None = None
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        """Hooks for one call: the final activation stripped, and the outputs of `capture` (and of logits_layer); a
+        token layer's as its (N, C, h, w) patch grid for an input of `size`, the grid put on the forward path."""
         captured: dict[str, torch.Tensor] = {}
         handles = []
         if self._strip is not None:
             handles.append(self._modules[self._strip].register_forward_hook(lambda module, inputs, output: inputs[0]))
 
         def hook(name: str) -> Any:
-            def record(module: nn.Module, inputs: Any, output: Any) -> None:
+            def record(module: nn.Module, inputs: Any, output: Any) -> Any:
+                if name in self._token_layers and size is not None:
+                    grid, output = torch_grid(output, size)
+                    captured.setdefault(name, grid)
+                    return output
                 captured.setdefault(name, output)
+                return None
 
             return record
 
@@ -232,21 +258,40 @@ class TorchBackend:
             raise ValueError(f"{unknown} is not a conv layer of the model; choose from {self.conv_layers}.")
 
     def _activations_and_grads(
-        self, x: np.ndarray, spec: ScoreSpec, layers: Sequence[str]
-    ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
-        """One forward with the chosen layers hooked, one autograd.grad for all of them (call under the lock)."""
+        self, x: np.ndarray, spec: ScoreSpec, layers: Sequence[str], input_gradient: bool = False
+    ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor], torch.Tensor | None]:
+        """One forward with the chosen layers hooked, one autograd.grad for all of them and, with `input_gradient`,
+        for the input too (else None); call under the lock."""
         self._check_layers(layers)
         region, weights = self._spec_tensors(spec)
         x_t = self._to_tensor(x).requires_grad_(True)  # so activations are in a graph even for frozen parameters
-        with torch.enable_grad(), self._hooked(layers) as captured:
+        with torch.enable_grad(), self._hooked(layers, size=(int(x.shape[1]), int(x.shape[2]))) as captured:
             scores = self._score(self._logits(x_t, captured), region, weights)
             missing = [name for name in layers if name not in captured]
             if missing:
                 raise ValueError(f"The layer(s) {missing} did not run in the forward pass.")
             activations = [captured[name] for name in layers]
-            grads = torch.autograd.grad(scores.sum(), activations, allow_unused=True)
+            wanted = [x_t, *activations] if input_gradient else activations
+            grads = list(torch.autograd.grad(scores.sum(), wanted, allow_unused=True))
+        input_grad = grads.pop(0) if input_gradient else None
         grads = [torch.zeros_like(a) if g is None else g for a, g in zip(activations, grads, strict=True)]
-        return scores.detach(), [a.detach() for a in activations], [g.detach() for g in grads]
+        if input_grad is None and input_gradient:
+            input_grad = torch.zeros_like(x_t)
+        return scores.detach(), [a.detach() for a in activations], [g.detach() for g in grads], input_grad
+
+    def _combined(
+        self, activations: Sequence[torch.Tensor], grads: Sequence[torch.Tensor], combiners: Sequence[Combiner]
+    ) -> list[np.ndarray]:
+        """Every combiner's (h, w) map for every layer, stacked per layer to (h, w, len(combiners)) numpy."""
+        with torch.no_grad():
+            maps = [
+                torch.stack(
+                    [combine(TORCH_OPS, a[0].permute(1, 2, 0), g[0].permute(1, 2, 0)) for combine in combiners],
+                    dim=-1,
+                )
+                for a, g in zip(activations, grads, strict=True)
+            ]
+            return [m.float().cpu().numpy() for m in maps]
 
     # ------------------------------------------------------------------------------------------------- the seam
     def output_shape_for(self, size: tuple[int, int]) -> tuple[int, int]:
@@ -280,7 +325,7 @@ class TorchBackend:
         self, x: np.ndarray, spec: ScoreSpec, layers: Sequence[str]
     ) -> tuple[float, list[tuple[np.ndarray, np.ndarray]]]:
         with self._lock:
-            scores, activations, grads = self._activations_and_grads(x, spec, layers)
+            scores, activations, grads, _ = self._activations_and_grads(x, spec, layers)
         pairs = [
             (a[0].permute(1, 2, 0).float().cpu().numpy(), g[0].permute(1, 2, 0).float().cpu().numpy())
             for a, g in zip(activations, grads, strict=True)
@@ -291,17 +336,16 @@ class TorchBackend:
         self, x: np.ndarray, spec: ScoreSpec, combiners: Sequence[Combiner], layers: Sequence[str]
     ) -> tuple[float, list[np.ndarray]]:
         with self._lock:
-            scores, activations, grads = self._activations_and_grads(x, spec, layers)
-            with torch.no_grad():
-                maps = [
-                    torch.stack(
-                        [combine(TORCH_OPS, a[0].permute(1, 2, 0), g[0].permute(1, 2, 0)) for combine in combiners],
-                        dim=-1,
-                    )
-                    for a, g in zip(activations, grads, strict=True)
-                ]
-                native = [m.float().cpu().numpy() for m in maps]
-        return float(scores[0]), native
+            scores, activations, grads, _ = self._activations_and_grads(x, spec, layers)
+            return float(scores[0]), self._combined(activations, grads, combiners)
+
+    def fast_pass(
+        self, x: np.ndarray, spec: ScoreSpec, combiners: Sequence[Combiner], layers: Sequence[str]
+    ) -> tuple[float, list[np.ndarray], np.ndarray]:
+        with self._lock:
+            scores, activations, grads, input_grad = self._activations_and_grads(x, spec, layers, input_gradient=True)
+            native = self._combined(activations, grads, combiners)
+        return float(scores[0]), native, input_grad[0].permute(1, 2, 0).float().cpu().numpy()
 
     def layer_maps_shared(
         self, x: np.ndarray, specs: Sequence[ScoreSpec], combiners: Sequence[Combiner], layers: Sequence[str]

@@ -88,3 +88,25 @@ def shared(config: AppConfig) -> StateStore:
     from dashboard.state.resources import get_store
 
     return get_store(config)
+
+
+@pytest.fixture(scope="session")
+def fetch_export(config: AppConfig):
+    """Fetch an export ticket's zip through the real streaming route (`dashboard.trust.download`) of a Flask server;
+    returns the zip's bytes after checking the status and the attachment's file name."""
+    from flask import Flask
+
+    from dashboard.trust.download import register_export_route
+
+    server = Flask("export-test")
+    register_export_route(server, config)
+    client = server.test_client()
+
+    def fetch(ticket: dict) -> bytes:
+        response = client.get("/" + ticket["url"])
+        assert response.status_code == 200, response.data[:200]
+        assert response.headers["Content-Disposition"] == f'attachment; filename="{ticket["filename"]}"'
+        assert response.is_streamed
+        return response.data
+
+    return fetch

@@ -4,7 +4,6 @@ contrast's one writer, and the export of the resulting question."""
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import zipfile
@@ -86,8 +85,9 @@ def test_an_error_region_picked_is_the_region_with_the_choices_applied(shared, s
         selection.handle_error_pick(shared, session, ref, truth_ref, None, names)
 
 
-def test_explain_this_error_sets_region_target_and_contrast_of_the_engine_s_question(shared, session, adapter, image,
-                                                                                     with_truth, config):  # fmt: skip
+def test_explain_this_error_sets_region_target_and_contrast_of_the_engine_s_question(
+    shared, session, adapter, image, with_truth, fetch_export
+):
     ref, truth_ref, predicted, truth = with_truth
     names = adapter.class_names
     for choice in [o["value"] for o in errors.error_choices(predicted, truth, names)][:3]:
@@ -113,7 +113,7 @@ def test_explain_this_error_sets_region_target_and_contrast_of_the_engine_s_ques
     download, _ = trust_cb.handle_export(1, results, ref, session, None, 0.6, None, store=shared,
                                          infos=methods(), class_names=list(names),
                                          conv_layers=adapter.conv_layers, model="tiny.keras")  # fmt: skip
-    with zipfile.ZipFile(io.BytesIO(base64.b64decode(download["content"]))) as archive:
+    with zipfile.ZipFile(io.BytesIO(fetch_export(download))) as archive:
         recorded = json.loads(archive.read("settings.json"))["question"]
     assert Question.from_dict(recorded) == expected and recorded["label"] == expected.label
 

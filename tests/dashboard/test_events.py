@@ -120,7 +120,13 @@ def test_every_evented_output_and_every_event_store_has_one_writer(writers):
         for source in ids.EVENT_SOURCES[output]:
             assert writers[(ids.event(output, source), "data")] == 1, (output, source)
     assert writers[(ids.MASK_GRAPH, "figure")] == 1  # its own writer: `dashboard.callbacks.mask`
-    assert writers[(ids.SLOW_GRID, "children")] > 1  # the counter does see several writers where there are some
+    for grid in (ids.FAST_GRID, ids.SLOW_GRID):  # their one writer: `dashboard.callbacks.grids`
+        assert writers[(grid, "children")] == 1, grid
+    assert writers[(ids.RESULTS, "data")] == 1
+    for output, prop in ((ids.TRUST_CURVES, "figure"), (ids.TRUST_SANITY, "figure"), (ids.TRUST_TABLE, "children"),
+                         (ids.TRUST_FLAGS, "children"), (ids.TRUST_REQUEST, "data")):  # `trust.register_section`
+        assert writers[(output, prop)] == 1, output
+    assert writers[(ids.TRUST_RESULT, "data")] > 1  # the counter does see several writers where there are some
 
 
 def test_decide_mask_redraws_for_a_new_image_and_patches_the_view_otherwise():
@@ -146,3 +152,21 @@ def test_job_outcome_names_what_the_one_job_callback_handles():
     assert job_outcome([result], 1, {"job_error": "boom"}) == "job_error"
     assert job_outcome([result], None, {"question": {}, "methods": []}) == "result"
     assert job_outcome([result], None, None) is None
+
+
+def test_grid_event_lets_a_new_question_win_over_the_job_outcome():
+    from dashboard.callbacks.grids import grid_event
+
+    assert grid_event([f"{ids.REGION}.data"]) == "question"
+    assert grid_event([f"{ids.SLOW_RESULT}.data", f"{ids.METHODS}.value"]) == "question"  # it replaces the job
+    assert grid_event([f"{ids.CANCEL}.n_clicks"]) == "job" and grid_event([f"{ids.SLOW_RESULT}.data"]) == "job"
+    assert grid_event(["."]) is None
+
+
+def test_section_event_lets_a_new_question_reset_the_trust_section_first():
+    from dashboard.callbacks.trust import section_event
+
+    assert section_event([f"{ids.RESULTS}.data", f"{ids.TRUST_RESULT}.data"]) == "question"
+    assert section_event([f"{ids.TRUST_RUN}.n_clicks"]) == "run"
+    assert section_event([f"{ids.TRUST_CANCEL}.n_clicks", f"{ids.TRUST_RESULT}.data"]) == "cancel"
+    assert section_event([f"{ids.TRUST_RESULT}.data"]) == "result" and section_event(["."]) is None

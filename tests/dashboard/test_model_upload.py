@@ -107,7 +107,12 @@ def test_a_benign_model_serves_its_session_while_another_keeps_the_demo_model(cf
     import models
 
     old, other = new_session_id(), new_session_id()
-    out = model_upload.handle_model_upload(keras_uri(benign), "my_unet.keras", "sky, cap, stem", old, cfg, mstore)
+    reports: list[tuple] = []
+    out = model_upload.handle_model_upload(keras_uri(benign), "my_unet.keras", "sky, cap, stem", old, cfg, mstore,
+                                           set_progress=reports.append)  # fmt: skip
+    # the three stages, through the jobs' one progress reporter
+    assert [r[:2] for r in reports] == [(0, "0%"), (33, "33%"), (67, "67%")]
+    assert all(f"({i}/3)" in r[2] for i, r in enumerate(reports, 1)) and "sandboxed" in reports[0][2]
     session = out[(ids.SESSION, "data")]
     assert session not in (no_update, old) and len(session) == 32
     assert out[STATUS].startswith("Serving “my_unet.keras”") and "sky, cap, stem" in out[STATUS]

@@ -9,7 +9,7 @@ import pytest
 from dashboard.callbacks import overview as overview_cb
 from dashboard.callbacks.explain import pick_layer
 from dashboard.state.resources import methods
-from dashboard.usecases import analysis
+from dashboard.usecases import analysis, overview
 from dashboard.view import ids
 from dashboard.view.render import heatmap_uri
 from explainers import explain
@@ -39,12 +39,15 @@ def test_one_card_per_predicted_class_with_the_engine_s_map_at_the_slider_layer(
     assert [int(card.to_plotly_json()["props"]["data-class"]) for card in cards] == classes
     assert f"for {len(classes)} predicted classes" in note and "one forward pass" in note
     layer = pick_layer(adapter.conv_layers, layer_index)
-    for card, target in zip(cards, classes, strict=True):
+    entries = overview.compute_overview(adapter, shared, session, loaded, "gradcam")  # stored: a lookup now
+    for card, target, (question, summary) in zip(cards, classes, entries, strict=True):
         graph = _graph(card)
         assert graph.id == ids.overview_graph(target) == ids.heatmap_graph(f"overview-{target}")
-        alone = explain(adapter, image, labels == target, target, methods=["gradcam"])["gradcam"]
-        expected, _ = heatmap_uri(alone.per_layer[layer], signed=False)
-        assert graph.figure["data"][0]["source"] == expected
+        shown, used = analysis.layer_map(shared, session, question, summary, layer)
+        assert used == layer and graph.figure["data"][0]["source"] == heatmap_uri(shown, signed=False)[0]
+        alone = explain(adapter, image, labels == target, target, methods=["gradcam"])["gradcam"].per_layer[layer]
+        # Stored maps are compact (float16 over the map's largest magnitude): equal to 2^-11 of it.
+        np.testing.assert_allclose(shown, alone, rtol=0, atol=float(np.abs(alone).max()) * 2**-10 + 1e-12)
 
 
 def test_the_overview_is_stored_like_any_result_so_a_class_pick_is_a_lookup(shared, session, adapter, loaded):

@@ -211,7 +211,7 @@ def _export(shared, session, adapter, results, ref, trust_result=None, layer_ind
                                   conv_layers=adapter.conv_layers, model="tiny.keras")  # fmt: skip
 
 
-def test_export_zip_round_trip_with_metrics(shared, session, adapter, explained, config, image):
+def test_export_zip_round_trip_with_metrics(shared, session, adapter, explained, config, image, fetch_export):
     ref, results = explained
     question = results["question"]
     slider = adapter.conv_layers.index(adapter.default_layer)  # where the layer slider starts
@@ -220,7 +220,7 @@ def test_export_zip_round_trip_with_metrics(shared, session, adapter, explained,
     download, status = _export(shared, session, adapter, results, ref, trust_result=out, layer_index=slider)
     assert download["filename"].startswith("segxplain_tiny_sample_") and download["filename"].endswith(".zip")
     assert status.startswith("Exported")
-    with zipfile.ZipFile(io.BytesIO(base64.b64decode(download["content"]))) as archive:
+    with zipfile.ZipFile(io.BytesIO(fetch_export(download))) as archive:
         names = set(archive.namelist())
         with Image.open(io.BytesIO(archive.read("image.png"))) as img:
             np.testing.assert_array_equal(np.asarray(img), image)
@@ -237,10 +237,12 @@ def test_export_zip_round_trip_with_metrics(shared, session, adapter, explained,
         with np.load(io.BytesIO(archive.read("maps.npz"))) as npz:
             for method in FAST:
                 summary = analysis.stored_result(shared, session, question, method)
-                np.testing.assert_array_equal(npz[method], summary["heatmap"])
+                np.testing.assert_array_equal(npz[method], analysis.heatmap_of(summary))
             stored_layers = shared.get(session, "layers", analysis.result_key(question, "gradcam"))
-            for layer in adapter.conv_layers:
-                np.testing.assert_array_equal(npz[f"gradcam/layers/{layer}"], stored_layers.at(layer))
+            for layer in adapter.conv_layers:  # at each layer's own resolution, as settings.json says
+                np.testing.assert_array_equal(npz[f"gradcam/layers/{layer}"], stored_layers.native_map(layer))
+                assert settings["layer_maps"]["shapes"]["gradcam"][layer] == list(stored_layers.native[layer].shape)
+                assert "bilinear" in settings["layer_maps"]["resolution"]
             depths = shared.get(session, "sanity", out["sanity"])["depths"]
             for method in FAST:  # the sanity maps: the trained model's map first, then one per randomization depth
                 stack = npz[f"sanity/{method}"]
@@ -257,11 +259,11 @@ def test_export_zip_round_trip_with_metrics(shared, session, adapter, explained,
         assert curves_csv == export.curves_csv(shared.get(session, "faith", out["faith"])["methods"])
 
 
-def test_export_at_another_layer_and_without_metrics(shared, session, adapter, explained):
+def test_export_at_another_layer_and_without_metrics(shared, session, adapter, explained, fetch_export):
     ref, results = explained
     question = results["question"]
     download, _ = _export(shared, session, adapter, results, ref, layer_index=0)
-    with zipfile.ZipFile(io.BytesIO(base64.b64decode(download["content"]))) as archive:
+    with zipfile.ZipFile(io.BytesIO(fetch_export(download))) as archive:
         names = set(archive.namelist())
         assert "metrics/deletion_insertion.csv" not in names and "metrics/agreement.csv" in names
         settings = json.loads(archive.read("settings.json"))
@@ -290,3 +292,20 @@ def test_plain_forms_of_engine_results_are_json_ready(shared, session, adapter, 
     json.dumps(plain)
     assert set(plain["gradcam"]) == {*export.CURVE_KINDS, "inside_share"}
     assert len(plain["gradcam"]["deletion"]["scores"]) == 5
+
+
+def test_the_export_route_refuses_unknown_tickets_and_another_sessions(shared, session, adapter, explained, config):
+    from flask import Flask
+
+    from dashboard.trust.download import register_export_route
+
+    ref, results = explained
+    ticket, _ = _export(shared, session, adapter, results, ref)
+    server = Flask("export-refusals")
+    register_export_route(server, config)
+    client = server.test_client()
+    assert client.get("/" + ticket["url"]).status_code == 200
+    other_session = "f" * 32  # a ticket is looked up in its own session's state only
+    assert client.get("/" + ticket["url"].replace(session, other_session)).status_code == 404
+    assert client.get(f"/_segx/export/{session}/no-such-ticket.zip").status_code == 404
+    assert client.get(f"/_segx/export/{session}/..%2Fsecrets.zip").status_code == 404

@@ -75,3 +75,19 @@ def test_metadata_matches_the_kind_of_method(any_adapter, image, region, name):
     else:
         assert result.per_layer is None and result.layer is None
     assert (result.baseline_score is not None) == explainer.additive
+
+
+def test_explain_validates_once_and_runs_each_method_without_checking_again(adapter, image, region, monkeypatch):
+    """`explain` checks the image, question and parameters once for all methods, then runs each method's `run`;
+    the per-method public entry (which would check everything again) is not called."""
+    from explainers import explain
+    from explainers.base import Explainer
+
+    def checks_again(*args, **kwargs):
+        raise AssertionError("explain re-validated through Explainer.explain")
+
+    monkeypatch.setattr(Explainer, "explain", checks_again)
+    results = explain(adapter, image, region, 1, methods=["gradcam", "saliency"])
+    assert list(results) == ["gradcam", "saliency"]
+    with pytest.raises(ValueError, match="Target class 99"):  # the one pass still refuses bad input
+        explain(adapter, image, region, 99, methods=["gradcam"])
