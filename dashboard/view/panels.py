@@ -35,7 +35,9 @@ def truth_upload(max_bytes: int) -> html.Div:
             ),
             html.Div(TRUTH_HINT, id=ids.TRUTH_INFO, className="image-info"),
         ],
-        className="mt-2",
+        # a file over max_size is refused by the browser before any callback runs: assets/dashboard.js reads the cap
+        # from here and reports the refusal, which the message area explains (as for the image upload)
+        className="mt-2 upload-cap", **{"data-max-bytes": str(max_bytes)},
     )  # fmt: skip
 
 

@@ -105,3 +105,23 @@ def test_layer_names_with_sizes_are_in_the_page_for_the_slider_tooltip():
 def test_gallery_without_samples_says_so():
     assert isinstance(components.gallery([]), html.Div)
     assert "No sample" in components.gallery([]).children
+
+
+def test_every_upload_with_a_browser_size_cap_reports_its_refusals():
+    """dcc.Upload refuses a file over max_size in the browser, silently; assets/dashboard.js reports it for any upload
+    inside an `upload-cap` element with the same cap, so every capped image or ground-truth upload must sit in one."""
+    page = layout.build_layout(context())
+
+    def walk(node, caps):
+        if isinstance(node, Component):
+            classes = (getattr(node, "className", "") or "").split()
+            if "upload-cap" in classes:
+                caps = [*caps, int(getattr(node, "data-max-bytes"))]
+            if type(node).__name__ == "Upload" and node.id in (ids.UPLOAD, ids.TRUTH_UPLOAD):
+                assert caps and caps[-1] == node.max_size, node.id
+                yield node.id
+            children = getattr(node, "children", None)
+            for child in children if isinstance(children, list) else [children]:
+                yield from walk(child, caps)
+
+    assert set(walk(page, [])) == {ids.UPLOAD, ids.TRUTH_UPLOAD}
