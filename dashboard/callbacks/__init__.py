@@ -11,8 +11,8 @@ the mask figure, which also redraws on a new image and patches on the opacity sl
 its own event store, never the output itself; the writer picks the event that fired (the newest when several fired
 together) with the pure `events.decide` (`mask.decide_mask`). Events hold plain data, so nothing heavy (a figure, cards)
 travels through a store. Where one concern has several inputs, they are one callback over a pure dispatcher instead
-(`selection.region_event`, `grids.grid_event` for the heatmap grids, `trust.section_event` for the Trust section's
-figures, table and flags, the contrast callback in `question`).
+(`selection.region_event`, `trust.section_event` for the Trust section's Run, reset and cancel, the contrast callback
+in `question`).
 
 To add a new event to such an output (say, "explain this error" setting the region and the target):
 
@@ -36,8 +36,10 @@ Duplicates that remain (`allow_duplicate=True`), and why:
   options, image info) besides their usual writer (the grids and results it clears through the region);
 - the heatmap figures (`heatmap_graph(ALL)`): pattern-matching outputs, patched by the layer, opacity and zoom
   callbacks, each its own property of every card; a pattern-matching output cannot read per-source stores;
-- the Trust result store: the metric job's own output, and the cancel marker the Trust section's one callback
-  (`trust.register_section`, over the pure `trust.section_event`) writes.
+- the slow grid (the question callback `grids` and the job's outcome `jobs.on_job_outcome`) and the Trust figures,
+  table and flags (the section callback and the metric job's result callback): one callback for both would read
+  the job's result and write the job's request, a dependency cycle (request -> job -> result -> request) that Dash
+  cannot run; the question / section callback wins when both fire, since it replaces the job.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ heatmap cards, and swap CAM layers / heatmap opacity without recomputing anythin
 The fast path answers at once: cards for the fast methods (and for slow methods already computed for the same
 question), placeholders for slow methods still to compute, and a `SLOW_REQUEST` for the job in `callbacks.jobs`. The
 job stores its results server-side and returns keys in `SLOW_RESULT`, which `handle_slow_result` turns into cards (the
-callback is `callbacks.jobs.handle_job_outcome`, both written by `callbacks.grids`), unless the question changed
-meanwhile.
+callback is `callbacks.jobs.on_job_outcome`; the question callback is `callbacks.grids`), unless the question
+changed meanwhile.
 """
 
 from __future__ import annotations

@@ -20,10 +20,10 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from dash import Dash, Input, Output, no_update
+from dash import Dash, Input, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
-from dashboard.callbacks.common import show
+from dashboard.callbacks.common import message_event, message_output, show
 from dashboard.callbacks.explain import handle_slow_result
 from dashboard.config import AppConfig
 from dashboard.jobs.progress import ProgressReporter, SetProgress
@@ -172,3 +172,23 @@ def register(app: Dash, config: AppConfig) -> None:
     )
     def slow_job(set_progress: SetProgress, request: Mapping[str, Any] | None) -> dict[str, Any]:
         return run_slow_job(set_progress, request, config)
+
+    @app.callback(
+        Output(ids.SLOW_GRID, "children", allow_duplicate=True),  # the question callback writes it too
+        Output(ids.SLOW_RESULT, "data", allow_duplicate=True),  # the background job writes it too
+        message_output("job"),
+        Input(ids.CANCEL, "n_clicks"),
+        Input(ids.SLOW_RESULT, "data"),
+        State(ids.SLOW_REQUEST, "data"),
+        State(ids.RESULTS, "data"),
+        State(ids.SESSION, "data"),
+        State(ids.LAYER, "value"),
+        State(ids.HEATMAP_OPACITY, "value"),
+        State(ids.VIEW, "data"),
+        prevent_initial_call=True,
+    )
+    def on_job_outcome(n_clicks, result, request, results, session, layer_index, opacity, view) -> tuple[Any, ...]:
+        slow, slow_result, message = handle_job_outcome(
+            [item["prop_id"] for item in ctx.triggered], n_clicks, result, request, results, session, layer_index,
+            opacity, view, adapter=get_session_adapter(config, session), store=get_store(config), infos=methods())
+        return (slow, slow_result, message_event(message))

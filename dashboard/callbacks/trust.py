@@ -242,13 +242,14 @@ def with_status_event(outputs: tuple[Any, ...], index: int) -> tuple[Any, ...]:
 
 
 SECTION_TRIGGERS = {f"{ids.RESULTS}.data": "question", f"{ids.TRUST_RUN}.n_clicks": "run",
-                    f"{ids.TRUST_CANCEL}.n_clicks": "cancel", f"{ids.TRUST_RESULT}.data": "result"}  # fmt: skip
-SECTION_PRECEDENCE = ("question", "run", "cancel", "result")  # a new question resets whatever else fired with it
+                    f"{ids.TRUST_CANCEL}.n_clicks": "cancel"}  # fmt: skip
+SECTION_PRECEDENCE = ("question", "run", "cancel")  # a new question resets whatever else fired with it
 
 
 def section_event(triggered: Sequence[str]) -> str | None:
-    """Which event the section's one callback handles for the inputs that fired: "question", "run", "cancel" or
-    "result" (in that precedence), or None."""
+    """Which event the section callback handles for the inputs that fired: "question", "run" or "cancel" (in that
+    precedence), or None. (The job's result has its own callback: one that read the result and wrote the request
+    would close a dependency cycle, request -> job -> result -> request, which Dash cannot run.)"""
     fired = {SECTION_TRIGGERS[prop] for prop in triggered if prop in SECTION_TRIGGERS}
     return next((event for event in SECTION_PRECEDENCE if event in fired), None)
 
@@ -260,9 +261,6 @@ def section_outputs(event: str, out: tuple[Any, ...]) -> tuple[Any, ...]:
     if event in ("run", "question"):
         share, agreement, curves, table, sanity, flags, status, request = out
         return (share, agreement, curves, table, sanity, flags, emit({"children": status}), request, keep)
-    if event == "result":
-        curves, table, sanity, flags, status = out
-        return (keep, keep, curves, table, sanity, flags, emit({"children": status}), keep, keep)
     marker, curves, sanity, status = out  # cancel
     return (keep, keep, curves, keep, sanity, keep, emit({"children": status}), keep, marker)
 
@@ -275,23 +273,24 @@ def register(app: Dash, config: AppConfig) -> None:
 
 
 def register_section(app: Dash, config: AppConfig) -> None:
-    """The section's one callback: the Run button (quick metrics at once, a job request for the rest), the reset for
-    a new question, the job's result and its cancel, dispatched by the pure `section_event`."""
+    """The section callback: the Run button (quick metrics at once, a job request for the rest), the reset for a new
+    question and the job's cancel, dispatched by the pure `section_event`; the job's result is drawn by its own
+    callback (`register_job`)."""
 
     @app.callback(
         Output(ids.TRUST_SHARE, "figure"),
         Output(ids.TRUST_AGREEMENT, "figure"),
-        Output(ids.TRUST_CURVES, "figure"),
-        Output(ids.TRUST_TABLE, "children"),
-        Output(ids.TRUST_SANITY, "figure"),
-        Output(ids.TRUST_FLAGS, "children"),
+        Output(ids.TRUST_CURVES, "figure", allow_duplicate=True),  # and the job's result callback
+        Output(ids.TRUST_TABLE, "children", allow_duplicate=True),
+        Output(ids.TRUST_SANITY, "figure", allow_duplicate=True),
+        Output(ids.TRUST_FLAGS, "children", allow_duplicate=True),
         status_output("section"),
         Output(ids.TRUST_REQUEST, "data"),
         Output(ids.TRUST_RESULT, "data", allow_duplicate=True),  # the background job writes it too
         Input(ids.TRUST_RUN, "n_clicks"),
         Input(ids.RESULTS, "data"),
         Input(ids.TRUST_CANCEL, "n_clicks"),
-        Input(ids.TRUST_RESULT, "data"),
+        State(ids.TRUST_RESULT, "data"),
         State(ids.SESSION, "data"),
         State(ids.LAYER, "value"),
         State(ids.TRUST_OPTIONS, "value"),
@@ -307,8 +306,6 @@ def register_section(app: Dash, config: AppConfig) -> None:
                              store=get_store(config), infos=methods(), conv_layers=adapter.conv_layers)  # fmt: skip
         elif event == "question":
             out = handle_question_change(request, trust_result)
-        elif event == "result":
-            out = handle_trust_result(trust_result, results, session, store=get_store(config), infos=methods())
         elif event == "cancel":
             out = handle_cancel(cancel_clicks, request)
         else:
@@ -337,6 +334,21 @@ def register_job(app: Dash, config: AppConfig) -> None:
     )  # fmt: skip
     def trust_job(set_progress: SetProgress, request: Mapping[str, Any] | None) -> dict[str, Any]:
         return run_trust_job(set_progress, request, config)
+
+    @app.callback(
+        Output(ids.TRUST_CURVES, "figure", allow_duplicate=True),
+        Output(ids.TRUST_TABLE, "children", allow_duplicate=True),
+        Output(ids.TRUST_SANITY, "figure", allow_duplicate=True),
+        Output(ids.TRUST_FLAGS, "children", allow_duplicate=True),
+        status_output("result"),
+        Input(ids.TRUST_RESULT, "data"),
+        State(ids.RESULTS, "data"),
+        State(ids.SESSION, "data"),
+        prevent_initial_call=True,
+    )
+    def on_trust_result(trust_result, results, session):
+        out = handle_trust_result(trust_result, results, session, store=get_store(config), infos=methods())
+        return with_status_event(out, 4)
 
 
 def register_export(app: Dash, config: AppConfig) -> None:

@@ -131,7 +131,7 @@ EVENT_SOURCES: dict[str, tuple[str, ...]] = {
     MASK_GRAPH: ("region", "view"),  # plus the image store and the opacity slider (`dashboard.callbacks.mask`)
     TARGET: ("image", "region", "model"),
     REGION_INFO: ("image", "region"),
-    TRUST_STATUS: ("section", "export"),
+    TRUST_STATUS: ("section", "result", "export"),
 }
 
 

@@ -113,6 +113,40 @@ def writers(config) -> Counter:
     return counts
 
 
+@pytest.fixture(scope="module")
+def dependencies(config) -> list[dict]:
+    """The app's callbacks as `/_dash-dependencies` lists them (what the browser's renderer schedules)."""
+    app = factory.create_app(config=replace(config, allow_model_upload=True), manager_factory=lambda c: None,
+                             warmup=False)  # fmt: skip
+    return app.server.test_client().get("/_dash-dependencies").get_json()
+
+
+def test_no_chain_of_callbacks_leads_back_to_its_start(dependencies):
+    """A cycle across callbacks (A writes what B reads, ..., back to A) is one Dash cannot schedule: e.g. one callback
+    that both writes a background job's request and reads its result. (A callback reading its own output is allowed.)"""
+    def parts(text: str) -> set[str]:
+        return {part.split("@")[0] for part in text.strip(".").split("...")}
+
+    nodes = [(parts(d["output"]), {f"{i['id']}.{i['property']}" for i in d["inputs"]}) for d in dependencies]
+    after = {a: {b for b, (_, inputs) in enumerate(nodes) if b != a and outputs & inputs}
+             for a, (outputs, _) in enumerate(nodes)}  # fmt: skip
+
+    def reaches(start: int, goal: int) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            node = todo.pop()
+            for nxt in after[node]:
+                if nxt == goal:
+                    return True
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return False
+
+    cyclic = [sorted(nodes[a][0])[:3] for a in range(len(nodes)) if any(reaches(b, a) for b in after[a])]
+    assert not cyclic, cyclic
+
+
 def test_every_evented_output_and_every_event_store_has_one_writer(writers):
     for output, props in events.PROPS.items():
         for prop in props:
@@ -120,13 +154,14 @@ def test_every_evented_output_and_every_event_store_has_one_writer(writers):
         for source in ids.EVENT_SOURCES[output]:
             assert writers[(ids.event(output, source), "data")] == 1, (output, source)
     assert writers[(ids.MASK_GRAPH, "figure")] == 1  # its own writer: `dashboard.callbacks.mask`
-    for grid in (ids.FAST_GRID, ids.SLOW_GRID):  # their one writer: `dashboard.callbacks.grids`
-        assert writers[(grid, "children")] == 1, grid
-    assert writers[(ids.RESULTS, "data")] == 1
-    for output, prop in ((ids.TRUST_CURVES, "figure"), (ids.TRUST_SANITY, "figure"), (ids.TRUST_TABLE, "children"),
-                         (ids.TRUST_FLAGS, "children"), (ids.TRUST_REQUEST, "data")):  # `trust.register_section`
+    # the question callback (`dashboard.callbacks.grids`) and the Trust section callback write these alone
+    for output, prop in ((ids.FAST_GRID, "children"), (ids.RESULTS, "data"), (ids.SLOW_REQUEST, "data"),
+                         (ids.TRUST_REQUEST, "data"), (ids.TRUST_SHARE, "figure"), (ids.TRUST_AGREEMENT, "figure")):
         assert writers[(output, prop)] == 1, output
-    assert writers[(ids.TRUST_RESULT, "data")] > 1  # the counter does see several writers where there are some
+    # two writers each, never a cycle: the question/section callback and the job's outcome/result callback
+    for output, prop in ((ids.SLOW_GRID, "children"), (ids.TRUST_CURVES, "figure"), (ids.TRUST_SANITY, "figure"),
+                         (ids.TRUST_TABLE, "children"), (ids.TRUST_FLAGS, "children")):  # fmt: skip
+        assert writers[(output, prop)] == 2, output
 
 
 def test_decide_mask_redraws_for_a_new_image_and_patches_the_view_otherwise():
@@ -154,19 +189,10 @@ def test_job_outcome_names_what_the_one_job_callback_handles():
     assert job_outcome([result], None, None) is None
 
 
-def test_grid_event_lets_a_new_question_win_over_the_job_outcome():
-    from dashboard.callbacks.grids import grid_event
-
-    assert grid_event([f"{ids.REGION}.data"]) == "question"
-    assert grid_event([f"{ids.SLOW_RESULT}.data", f"{ids.METHODS}.value"]) == "question"  # it replaces the job
-    assert grid_event([f"{ids.CANCEL}.n_clicks"]) == "job" and grid_event([f"{ids.SLOW_RESULT}.data"]) == "job"
-    assert grid_event(["."]) is None
-
-
 def test_section_event_lets_a_new_question_reset_the_trust_section_first():
     from dashboard.callbacks.trust import section_event
 
     assert section_event([f"{ids.RESULTS}.data", f"{ids.TRUST_RESULT}.data"]) == "question"
     assert section_event([f"{ids.TRUST_RUN}.n_clicks"]) == "run"
-    assert section_event([f"{ids.TRUST_CANCEL}.n_clicks", f"{ids.TRUST_RESULT}.data"]) == "cancel"
-    assert section_event([f"{ids.TRUST_RESULT}.data"]) == "result" and section_event(["."]) is None
+    assert section_event([f"{ids.TRUST_CANCEL}.n_clicks"]) == "cancel"
+    assert section_event([f"{ids.TRUST_RESULT}.data"]) is None and section_event(["."]) is None  # its own callback
