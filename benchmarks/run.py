@@ -19,6 +19,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -232,10 +233,12 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> None:
     from benchmarks import backends, fast_pass, first_selection, load, memory_budget
     from benchmarks.sections import extract_section, write_section
 
-    # The sections of the benchmarks with their own commands are kept as they are unless this run measured them.
+    # The sections of the benchmarks with their own commands (every `<!-- name:begin -->` ... `<!-- name:end -->`, and
+    # the load benchmark's) are kept as they are unless this run measured them.
     old = path.read_text() if path.exists() else ""
-    markers = [(load.LOAD_BEGIN, load.LOAD_END), (backends.BEGIN, backends.END), (fast_pass.BEGIN, fast_pass.END),
-               (first_selection.BEGIN, first_selection.END), (memory_budget.BEGIN, memory_budget.END)]  # fmt: skip
+    markers = [(load.LOAD_BEGIN, load.LOAD_END)]
+    names = re.findall(r"<!-- ([\w-]+):begin -->", old)
+    markers += [(f"<!-- {name}:begin -->", f"<!-- {name}:end -->") for name in names]
     kept = [extract_section(old, begin, end) for begin, end in markers]
     path.write_text(markdown(results) + "".join(f"\n{section}\n" for section in kept if section))
     if results.get("backends"):
