@@ -217,7 +217,17 @@ def zip_members(
     opacity: float = 0.8,
     tables: Mapping[str, str] | None = None,
 ) -> Iterator[tuple[str, bytes | str]]:
-    """The export's members, (name in the zip, content), each made only when asked for (see `build_zip`)."""
+    """The export's members, (name in the zip, content), each made only when asked for.
+
+    Args:
+        image: (H, W, 3) uint8.
+        region: (H, W) bool mask.
+        settings: JSON-able facts (model, class, layer, method parameters, package versions, ...).
+        maps: raw maps by npz key (see `flatten_maps`).
+        overlays: {method: (H, W, 4) uint8 RGBA overlay} (see `overlay_rgba`), written as PNG alone and over the image.
+        opacity: overlay opacity of the `_on_image` PNGs.
+        tables: {file name: CSV text}, written under metrics/.
+    """
     image = np.asarray(image)
     region = np.asarray(region, dtype=bool)
     if image.ndim != 3 or image.shape[2] != 3 or region.shape != image.shape[:2]:
@@ -246,27 +256,6 @@ def stream_zip(members: Iterable[tuple[str, bytes | str]]) -> Iterator[bytes]:
         yield chunk
 
 
-def build_zip(
-    *,
-    image: np.ndarray,
-    region: np.ndarray,
-    settings: Mapping[str, Any],
-    maps: Mapping[str, np.ndarray],
-    overlays: Mapping[str, np.ndarray] | None = None,
-    opacity: float = 0.8,
-    tables: Mapping[str, str] | None = None,
-) -> bytes:
-    """The export zip's bytes (the streamed zip, joined).
-
-    Args:
-        image: (H, W, 3) uint8.
-        region: (H, W) bool mask.
-        settings: JSON-able facts (model, class, layer, method parameters, package versions, ...).
-        maps: raw maps by npz key (see `flatten_maps`).
-        overlays: {method: (H, W, 4) uint8 RGBA overlay} (see `overlay_rgba`), written as PNG alone and over the image.
-        opacity: overlay opacity of the `_on_image` PNGs.
-        tables: {file name: CSV text}, written under metrics/.
-    """
-    members = zip_members(image=image, region=region, settings=settings, maps=maps, overlays=overlays,
-                          opacity=opacity, tables=tables)  # fmt: skip
-    return b"".join(stream_zip(members))
+def build_zip(**members: Any) -> bytes:
+    """The export zip's bytes: the streamed zip of `zip_members(**members)`, joined."""
+    return b"".join(stream_zip(zip_members(**members)))

@@ -263,12 +263,7 @@ class KerasBackend:
     def _maps_step(
         self, combiners: Sequence[Combiner], indices: tuple[int, ...], input_gradient: bool = False
     ) -> Callable[..., Any]:
-        @tf.function(jit_compile=True)
-        def combine_all(activations: list[tf.Tensor], grads: list[tf.Tensor]) -> list[tf.Tensor]:
-            return [
-                tf.stack([combine(TF_OPS, activation[0], grad[0]) for combine in combiners], axis=-1)
-                for activation, grad in zip(activations, grads, strict=True)
-            ]
+        combine_all = combined_maps(combiners)
 
         @tf.function(reduce_retracing=True)
         def step(x: tf.Tensor, region: tf.Tensor, weights: tf.Tensor) -> tuple:
@@ -285,12 +280,7 @@ class KerasBackend:
     ) -> Callable[..., Any]:
         """One forward pass, then the gradient of each of `count` scores from the same tape, and every combiner."""
 
-        @tf.function(jit_compile=True)
-        def combine_all(activations: list[tf.Tensor], grads: list[tf.Tensor]) -> list[tf.Tensor]:
-            return [
-                tf.stack([combine(TF_OPS, activation[0], grad[0]) for combine in combiners], axis=-1)
-                for activation, grad in zip(activations, grads, strict=True)
-            ]
+        combine_all = combined_maps(combiners)
 
         @tf.function(reduce_retracing=True)
         def step(x: tf.Tensor, regions: tf.Tensor, weights: tf.Tensor) -> tuple[tf.Tensor, list[list[tf.Tensor]]]:
@@ -453,6 +443,20 @@ def saved_tensor_bytes(graph: Any) -> int:
                 continue
             saved[tensor.name] = int(tensor.shape.num_elements()) * int(tensor.dtype.size)
     return sum(saved.values())
+
+
+def combined_maps(combiners: Sequence[Combiner]) -> Callable[..., Any]:
+    """One XLA-compiled function: (per-layer activations, per-layer gradients) of one image -> per layer, an
+    (h, w, len(combiners)) stack of every combiner's map."""
+
+    @tf.function(jit_compile=True)
+    def combine_all(activations: list[tf.Tensor], grads: list[tf.Tensor]) -> list[tf.Tensor]:
+        return [
+            tf.stack([combine(TF_OPS, activation[0], grad[0]) for combine in combiners], axis=-1)
+            for activation, grad in zip(activations, grads, strict=True)
+        ]
+
+    return combine_all
 
 
 def _int_or_none(value: Any) -> int | None:
