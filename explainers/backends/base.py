@@ -89,7 +89,11 @@ class ModelBackend(Protocol):
 
     A black-box backend (`gradients = False`, e.g. onnxruntime) needs only the attributes, `output_shape_for`,
     `logits` and `scores` (explainers.backends.CORE_MEMBERS): the adapter calls the gradient, sanity-check and
-    DeepSHAP members only when `gradients` is True, and raises GradientsUnavailable(why_no_gradients) otherwise."""
+    DeepSHAP members only when `gradients` is True, and raises GradientsUnavailable(why_no_gradients) otherwise.
+
+    Optional: `activation_bytes(size) -> int`, the bytes of the intermediate tensors one image of `size` (H, W)
+    creates, counted by the framework (every built-in backend has it); the memory budget sizes batches from it
+    (explainers.memory), and a backend without it gets fixed batch sizes."""
 
     framework: str  # "keras" | "torch" | "onnxruntime"
     input_size: tuple[int, int] | None  # fixed (H, W), or None for a model of dynamic size
