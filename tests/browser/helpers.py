@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -217,3 +218,11 @@ def tick_method(dash_duo, label: str) -> None:
     """Toggle the method switch whose label starts with `label` in the Methods card."""
     items = dash_duo.driver.find_elements(By.CSS_SELECTOR, "#method-checklist label")
     next(item for item in items if item.text.strip().startswith(label)).click()
+
+
+def export_zip(dash_duo) -> str:
+    """Press "Export zip" and wait for the streamed zip in the browser's download folder; returns its path."""
+    click(dash_duo, "#trust-export")
+    folder = dash_duo.download_path
+    return wait_for(lambda: [os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".zip")],
+                    timeout=60, message="downloaded zip")[0]  # fmt: skip

@@ -5,7 +5,6 @@ find the question in settings.json; then the every-class overview grid with the 
 from __future__ import annotations
 
 import json
-import os
 import time
 import zipfile
 
@@ -18,6 +17,7 @@ from tests.browser.helpers import (
     card_methods,
     click,
     drag,
+    export_zip,
     open_app,
     ranges,
     settle_and_check_console,
@@ -69,10 +69,7 @@ def test_upload_ground_truth_explain_an_error_export_and_overview(dash_duo, segx
     contrast_name = text.split("rather than “")[1].rstrip("”?")
     wait_for(lambda: len(card_methods(dash_duo, "#fast-grid")) >= 3, timeout=300, message="heatmaps of the error")
 
-    click(dash_duo, "#trust-export")
-    folder = dash_duo.download_path
-    path = wait_for(lambda: [os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".zip")],
-                    timeout=60, message="downloaded zip")[0]  # fmt: skip
+    path = export_zip(dash_duo)
     with zipfile.ZipFile(path) as archive:
         question = json.loads(archive.read("settings.json"))["question"]
     assert question["target_name"] == "stem" and question["contrast_name"] == contrast_name

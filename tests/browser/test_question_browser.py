@@ -4,21 +4,21 @@ heatmaps of that contrast, and the question in the exported settings.json."""
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 
 from selenium.webdriver.common.by import By
 
 from tests.browser.helpers import (
     card_methods,
+    click,
     drag,
     drag_area,
+    export_zip,
     open_app,
     pick_sample,
     settle_and_check_console,
     wait_for,
 )
-from tests.browser.test_trust_browser import click
 
 
 def choose(dash_duo, dropdown: str, text: str) -> None:
@@ -54,10 +54,7 @@ def test_border_ring_explained_rather_than_the_runner_up_and_exported(dash_duo, 
         "return document.querySelectorAll('#fast-grid .hm-card[data-old]').length"), timeout=300,
         message="heatmaps of the contrast")  # fmt: skip
 
-    click(dash_duo, "#trust-export")
-    folder = dash_duo.download_path
-    path = wait_for(lambda: [os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".zip")],
-                    timeout=60, message="downloaded zip")[0]  # fmt: skip
+    path = export_zip(dash_duo)
     with zipfile.ZipFile(path) as archive:
         question = json.loads(archive.read("settings.json"))["question"]
     assert question["label"] == "border-inner(3) of box" and question["contrast_name"] == contrast_name

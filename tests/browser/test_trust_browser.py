@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import zipfile
 
 import numpy as np
@@ -18,12 +17,11 @@ from PIL import Image
 from tests.browser.helpers import (
     box_select_and_time,
     card_methods,
-    click,
+    export_zip,
     open_app,
     pick_sample,
     run_trust,
     settle_and_check_console,
-    wait_for,
 )
 
 
@@ -37,10 +35,7 @@ def test_trust_metrics_and_export(dash_duo, segx_app):
     run_trust(dash_duo, methods)
 
     # Export: the zip lands in the browser's download folder.
-    click(dash_duo, "#trust-export")
-    folder = dash_duo.download_path
-    path = wait_for(lambda: [os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".zip")],
-                    timeout=60, message="downloaded zip")[0]  # fmt: skip
+    path = export_zip(dash_duo)
     with zipfile.ZipFile(path) as archive:
         names = set(archive.namelist())
         assert {"image.png", "region.png", "settings.json", "maps.npz", "metrics/deletion_insertion.csv",
