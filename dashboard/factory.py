@@ -83,11 +83,11 @@ def warm_up(config: AppConfig) -> None:
     """Load the model and trace the fast pass once (at its input size; a model of dynamic size is prepared for each
     new image size when the image arrives), so the first real selection is fast."""
     try:
-        from explainers.warmup import prepare
+        from explainers.warmup import prepare_in_background
 
         adapter = get_adapter(config)
-        if adapter.input_size is not None:
-            prepare(adapter, adapter.input_size)
+        if adapter.input_size is not None and (thread := prepare_in_background(adapter, adapter.input_size)):
+            thread.join()  # tracked, so that an image arriving meanwhile is told the model is still being prepared
     except Exception:
         log.exception("warm-up failed")
 

@@ -3,10 +3,12 @@
 The Keras backend runs the fast set (the four CAMs at every layer, saliency, gradient x input) as one XLA-compiled step
 per image size; the first call at a size traces and compiles it, which costs seconds on a real-size model (about 8 s
 for a 512x512 DeepLabV3+ on two cores). `prepare(adapter, size)` makes that call on a grey image, so the first real
-selection at that size costs what a later one does. The app calls it once at start-up for a fixed-size model, and in
-a background thread when an image of a new size arrives for a model of dynamic size (`prepare_in_background`). A step
-already traced is looked up without the backend's lock, so preparing one size never blocks a request at another.
-Torch and onnxruntime have nothing to trace; preparing them only runs one pass.
+selection at that size costs what a later one does. The app prepares in a background thread
+(`prepare_in_background`): once at start-up for a fixed-size model, and when an image of a new size arrives for a
+model of dynamic size. `preparing(adapter, size)` tells whether that is still under way, so the app can say
+"preparing the model…" to a user who is faster. A step already traced is looked up without the backend's lock, so
+preparing one size never blocks a request at another. Torch and onnxruntime have nothing to trace; preparing them
+only runs one pass.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ if TYPE_CHECKING:
     from explainers.adapter import SegmentationAdapter
 
 log = logging.getLogger(__name__)
-_PREPARED: dict[int, set[tuple[int, int]]] = {}
+_PREPARED: dict[int, set[tuple[int, int]]] = {}  # adapter id -> sizes started (running or done)
+_RUNNING: dict[int, set[tuple[int, int]]] = {}  # adapter id -> sizes still being prepared
 _GUARD = threading.Lock()
 
 
@@ -48,13 +51,23 @@ def prepare_in_background(adapter: SegmentationAdapter, size: tuple[int, int]) -
         if size in done:
             return None
         done.add(size)
+        _RUNNING.setdefault(id(adapter), set()).add(size)
 
     def run() -> None:
         try:
             prepare(adapter, size)
         except Exception:  # a warm-up only: the request that needs the step reports any real error itself
             log.exception("preparing the model for %s failed", size)
+        finally:
+            with _GUARD:
+                _RUNNING.get(id(adapter), set()).discard(size)
 
     thread = threading.Thread(target=run, name=f"segx-prepare-{size[0]}x{size[1]}", daemon=True)
     thread.start()
     return thread
+
+
+def preparing(adapter: SegmentationAdapter, size: tuple[int, int]) -> bool:
+    """True while `prepare_in_background(adapter, size)` is still running."""
+    with _GUARD:
+        return (int(size[0]), int(size[1])) in _RUNNING.get(id(adapter), set())

@@ -185,6 +185,7 @@ def handle_explain(
     unavailable = unavailable_methods(adapter, [info.name for _, info in selected])
     try:
         _, labels, _ = analysis.image_data(store, session, question["image"])
+        size = labels.shape[:2]
         region = store.get(session, "region", question["region"])
         fast = [info.name for _, info in selected if not info.slow and info.name not in unavailable]
         summaries, failed = compute_fast(adapter, store, session, question, fast)
@@ -203,7 +204,8 @@ def handle_explain(
             fast_cards.append(cards.card(info, summary, order))
         else:
             missing.append(info.name)
-            slow_cards.append(placeholder_card(info, WAITING_TEXT, order))
+            waiting = analysis.waiting_text(adapter, info.name, size, WAITING_TEXT)
+            slow_cards.append(placeholder_card(info, waiting, order))
     results = {"question": question, "methods": [info.name for _, info in selected]}
     if missing:
         analysis.share_question(store, session, question)  # a job on another machine reads them

@@ -35,9 +35,8 @@ def handle_upload(
         return no_update, show(f"Could not use “{name}”: {err}")
     image_ref = analysis.ingest_image(store, session, adapter, loaded.array, name=name, note=loaded.note,
                                       original_size=loaded.original_size)  # fmt: skip
-    if loaded.conversions:
-        return image_ref, show(f"Loaded “{name}”: " + "; ".join(loaded.conversions) + ".", "info")
-    return image_ref, CLEAR
+    notes = [f"Loaded “{name}”: " + "; ".join(loaded.conversions) + "."] if loaded.conversions else []
+    return image_ref, loaded_message(adapter, loaded.array, notes)
 
 
 def handle_sample(name: str, session: str, adapter: Any, store: StateStore, config: AppConfig) -> tuple[Any, Message]:
@@ -51,7 +50,15 @@ def handle_sample(name: str, session: str, adapter: Any, store: StateStore, conf
         return no_update, show(f"Could not load the sample “{name}”: {err}")
     ref = analysis.ingest_image(store, session, adapter, loaded.array, name=name, note=loaded.note,
                                 original_size=loaded.original_size)  # fmt: skip
-    return ref, CLEAR
+    return ref, loaded_message(adapter, loaded.array)
+
+
+def loaded_message(adapter: Any, array: np.ndarray, notes: Sequence[str] = ()) -> Message:
+    """The message after an image was loaded: `notes` (e.g. its conversions) and, while the model is still being
+    prepared for the image's size, a note saying so; nothing to say clears the message."""
+    notes = [*notes, analysis.preparing_note(adapter, array.shape[:2])]
+    text = " ".join(note for note in notes if note)
+    return show(text, "info") if text else CLEAR
 
 
 def class_picker_options(labels: np.ndarray, class_names: Sequence[str]) -> list[dict[str, Any]]:

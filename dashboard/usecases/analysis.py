@@ -4,6 +4,8 @@
 - `ingest_region`: store a region mask and its outline.
 - `compute`: run attribution methods for a question (image, region, target), reusing stored results, and store each
   result with every per-layer CAM map, so that the layer slider is a lookup and never a model call.
+- `preparing_note`: what to tell a user whose image arrived while the model is still being prepared for its size.
+- `waiting_text`: what a slow method's card says before its job starts, with the time it is estimated to take.
 
 Callbacks and background jobs are thin wrappers over these functions; tests call them directly.
 """
@@ -255,3 +257,28 @@ def compute(
         for name, result in results.items():
             found[name] = store_result(store, session, question, result)
     return {m: found[m] for m in methods}  # type: ignore[misc]
+
+
+def waiting_text(adapter: SegmentationAdapter, method: str, size: tuple[int, int], base: str) -> str:
+    """`base` plus the estimated time of `method` (its default parameters) on an image of `size`, from the model's
+    throughput measured in this process (`explainers.estimate`): "Queued as a background job… (about 4 s)". Without
+    a measurement at that size (or for a method the estimate cannot cost), `base` alone."""
+    from explainers.estimate import describe_seconds, estimated_seconds
+
+    try:
+        seconds = estimated_seconds(adapter, method, None, size)
+    except (ValueError, KeyError):
+        return base
+    text = describe_seconds(seconds)
+    return f"{base} (estimated {text})" if text else base
+
+
+def preparing_note(adapter: SegmentationAdapter, size: tuple[int, int]) -> str:
+    """"Preparing the model for 512x512 images…" while its fast pass is still being traced for `size` (H, W) in the
+    background (`explainers.warmup`); "" once it is ready (or when nothing needs preparing)."""
+    from explainers.warmup import preparing
+
+    if not preparing(adapter, size):
+        return ""
+    return (f"Preparing the model for {int(size[1])}x{int(size[0])} images (compiling its fast pass, once per size): "
+            "the first explanation waits until it is ready.")  # fmt: skip

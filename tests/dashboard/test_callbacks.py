@@ -209,6 +209,27 @@ def test_fast_methods_give_cards_at_once_and_slow_ones_a_job(store, session, ada
     assert analysis.stored_result(store, session, results["question"], "gradcam")["layers"] == adapter.conv_layers
 
 
+def test_a_slow_card_says_how_long_its_job_is_estimated_to_take(store, session, adapter, image_ref):
+    from explainers import registry
+    from explainers.estimate import describe_seconds
+
+    region, target = region_of(store, session, image_ref, adapter)
+    _, slow, *_ = run_explain(store, session, adapter, image_ref, region, target, ["gradcam", "integrated_gradients"])
+    # The fast pass just timed one forward+backward at this size: the card's estimate is the method's gradient images
+    # times that measured time, computed here independently.
+    ig = registry.get("integrated_gradients")
+    images = ig.evaluations(ig.resolve_params({}))["gradient"]
+    per_image = adapter.throughput.seconds_per_image("gradient", (32, 32))
+    assert per_image is not None and images >= 32
+    expected = f"{explain.WAITING_TEXT} (estimated {describe_seconds(images * per_image)})"
+    assert expected in repr(slow[0])
+
+
+def test_no_estimate_before_the_model_ran_at_that_size(adapter):
+    assert analysis.waiting_text(adapter, "integrated_gradients", (31, 17), "Queued") == "Queued"
+    assert analysis.waiting_text(adapter, "no_such_method", (32, 32), "Queued") == "Queued"
+
+
 def test_cached_slow_results_are_shown_without_a_job(store, session, adapter, image_ref):
     region, target = region_of(store, session, image_ref, adapter)
     question = {"image": image_ref["key"], "region": region["key"], "target": target}
