@@ -5,7 +5,8 @@ their 0.5th percentile when negative values occur) to their 99.5th percentile; s
 scale [-L, L] with L the 99.5th percentile of |map|, so that a few extreme pixels do not wash out the rest. The overlay
 is RGBA: its alpha grows with the normalised magnitude, so weak attribution lets the image show through.
 
-Maps are sent to the browser as PNG images (a few kB) rather than JSON arrays (hundreds of kB).
+Maps are sent to the browser as palette PNG images (one byte per pixel, the overlay's 255 RGBA colours in the
+palette) rather than JSON arrays (hundreds of kB) or RGBA PNGs (four times the bytes and the encoding time).
 """
 
 from __future__ import annotations
@@ -68,8 +69,11 @@ def colorscale_stops(colorscale: str) -> tuple[tuple[float, str], ...]:
     return tuple((float(position), str(colour)) for position, colour in get_colorscale(colorscale))
 
 
+PALETTE_SIZE = 255  # odd, so that the middle entry is exactly 0.5: the zero of a signed map is fully transparent
+
+
 @functools.lru_cache(maxsize=16)
-def colour_lut(colorscale: str, n: int = 256) -> np.ndarray:
+def colour_lut(colorscale: str, n: int = PALETTE_SIZE) -> np.ndarray:
     """(n, 3) uint8 lookup table sampled from a named Plotly colour scale."""
     samples = sample_colorscale(get_colorscale(colorscale), np.linspace(0, 1, n), colortype="tuple")
     lut = np.array(samples, dtype=np.float64)
@@ -80,24 +84,46 @@ def colour_lut(colorscale: str, n: int = 256) -> np.ndarray:
     return lut
 
 
+@functools.lru_cache(maxsize=32)
+def overlay_palette(signed: bool, colorscale: str | None = None, gamma: float = 0.6) -> np.ndarray:
+    """(PALETTE_SIZE, 4) uint8 RGBA palette of the overlay: entry k is the colour at position k / (n - 1) of the scale
+    and an alpha growing with the magnitude there (|2p - 1| for signed maps, p otherwise) to the power `gamma`."""
+    colorscale = colorscale or (SIGNED_COLORSCALE if signed else UNSIGNED_COLORSCALE)
+    position = np.linspace(0.0, 1.0, PALETTE_SIZE)
+    magnitude = np.abs(position * 2.0 - 1.0) if signed else position
+    alpha = np.round(255 * magnitude**gamma).astype(np.uint8)
+    palette = np.concatenate([colour_lut(colorscale), alpha[:, None]], axis=1)
+    palette.setflags(write=False)
+    return palette
+
+
+def palette_index(heatmap: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """(H, W) uint8 palette entries of a map shown on [lo, hi] (clipped; NaN as 0)."""
+    values = np.nan_to_num(np.asarray(heatmap, dtype=np.float32))
+    position = np.clip((values - np.float32(lo)) * np.float32(1.0 / (hi - lo)), 0.0, 1.0)
+    return np.rint(position * np.float32(PALETTE_SIZE - 1)).astype(np.uint8)
+
+
 def colorize(
     heatmap: np.ndarray, lo: float, hi: float, signed: bool, colorscale: str | None = None, gamma: float = 0.6
 ) -> np.ndarray:
-    """RGBA uint8 overlay of a map: colour from the scale, alpha from the normalised magnitude (0 is transparent)."""
-    colorscale = colorscale or (SIGNED_COLORSCALE if signed else UNSIGNED_COLORSCALE)
-    values = np.nan_to_num(np.asarray(heatmap, dtype=np.float64))
-    position = np.clip((values - lo) / (hi - lo), 0.0, 1.0)
-    if signed:
-        magnitude = np.abs(position * 2.0 - 1.0)
-    else:
-        magnitude = position
-    lut = colour_lut(colorscale)
-    rgb = lut[np.round(position * (len(lut) - 1)).astype(np.int64)]
-    alpha = np.round(255 * magnitude**gamma).astype(np.uint8)
-    return np.dstack([rgb, alpha])
+    """RGBA uint8 overlay of a map: colour from the scale, alpha from the normalised magnitude (0 is transparent);
+    the `overlay_palette` looked up at `palette_index`, so it is exactly what `heatmap_uri` draws."""
+    return overlay_palette(signed, colorscale, gamma)[palette_index(heatmap, lo, hi)]
+
+
+def palette_png_data_uri(index: np.ndarray, palette: np.ndarray) -> str:
+    """A palette PNG (one byte per pixel, alpha per entry in its tRNS chunk) as a data URI: about a quarter of the
+    bytes and of the encoding time of the same image as RGBA."""
+    image = Image.fromarray(np.ascontiguousarray(index, dtype=np.uint8), mode="P")
+    image.putpalette(palette[:, :3].tobytes(), rawmode="RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1, transparency=palette[:, 3].tobytes())
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def heatmap_uri(heatmap: np.ndarray, signed: bool) -> tuple[str, tuple[float, float]]:
-    """The PNG overlay of a raw map and the (lo, hi) range it was normalised with."""
+    """The PNG overlay of a raw map (a palette PNG that decodes to `colorize`'s RGBA) and the (lo, hi) range it was
+    normalised with."""
     lo, hi = display_range(heatmap, signed)
-    return png_data_uri(colorize(heatmap, lo, hi, signed)), (lo, hi)
+    return palette_png_data_uri(palette_index(heatmap, lo, hi), overlay_palette(signed)), (lo, hi)

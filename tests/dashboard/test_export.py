@@ -111,7 +111,7 @@ def test_overlay_png_is_the_cards_rendering(inputs):
     for method, heatmap in heatmaps.items():
         uri, _ = heatmap_uri(heatmap, signed[method])
         with Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))) as card:
-            card_pixels = np.asarray(card)
+            card_pixels = np.asarray(card.convert("RGBA"))  # a palette PNG, as the browser decodes it
         with Image.open(io.BytesIO(export.png_bytes(export.overlay_rgba(heatmap, signed[method])))) as exported:
             np.testing.assert_array_equal(np.asarray(exported), card_pixels)
 

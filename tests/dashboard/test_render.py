@@ -14,7 +14,7 @@ from dashboard.view import render
 
 def decode(uri: str) -> np.ndarray:
     assert uri.startswith("data:image/png;base64,")
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))))
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGBA"))
 
 
 def test_png_round_trip():
@@ -62,3 +62,19 @@ def test_colorize_alpha_follows_magnitude():
 def test_heatmap_uri_returns_overlay_and_range():
     uri, (lo, hi) = render.heatmap_uri(np.arange(16, dtype=np.float32).reshape(4, 4), signed=False)
     assert decode(uri).shape == (4, 4, 4) and lo == 0 and hi > 14
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_the_palette_png_decodes_to_the_rgba_overlay_and_is_smaller(signed):
+    rng = np.random.default_rng(1)
+    heat = rng.normal(size=(64, 80)).astype(np.float32)
+    heat = heat if signed else np.abs(heat)
+    uri, (lo, hi) = render.heatmap_uri(heat, signed)
+    expected = render.colorize(heat, lo, hi, signed)
+    np.testing.assert_array_equal(decode(uri), expected)
+    assert len(uri) < len(render.png_data_uri(expected))
+    # the palette is the colour scale's lookup table plus alpha from the magnitude, independently recomputed
+    position = np.clip((heat.astype(np.float64) - lo) / (hi - lo), 0, 1)
+    magnitude = np.abs(2 * position - 1) if signed else position
+    alpha = np.round(255 * magnitude**0.6)
+    assert np.abs(expected[..., 3].astype(np.float64) - alpha).max() <= 255 * (1 / (render.PALETTE_SIZE - 1)) ** 0.6

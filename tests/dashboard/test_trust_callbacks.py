@@ -252,7 +252,7 @@ def test_export_zip_round_trip_with_metrics(shared, session, adapter, explained,
         with Image.open(io.BytesIO(archive.read("heatmaps/gradcam.png"))) as img:
             card_uri, _ = heatmap_uri(stored_map(shared, session, question, "gradcam", adapter.default_layer), False)
             with Image.open(io.BytesIO(base64.b64decode(card_uri.split(",", 1)[1]))) as card:
-                np.testing.assert_array_equal(np.asarray(img), np.asarray(card))
+                np.testing.assert_array_equal(np.asarray(img), np.asarray(card.convert("RGBA")))
         assert {"metrics/deletion_insertion.csv", "metrics/auc.csv", "metrics/sanity.csv",
                 "metrics/agreement.csv"} <= names  # fmt: skip
         curves_csv = archive.read("metrics/deletion_insertion.csv").decode()
