@@ -20,7 +20,8 @@ How it runs:
   the input or to hooked activations: parameters are never asked for gradients and `.grad` is never written.
 - CAMs: one forward pass with hooks capturing every chosen layer's activation, one `autograd.grad` call for all of
   them (`fast_pass`: and for the input, for saliency and gradient x input), then every CAM combiner (explainers.cam)
-  on the torch tensors, on the device; only the small (h, w) maps (and dS/dx) are copied to numpy.
+  on the torch tensors, on the device, the registered CAMs fused (explainers.backends.torch_cams); only the small
+  (h, w) maps (and dS/dx) are copied to numpy, in one copy.
 - One lock serialises calls: hooks are registered on the shared module for the duration of a call.
 - The sanity check works on a deep copy (`clone`), re-initialised with each module's `reset_parameters()` (BatchNorm
   running statistics too) under a seeded, forked RNG. DeepSHAP runs `shap.DeepExplainer` on a deep copy wrapped as a
