@@ -4,7 +4,9 @@ The model backend takes each conv layer's activation A (h, w, k) and gradient G 
 backward pass; each method here is a small subclass whose `combine(ops, A, G)` hook turns them into an (h, w) map.
 Combiners are written once, with arithmetic operators and the few `CamOps` functions (relu, sum, mean, where,
 logical_and), so the same formula runs on the backend's own tensors: inside the Keras backend's XLA-compiled step, on
-torch tensors in the torch backend. Only the small maps leave the backend.
+torch tensors in the torch backend (which runs the four registered here fused, sharing their passes over A and G,
+explainers.backends.torch_cams, tested equal to these formulas; any other combiner as written). Only the small maps
+leave the backend.
 
 - Grad-CAM: Selvaraju et al., "Grad-CAM: Visual Explanations from Deep Networks via Gradient-based Localization",
   ICCV 2017. ReLU(sum_k mean_ij(G_k) A_k). On the adapted score S this is Seg-Grad-CAM (Vinogradova et al., AAAI

@@ -20,7 +20,8 @@ How it runs:
   the input or to hooked activations: parameters are never asked for gradients and `.grad` is never written.
 - CAMs: one forward pass with hooks capturing every chosen layer's activation, one `autograd.grad` call for all of
   them (`fast_pass`: and for the input, for saliency and gradient x input), then every CAM combiner (explainers.cam)
-  on the torch tensors, on the device; only the small (h, w) maps (and dS/dx) are copied to numpy.
+  on the torch tensors, on the device, the registered CAMs fused (explainers.backends.torch_cams); only the small
+  (h, w) maps (and dS/dx) are copied to numpy, in one copy.
 - One lock serialises calls: hooks are registered on the shared module for the duration of a call.
 - The sanity check works on a deep copy (`clone`), re-initialised with each module's `reset_parameters()` (BatchNorm
   running statistics too) under a seeded, forked RNG. DeepSHAP runs `shap.DeepExplainer` on a deep copy wrapped as a
@@ -41,6 +42,7 @@ from torch import nn
 
 from explainers.backends.base import Combiner, LayerInfo, NativeScoreModel, ScoreSpec
 from explainers.backends.tokens import token_grid, torch_grid
+from explainers.backends.torch_cams import layer_maps
 
 CONV_MODULE_TYPES: tuple[type, ...] = (nn.Conv2d, nn.ConvTranspose2d)
 STRIPPED_SOFTMAX: tuple[type, ...] = (nn.Softmax, nn.Softmax2d)
@@ -48,23 +50,6 @@ TOKEN_MODULE_TYPES: tuple[type, ...] = (nn.LayerNorm,)  # token layers: a LayerN
 PROBE_SIZE = (64, 64)
 
 
-class TorchOps:
-    """The CamOps namespace on torch tensors."""
-
-    relu = staticmethod(torch.relu)
-    where = staticmethod(torch.where)
-    logical_and = staticmethod(torch.logical_and)
-
-    @staticmethod
-    def sum(x: torch.Tensor, axis: int | tuple[int, ...]) -> torch.Tensor:
-        return torch.sum(x, dim=axis)
-
-    @staticmethod
-    def mean(x: torch.Tensor, axis: int | tuple[int, ...]) -> torch.Tensor:
-        return torch.mean(x, dim=axis)
-
-
-TORCH_OPS = TorchOps()
 
 
 def logits_tensor(output: Any) -> torch.Tensor:
@@ -282,16 +267,9 @@ class TorchBackend:
     def _combined(
         self, activations: Sequence[torch.Tensor], grads: Sequence[torch.Tensor], combiners: Sequence[Combiner]
     ) -> list[np.ndarray]:
-        """Every combiner's (h, w) map for every layer, stacked per layer to (h, w, len(combiners)) numpy."""
-        with torch.no_grad():
-            maps = [
-                torch.stack(
-                    [combine(TORCH_OPS, a[0].permute(1, 2, 0), g[0].permute(1, 2, 0)) for combine in combiners],
-                    dim=-1,
-                )
-                for a, g in zip(activations, grads, strict=True)
-            ]
-            return [m.float().cpu().numpy() for m in maps]
+        """Every combiner's (h, w) map for every layer, stacked per layer to (h, w, len(combiners)) numpy (the
+        registered CAMs fused, explainers.backends.torch_cams)."""
+        return layer_maps(activations, grads, combiners) if activations else []
 
     # ------------------------------------------------------------------------------------------------- the seam
     def output_shape_for(self, size: tuple[int, int]) -> tuple[int, int]:
@@ -372,18 +350,7 @@ class TorchBackend:
                     raise ValueError(f"The layer(s) {missing} did not run in the forward pass.")
                 activations = [captured[name] for name in layers]
                 grads = self._batched_grads(scores, activations)
-            with torch.no_grad():
-                channels_last = [a[0].permute(1, 2, 0) for a in activations]
-                maps = [
-                    [
-                        torch.stack([combine(TORCH_OPS, a, g[k, 0].permute(1, 2, 0)) for combine in combiners], dim=-1)
-                        .float()
-                        .cpu()
-                        .numpy()
-                        for a, g in zip(channels_last, grads, strict=True)
-                    ]
-                    for k in range(len(specs))
-                ]
+            maps = [self._combined(activations, [g[k] for g in grads], combiners) for k in range(len(specs))]
         return [float(s) for s in scores.detach().float().cpu()], maps
 
     @staticmethod

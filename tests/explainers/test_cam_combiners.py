@@ -33,7 +33,7 @@ def as_backend(framework: str, x: np.ndarray):
     if framework == "torch":
         import torch
 
-        from explainers.backends.torch_backend import TORCH_OPS
+        from explainers.backends.torch_cams import TORCH_OPS
 
         return TORCH_OPS, torch.from_numpy(x)
     import tensorflow as tf
