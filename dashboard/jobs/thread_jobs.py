@@ -1,4 +1,4 @@
-"""Embedded background jobs in threads of the web process: the default without Redis.
+"""Embedded background jobs in threads of the web process (meant to become the default without Redis; not wired in yet).
 
 A job in a child process (`dashboard.jobs.background.SegxDiskcacheManager`, `--job-processes`) loads the model and
 TensorFlow a second time: with the demo model the server, the forkserver and one job together reach ~1.8 GB PSS. A
