@@ -19,7 +19,9 @@ whether the run succeeded or not. Because the patched registry is global while i
 or a function first traced in another thread during the run would use shap's rules (and a traced function would keep
 them). So the run also holds `GRADIENT_LOCK` exclusively, and every other attribution method holds it shared
 (`explainers.base.Explainer.explain`): DeepSHAP runs never interleave with each other or with another method's
-gradients (a Celery worker with the threads pool runs jobs concurrently in one process).
+gradients (a Celery worker with the threads pool, and the web process's embedded job threads, run jobs
+concurrently in one process). The lock is phase-fair (`SharedExclusiveLock`): a request of another method waits for
+at most one DeepSHAP run, however many DeepSHAP jobs are queued behind it.
 """
 
 from __future__ import annotations
@@ -32,9 +34,12 @@ from typing import Any
 
 
 class SharedExclusiveLock:
-    """A readers-writer lock: many shared holders or one exclusive holder; a waiting exclusive request blocks new
-    shared ones (so a DeepSHAP job is not starved by a stream of fast requests). Re-entrant for shared holders and
-    for the exclusive holder; asking for exclusive while holding shared raises (it would wait for itself)."""
+    """A readers-writer lock: many shared holders or one exclusive holder. Phase-fair: a waiting exclusive request
+    blocks new shared ones (so a DeepSHAP job is not starved by a stream of fast requests), and the shared requests
+    that waited while an exclusive section ran go in before the next exclusive one (so a fast request waits for at
+    most one exclusive section: the one running, or the one that asked before it, however many more are queued).
+    Re-entrant for shared holders and for the exclusive holder; asking for exclusive while holding shared raises (it
+    would wait for itself)."""
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
@@ -42,6 +47,12 @@ class SharedExclusiveLock:
         self._owner: int | None = None
         self._owner_depth = 0
         self._waiting_exclusive = 0
+        self._phase = 0  # exclusive sections ended so far
+        self._waiting_shared: dict[int, int] = {}  # phase at arrival -> shared requests waiting since then
+
+    def _shared_admitted(self) -> bool:
+        """Shared requests still waiting that arrived before the last exclusive section ended (they go next)."""
+        return any(count for phase, count in self._waiting_shared.items() if phase < self._phase)
 
     @contextmanager
     def shared(self) -> Iterator[None]:
@@ -50,7 +61,17 @@ class SharedExclusiveLock:
             if self._owner == me or me in self._shared:
                 self._shared[me] = self._shared.get(me, 0) + 1
             else:
-                self._condition.wait_for(lambda: self._owner is None and not self._waiting_exclusive)
+                arrived = self._phase
+                self._waiting_shared[arrived] = self._waiting_shared.get(arrived, 0) + 1
+                try:
+                    self._condition.wait_for(
+                        lambda: self._owner is None and (not self._waiting_exclusive or self._phase > arrived)
+                    )
+                finally:
+                    self._waiting_shared[arrived] -= 1
+                    if not self._waiting_shared[arrived]:
+                        del self._waiting_shared[arrived]
+                        self._condition.notify_all()  # an exclusive request may be waiting for the admitted ones
                 self._shared[me] = 1
         try:
             yield
@@ -72,7 +93,9 @@ class SharedExclusiveLock:
                     raise RuntimeError("An exclusive TensorFlow section was asked for inside a shared one.")
                 self._waiting_exclusive += 1
                 try:
-                    self._condition.wait_for(lambda: self._owner is None and not self._shared)
+                    self._condition.wait_for(
+                        lambda: self._owner is None and not self._shared and not self._shared_admitted()
+                    )
                 finally:
                     self._waiting_exclusive -= 1
                 self._owner, self._owner_depth = me, 1
@@ -83,6 +106,7 @@ class SharedExclusiveLock:
                 self._owner_depth -= 1
                 if not self._owner_depth:
                     self._owner = None
+                    self._phase += 1
                     self._condition.notify_all()
 
 
