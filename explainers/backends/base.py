@@ -35,6 +35,9 @@ class LayerInfo:
         tokens: True when the activation is a token sequence (N, L, C) on a square patch grid (transformers); the
             backend reshapes it to (h, w, C) for the CAM maps.
         shape: the activation's (h, w, channels) where the backend knows it (None entries for a dynamic size).
+        activated: True when the activation is a nonlinearity's output (the rectified feature maps the CAM papers
+            explain): a conv with a rectifying activation of its own, or an activation layer listed after the conv
+            whose (batch-normalised) output it rectifies, `kernel` then being that conv's.
     """
 
     name: str
@@ -43,6 +46,7 @@ class LayerInfo:
     kernel: tuple[int, int] | None = None
     tokens: bool = False
     shape: tuple[int | None, int | None, int | None] | None = None
+    activated: bool = False
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,13 @@ class TensorFlowOps:
 TF_OPS = TensorFlowOps()
 # Token layers: a LayerNormalization whose output (N, L, C) is a patch grid of the input image.
 TOKEN_TYPES: tuple[type, ...] = (keras.layers.LayerNormalization,)
+# Activation layers: one that rectifies a conv's output (directly or after one BatchNormalization) is listed after that
+# conv as its rectified feature maps (a conv -> BN -> ReLU block's output; explainers.layer_choice prefers them).
+ACTIVATION_TYPES: tuple[type, ...] = (
+    keras.layers.Activation, keras.layers.ReLU, keras.layers.ELU, keras.layers.LeakyReLU, keras.layers.PReLU,
+)
+# The activations that make a layer's output a rectified feature map (Keras's own function names; swish is silu).
+RECTIFIERS = frozenset({"relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "hard_silu", "mish", "softplus"})
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,14 @@ def _activation_name(layer: Any) -> str | None:
     if activation is None:
         return None
     return getattr(activation, "__name__", str(activation))
+
+
+def rectifies(layer: Any) -> bool:
+    """Whether `layer` applies a rectifying nonlinearity (RECTIFIERS): an activation layer, or a conv's own
+    activation."""
+    if isinstance(layer, (keras.layers.ReLU, keras.layers.ELU, keras.layers.LeakyReLU, keras.layers.PReLU)):
+        return True
+    return _activation_name(layer) in RECTIFIERS
 
 
 def detect_logits(model: keras.Model, logits_layer: str | None) -> tuple[Any, LogitsSource]:
@@ -124,11 +139,18 @@ class KerasBackend:
         )
         self._logits_op, self.logits_source = detect_logits(model, logits_layer)
         self.binary = self.logits_source.binary
-        candidates = [info for info in leaf_layers(model) if isinstance(info.layer, (*CONV_LAYER_TYPES, *TOKEN_TYPES))]
+        candidates = [
+            info for info in leaf_layers(model)
+            if isinstance(info.layer, (*CONV_LAYER_TYPES, *TOKEN_TYPES))
+            or (isinstance(info.layer, ACTIVATION_TYPES) and info.layer is not self._logits_op
+                and rectifies(info.layer))
+        ]  # fmt: skip
         self.conv_layers: list[str] = [info.name for info in candidates]
         self._token_layers: set[str] = set()
+        self._rectified_conv: dict[str, str] = {}  # an activation layer listed as a CAM layer -> the conv it rectifies
         self._features = self._build_feature_model(find_tokens=True)
         conv = [info for info in candidates if info.name in self.conv_layers]
+        kernels = {info.name: _kernel(info.layer) for info in candidates}
         logits_shape = tuple(self._features.outputs[0].shape)
         if len(logits_shape) != 4:
             raise ValueError(
@@ -140,9 +162,11 @@ class KerasBackend:
                 name=info.name,
                 kind=type(info.layer).__name__,
                 channels=_int_or_none(tensor.shape[-1]),
-                kernel=None if info.name in self._token_layers else _kernel(info.layer),
+                kernel=None if info.name in self._token_layers
+                else kernels[self._rectified_conv.get(info.name, info.name)],
                 tokens=info.name in self._token_layers,
                 shape=tuple(_int_or_none(v) for v in tensor.shape[1:]),
+                activated=info.name in self._rectified_conv or rectifies(info.layer),
             )
             for info, tensor in zip(conv, self._features.outputs[1:], strict=True)
         ]
@@ -156,11 +180,13 @@ class KerasBackend:
         """One flat model: image -> [logits, every conv activation in conv_layers order]. A token layer's activation
         is its patch grid (N, h, w, C), put on the forward path (explainers.backends.tokens). `find_tokens`: the
         candidate LayerNormalization layers are kept in conv_layers only where their output is a patch grid (a model
-        of fixed input size only: a dynamic one has no static token count)."""
+        of fixed input size only: a dynamic one has no static token count), and the candidate activation layers only
+        where they rectify a conv's output, directly or after one BatchNormalization."""
         source, logits_op = self.logits_source, self._logits_op
         recorded: dict[str, Any] = {}
         conv_names = set(self.conv_layers)
         linear_copies: dict[int, LinearCopy] = {}
+        conv_outputs: dict[int, tuple[Any, str]] = {}  # id(tensor) -> (tensor, conv): a linear conv's output, or its BN
 
         def intercept(operation: Any, name: str, call: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
             if operation is logits_op and source.strip in ("softmax_layer", "sigmoid_layer"):
@@ -170,11 +196,21 @@ class KerasBackend:
                 outputs = linear(*args, **kwargs)
             else:
                 outputs = call(*args, **kwargs)
+            produced_by = conv_outputs.get(id(args[0])) if args else None
+            if isinstance(operation, CONV_LAYER_TYPES) and not rectifies(operation):
+                conv_outputs[id(outputs)] = (outputs, name)
+            elif isinstance(operation, keras.layers.BatchNormalization) and produced_by is not None:
+                conv_outputs[id(outputs)] = (outputs, produced_by[1])
             if name in conv_names and isinstance(operation, TOKEN_TYPES):
                 grid = keras_grid(outputs, image_size) if image_size is not None else None
                 if grid is not None and (find_tokens or name in self._token_layers):
                     recorded[name], outputs = grid
                     self._token_layers.add(name)
+            elif name in conv_names and isinstance(operation, ACTIVATION_TYPES):
+                if find_tokens and produced_by is not None:
+                    self._rectified_conv[name] = produced_by[1]
+                if name in self._rectified_conv:
+                    recorded[name] = outputs
             elif name in conv_names:
                 recorded[name] = outputs
             if operation is logits_op:

@@ -41,7 +41,10 @@ def assert_same_map(first: np.ndarray, second: np.ndarray, what: str) -> None:
 
 def test_the_twins_have_the_same_layers_and_scores(twins):
     keras_adapter, torch_adapter = twins
-    assert keras_adapter.conv_layers == torch_adapter.conv_layers == CONV_ORDER
+    # Keras lists each conv's rectified output too (the ReLU layer after it); torch lists its conv modules only.
+    keras_convs = [layer.name for layer in keras_adapter.layers if not layer.kind.endswith("ReLU")]
+    assert keras_convs == torch_adapter.conv_layers == CONV_ORDER
+    assert all(layer.activated for layer in keras_adapter.layers if layer.name not in keras_convs)
     images = np.stack([structured_image(SIZE, seed=s) for s in range(3)])
     for region, target in QUESTIONS:
         np.testing.assert_allclose(
@@ -56,6 +59,8 @@ def test_cams_saliency_and_integrated_gradients_agree(twins, region, target):
     image = structured_image(SIZE, seed=5)
     methods = [*cam_explainers(), "saliency", "integrated_gradients"]
     params = {"integrated_gradients": {"steps": 32, "max_steps": 32}}
+    # Keras defaults to a rectified ReLU output that torch does not list: both show the same conv layer here.
+    params |= {name: {"layer": torch_adapter.default_layer} for name in cam_explainers()}
     ours = {name: explain(a, image, region, target, methods=methods, params=params) for name, a in
             (("keras", keras_adapter), ("torch", torch_adapter))}  # fmt: skip
     for method in methods:

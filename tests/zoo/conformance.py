@@ -25,7 +25,9 @@ from tests.zoo.scenes import scene
 # Cheap parameters (as tests/explainers/test_contract.py's FAST); defaults are exercised by the property tests.
 ZOO_PARAMS: dict[str, dict[str, Any]] = {
     "smoothgrad": {"samples": 4},
-    "integrated_gradients": {"steps": 32, "max_steps": 32},
+    # IG as a user is told to run it: the path is refined (intervals halved) until completeness holds to the tolerance
+    # the check asserts; a model whose path needs more than max_steps fails the check rather than passing loosened.
+    "integrated_gradients": {"steps": 16, "max_steps": 1024, "tolerance": 0.05},
     "shap": {"max_evals": 60},
     "deep_shap": {"background": ("black",)},
 }
@@ -55,6 +57,11 @@ class References(Protocol):
 
     def probabilities(self, image: np.ndarray) -> np.ndarray:
         """The model's own prediction as class probabilities (h', w', C); a sigmoid output as (1 - p, p)."""
+        ...
+
+    def round_off(self, image: np.ndarray) -> float:
+        """The model's float32 disagreement with itself: the largest probability difference between two ways the
+        framework runs it (0.0 where it has only one)."""
         ...
 
     def cam_layers(self, adapter: SegmentationAdapter, count: int = 3) -> list[str]:
@@ -145,9 +152,14 @@ def check_predicts_like_the_model(entry: Entry, run: ZooRun, refs: References) -
     else:
         ours = np.exp(logits - logits.max(axis=-1, keepdims=True))
         ours = ours / ours.sum(axis=-1, keepdims=True)
-    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-5)
+    # The adapter runs a compiled replay of the model; float32 results depend on operation order (oneDNN and grappler
+    # fuse and reorder ops in a graph), so no tolerance tighter than the model's own eager-vs-compiled disagreement
+    # can be asked. On EfficientNetB0 + FPN both the model's own call and the adapter are 5.7e-5 off a float64
+    # evaluation of the same weights (the compiled model call is exactly the adapter's logits).
+    atol = max(1e-5, 2.0 * refs.round_off(q.image))
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=atol)
     if entry.output_stride == 1:  # predict itself, where no upsampling is involved
-        np.testing.assert_allclose(predicted, expected, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(predicted, expected, rtol=1e-4, atol=atol)
 
 
 def check_logits_neither_vanish_nor_saturate(run: ZooRun, refs: References) -> None:
@@ -192,7 +204,9 @@ def check_grad_cam_equals_seg_grad_cam(run: ZooRun, refs: References) -> None:
 def check_completeness_and_efficiency(run: ZooRun) -> None:
     ig = run.results["integrated_gradients"]
     gap = ig.score - ig.baseline_score
-    assert abs(float(ig.heatmap.sum()) - gap) <= 0.05 * abs(gap) + 1e-4
+    error = abs(float(ig.heatmap.sum()) - gap)
+    assert error <= ZOO_PARAMS["integrated_gradients"]["tolerance"] * abs(gap) + 1e-4, ig.diagnostics
+    np.testing.assert_allclose(ig.diagnostics["completeness_error"], error / abs(gap), rtol=1e-3, atol=1e-6)
     shap = run.results["shap"]
     np.testing.assert_allclose(float(shap.heatmap.sum()), shap.score - shap.baseline_score, rtol=1e-4, atol=1e-5)
     if "deep_shap" in run.results:
@@ -202,14 +216,27 @@ def check_completeness_and_efficiency(run: ZooRun) -> None:
 
 
 def check_default_cam_layer(run: ZooRun) -> None:
-    """The default CAM layer is outside the classifier head, mixes spatial context, and is the last such layer."""
+    """The default CAM layer is outside the classifier head, mixes spatial context, is a rectified feature map or a
+    token layer where the model has one, and is the last such layer; its Grad-CAM++ map is not blank (the failure a
+    pre-activation default gives)."""
     adapter = run.adapter
     by_name = {layer.name: layer for layer in adapter.layers}
     head = classifier_layers(adapter.layers, adapter.num_classes)
     chosen = by_name[adapter.default_layer]
     assert chosen.name not in head and mixes_spatial_context(chosen)
-    later = adapter.conv_layers[adapter.conv_layers.index(chosen.name) + 1 :]
-    assert not [name for name in later if name not in head and mixes_spatial_context(by_name[name])]
+
+    def eligible(layer: Any) -> bool:
+        return layer.name not in head and mixes_spatial_context(layer) and (layer.activated or layer.tokens)
+
+    if any(eligible(layer) for layer in adapter.layers):
+        assert eligible(chosen)
+        later = adapter.conv_layers[adapter.conv_layers.index(chosen.name) + 1 :]
+        assert not [name for name in later if eligible(by_name[name])]
+    else:
+        later = adapter.conv_layers[adapter.conv_layers.index(chosen.name) + 1 :]
+        assert not [name for name in later if name not in head and mixes_spatial_context(by_name[name])]
+    if "gradcam++" in run.results:
+        assert np.ptp(run.results["gradcam++"].heatmap) > 0
 
 
 def check_the_app_fast_path(run: ZooRun, tmp_path: Path) -> None:

@@ -57,6 +57,13 @@ class KerasReferences:
         out = np.asarray(self.model(image[None].astype(np.float32) / 255.0, training=False))[0]
         return np.concatenate([1.0 - out, out], axis=-1) if out.shape[-1] == 1 else out
 
+    def round_off(self, image: np.ndarray) -> float:
+        """The largest difference between the model's eager output and its output compiled by `tf.function`."""
+        x = tf.constant(image[None].astype(np.float32) / 255.0)
+        eager = np.asarray(self.model(x, training=False))
+        compiled = np.asarray(tf.function(lambda t: self.model(t, training=False))(x))
+        return float(np.abs(eager - compiled).max())
+
     def cam_layers(self, adapter: SegmentationAdapter, count: int = 3) -> list[str]:
         """CAM layers of the outer model (reachable as model.get_layer(name).output: not nested, not shared, not the
         final layer, whose output is past the logits), spread over its depth; token layers included (`seg_grad_cam`

@@ -212,15 +212,12 @@ def vit_segmenter(classes: int = 3, seed: int = 0) -> nn.Module:
     return randomize(model, ("decoder",), (96, 96), seed)
 
 
-LONGER_IG = {"integrated_gradients": {"steps": 32, "max_steps": 128}}
-LONGEST_IG = {"integrated_gradients": {"steps": 64, "max_steps": 512}}
-
 TORCH_ZOO: dict[str, TorchZooModel] = {
     entry.name: entry
     for entry in (
-        TorchZooModel("deeplabv3_mobilenet", deeplabv3_mobilenet, (128, 128), 1, 4, method_params=LONGER_IG),
-        TorchZooModel("fcn_resnet50", fcn_resnet50, (96, 96), 1, 3, method_params=LONGEST_IG),
-        TorchZooModel("lraspp_mobilenet", lraspp_mobilenet, (128, 160), 1, 3, method_params=LONGER_IG),
+        TorchZooModel("deeplabv3_mobilenet", deeplabv3_mobilenet, (128, 128), 1, 4),
+        TorchZooModel("fcn_resnet50", fcn_resnet50, (96, 96), 1, 3),
+        TorchZooModel("lraspp_mobilenet", lraspp_mobilenet, (128, 160), 1, 3),
         TorchZooModel("unet_upsample", unet_upsample, (96, 128), 1, 2),
         TorchZooModel("vit_segmenter", vit_segmenter, (96, 128), 8, 3, patch_layer="patch_embed"),
     )

@@ -37,6 +37,10 @@ class TorchReferences:
             return torch.cat([1 - p, p]).permute(1, 2, 0).numpy()
         return torch.softmax(z, dim=0).permute(1, 2, 0).numpy()
 
+    def round_off(self, image: np.ndarray) -> float:
+        """0.0: the torch backend runs the module eagerly, as `probabilities` does (same kernels, same order)."""
+        return 0.0
+
     def cam_layers(self, adapter: SegmentationAdapter, count: int = 3) -> list[str]:
         """CAM layers spread over the depth (token layers included: `seg_grad_cam` reshapes them itself)."""
         names = adapter.conv_layers
