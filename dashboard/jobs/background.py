@@ -61,6 +61,35 @@ def use_forkserver(preload: Sequence[str] = FORKSERVER_PRELOAD, start: bool = Tr
 CANCEL_PREFIX = "segx-cancel-"
 
 
+def with_cancel_marker(
+    fn: Callable[..., Any], cache: Any, prefix: str, job_of: Callable[[], str | None], *, clear_stale: bool = False
+) -> Callable[..., Any]:
+    """`fn` as a background job that stops (`run_cancellable`) once `cache` holds the key `prefix + job_of()`, the
+    cancel marker a manager's `terminate_job` writes. `clear_stale`: first delete a marker left by an earlier job of
+    the same id (a reused process id). Outside a job (`job_of()` None: a test calling the function directly), plain
+    `fn`.
+
+    It lives here, not in `dashboard.jobs.cancellation`: a process job's function is pickled by value for the
+    forkserver child, module globals included, and that module's ContextVar cannot be pickled."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        job = job_of()
+        if job is None:
+            return fn(*args, **kwargs)
+        marker = prefix + job
+        if clear_stale:
+            cache.delete(marker)
+        return run_cancellable(fn, lambda: cache.get(marker) is not None, job, *args, **kwargs)
+
+    return run
+
+
+def process_job_id() -> str:
+    """A job process's id: its process id (what `SegxDiskcacheManager.call_job_fn` returns as the job)."""
+    return str(os.getpid())
+
+
 class SegxDiskcacheManager(DiskcacheManager):
     """Dash's `DiskcacheManager` with cooperative cancel (module docstring); the job id is the job's process id."""
 
@@ -69,18 +98,8 @@ class SegxDiskcacheManager(DiskcacheManager):
         super().__init__(cache, expire=expire)
 
     def make_job_fn(self, fn: Callable[..., Any], progress: Any, key: str | None = None) -> Any:
-        return super().make_job_fn(self._with_cancel(fn), progress, key)
-
-    def _with_cancel(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        cache = self.handle
-
-        @functools.wraps(fn)
-        def run(*args: Any, **kwargs: Any) -> Any:
-            marker = CANCEL_PREFIX + str(os.getpid())
-            cache.delete(marker)  # left by an earlier process with this pid
-            return run_cancellable(fn, lambda: cache.get(marker) is not None, str(os.getpid()), *args, **kwargs)
-
-        return run
+        job = with_cancel_marker(fn, self.handle, CANCEL_PREFIX, process_job_id, clear_stale=True)
+        return super().make_job_fn(job, progress, key)
 
     def terminate_job(self, job: Any) -> None:
         """Ask job process `job` to stop (its cancel marker); kill it if it still runs `cancel_grace_s` later."""

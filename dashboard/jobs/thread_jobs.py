@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import functools
 import logging
 import os
 import queue
@@ -52,7 +51,7 @@ from typing import Any
 
 from dash import DiskcacheManager
 
-from dashboard.jobs.cancellation import run_cancellable
+from dashboard.jobs.background import with_cancel_marker
 
 log = logging.getLogger(__name__)
 
@@ -104,20 +103,7 @@ class ThreadJobManager(DiskcacheManager):
 
     # -- the job side ----------------------------------------------------------------------------------------------
     def make_job_fn(self, fn: Callable[..., Any], progress: Any, key: str | None = None) -> Any:
-        return super().make_job_fn(self._with_cancel(fn), progress, key)
-
-    def _with_cancel(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        cache = self.handle
-
-        @functools.wraps(fn)
-        def run(*args: Any, **kwargs: Any) -> Any:
-            job = current_job()
-            if job is None:  # called outside the pool (a test calling the registered function directly)
-                return fn(*args, **kwargs)
-            marker = CANCEL_PREFIX + job
-            return run_cancellable(fn, lambda: cache.get(marker) is not None, job, *args, **kwargs)
-
-        return run
+        return super().make_job_fn(with_cancel_marker(fn, self.handle, CANCEL_PREFIX, current_job), progress, key)
 
     def _worker(self) -> None:
         while True:

@@ -179,3 +179,16 @@ def test_photo_is_served_once_by_url_and_figures_point_at_it(built, config, adap
     for unknown in (f"/_segx/photo/{session}/{'0' * 16}.png", f"/_segx/photo/not-a-session/{ref['key']}.png",
                     f"/_segx/photo/{new_session_id()}/{ref['key']}.png"):  # fmt: skip
         assert client.get(unknown).status_code == 404
+
+
+def test_a_process_jobs_function_pickles_for_the_forkserver(tmp_path):
+    """The forkserver child receives the job function pickled by value (dill, module globals included): the cancel
+    wrapper must not drag anything unpicklable along (a ContextVar did, once, and no job ever started)."""
+    import diskcache
+    import dill
+
+    from dashboard.jobs.background import SegxDiskcacheManager
+
+    manager = SegxDiskcacheManager(diskcache.Cache(str(tmp_path)))
+    job = manager.make_job_fn(lambda x: x, False, "key")
+    assert callable(dill.loads(dill.dumps(job)))
