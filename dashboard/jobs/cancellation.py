@@ -86,4 +86,3 @@ def run_cancellable(fn: Callable[..., Any], is_cancelled: Callable[[], bool], jo
     except JobCancelled:
         log.warning("background job %s cancelled: stopped after %.1f s", job, time.monotonic() - begin)
         raise PreventUpdate from None
-

@@ -184,8 +184,8 @@ def test_photo_is_served_once_by_url_and_figures_point_at_it(built, config, adap
 def test_a_process_jobs_function_pickles_for_the_forkserver(tmp_path):
     """The forkserver child receives the job function pickled by value (dill, module globals included): the cancel
     wrapper must not drag anything unpicklable along (a ContextVar did, once, and no job ever started)."""
-    import diskcache
     import dill
+    import diskcache
 
     from dashboard.jobs.background import SegxDiskcacheManager
 
