@@ -53,9 +53,10 @@ TF_OPS = TensorFlowOps()
 TOKEN_TYPES: tuple[type, ...] = (keras.layers.LayerNormalization,)
 # Activation layers: one that rectifies a conv's output (directly or after one BatchNormalization) is listed after that
 # conv as its rectified feature maps (a conv -> BN -> ReLU block's output; explainers.layer_choice prefers them).
-ACTIVATION_TYPES: tuple[type, ...] = (
-    keras.layers.Activation, keras.layers.ReLU, keras.layers.ELU, keras.layers.LeakyReLU, keras.layers.PReLU,
+RECTIFIER_LAYER_TYPES: tuple[type, ...] = (
+    keras.layers.ReLU, keras.layers.ELU, keras.layers.LeakyReLU, keras.layers.PReLU,
 )
+ACTIVATION_TYPES: tuple[type, ...] = (keras.layers.Activation, *RECTIFIER_LAYER_TYPES)
 # The activations that make a layer's output a rectified feature map (Keras's own function names; swish is silu).
 RECTIFIERS = frozenset({"relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "hard_silu", "mish", "softplus"})
 
@@ -79,7 +80,7 @@ def _activation_name(layer: Any) -> str | None:
 def rectifies(layer: Any) -> bool:
     """Whether `layer` applies a rectifying nonlinearity (RECTIFIERS): an activation layer, or a conv's own
     activation."""
-    if isinstance(layer, (keras.layers.ReLU, keras.layers.ELU, keras.layers.LeakyReLU, keras.layers.PReLU)):
+    if isinstance(layer, RECTIFIER_LAYER_TYPES):
         return True
     return _activation_name(layer) in RECTIFIERS
 

@@ -50,8 +50,6 @@ TOKEN_MODULE_TYPES: tuple[type, ...] = (nn.LayerNorm,)  # token layers: a LayerN
 PROBE_SIZE = (64, 64)
 
 
-
-
 def logits_tensor(output: Any) -> torch.Tensor:
     """The logits in a module's output: the tensor, a dict's "out" (or only) entry, or a tuple's first entry."""
     if isinstance(output, torch.Tensor):
