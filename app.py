@@ -7,14 +7,15 @@
     gunicorn app:server                            # production: the module exposes `server` (and `app`)
 
 With gunicorn, configure the model with environment variables: SEGX_MODEL (a .keras or .onnx file), or SEGX_TORCH_MODEL
-('package.module:factory') and SEGX_TORCH_WEIGHTS (a state dict file), SEGX_CLASS_NAMES
-(comma-separated), SEGX_STATE_DIR (shared server-side state; give every replica the same one), SEGX_ALLOW_MODEL_UPLOAD=1
-(the same as --allow-model-upload), SEGX_CAM_LAYER (the same as --cam-layer), SEGX_MEMORY_BUDGET (the same as
---memory-budget). To scale out, set REDIS_URL (jobs on
-Celery workers, state in Redis) and DASH_SECRET_KEY; see README "Running on several machines".
+('package.module:factory') and SEGX_TORCH_WEIGHTS (a state dict file), SEGX_CLASS_NAMES (comma-separated),
+SEGX_STATE_DIR (shared server-side state; give every replica the same one), SEGX_ALLOW_MODEL_UPLOAD=1 (the same as
+--allow-model-upload), SEGX_CAM_LAYER (--cam-layer), SEGX_MEMORY_BUDGET (--memory-budget), SEGX_JOB_THREADS
+(--job-threads) and SEGX_JOB_PROCESSES=1 (--job-processes). To scale out, set REDIS_URL (jobs on Celery workers, state
+in Redis) and DASH_SECRET_KEY; see README "Running on several machines".
 
-Background jobs start from a forkserver; its children re-import this file as `__mp_main__`, so nothing here runs at
-import time except definitions: `app` and `server` are built lazily on first access.
+Background jobs run in threads of the server by default. With --job-processes they start from a forkserver, whose
+children re-import this file as `__mp_main__`; so nothing here runs at import time except definitions: `app` and
+`server` are built lazily on first access.
 """
 
 from __future__ import annotations
@@ -44,6 +45,28 @@ def parse_class_names(text: str | None) -> list[str] | None:
     return names
 
 
+def positive_int(text: str) -> int:
+    """An integer >= 1 (a flag's value)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _int_from_env(name: str) -> int | None:
+    """A positive integer from environment variable `name`; None when unset or empty."""
+    text = os.environ.get(name)
+    if not text:
+        return None
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError as err:
+        raise SystemExit(f"segxplain: ${name}: {err}") from None
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line flags."""
     parser = argparse.ArgumentParser(description="Serve the SegXplain dashboard.")
@@ -66,6 +89,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--debug", action="store_true", help="Dash debug mode (dev tools, hot reload)")
     parser.add_argument("--redis-url", default=redis_url_from_env(),
                         help="scale out: jobs on Celery workers, state in this Redis (default: $REDIS_URL)")
+    parser.add_argument("--job-threads", type=positive_int, default=_int_from_env("SEGX_JOB_THREADS"),
+                        help="background jobs (the slow methods, the trust metrics) that run at once, each in a thread "
+                             "of this process; more wait in a queue (default: $SEGX_JOB_THREADS, else the core count, "
+                             "at most 4)")  # fmt: skip
+    parser.add_argument("--job-processes", action="store_true", default=os.environ.get("SEGX_JOB_PROCESSES") == "1",
+                        help="run each background job in its own child process instead of a thread: a crash or a "
+                             "stuck call cannot take the server with it, but every running job loads a second copy "
+                             "of the model (default: $SEGX_JOB_PROCESSES=1)")  # fmt: skip
     parser.add_argument("--allow-model-upload", action="store_true",
                         help="let users upload their own .keras or .onnx model for their session (checked, then "
                              "loaded in a sandboxed process; off by default)")  # fmt: skip
@@ -74,6 +105,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("give either --model or --torch, not both")
     if args.weights and not args.torch:
         parser.error("--weights goes with --torch")
+    if args.job_threads and args.job_processes:
+        parser.error("give either --job-threads or --job-processes, not both")
     if args.model and not os.path.isfile(args.model):
         parser.error(f"model file not found: {args.model}")
     return args
@@ -96,7 +129,8 @@ def _default_app(warmup: bool = True) -> Dash:
         samples_dir=None if torch_model else default_samples_dir(model),
         allow_model_upload=os.environ.get("SEGX_ALLOW_MODEL_UPLOAD") == "1", redis_url=redis_url_from_env(),
         torch_model=torch_model, torch_weights=os.environ.get("SEGX_TORCH_WEIGHTS") or None,
-        cam_layer=os.environ.get("SEGX_CAM_LAYER") or None, **_model_sharing_from_env(),
+        cam_layer=os.environ.get("SEGX_CAM_LAYER") or None, job_threads=_int_from_env("SEGX_JOB_THREADS"),
+        job_processes=os.environ.get("SEGX_JOB_PROCESSES") == "1", **_model_sharing_from_env(),
     )  # fmt: skip
     dash_app = create_app(config=config, warmup=warmup)
     start_retention(config)  # uploaded models and local state: time to live and size caps (dashboard.state.retention)
@@ -161,6 +195,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         model_path=args.model, class_names=tuple(args.class_names) if args.class_names else None,
         state_dir=args.state_dir or "", samples_dir=samples, torch_model=args.torch, torch_weights=args.weights,
         allow_model_upload=args.allow_model_upload, redis_url=args.redis_url, cam_layer=args.cam_layer,
+        job_threads=args.job_threads, job_processes=args.job_processes,
     )  # fmt: skip
     if args.cam_layer:
         from dashboard.factory import cam_layer

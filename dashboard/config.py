@@ -55,7 +55,12 @@ class AppConfig:
         job_interval_ms: how often the browser polls a background job for progress.
         state_expire_s: server-side state is dropped after this many seconds without use.
         redis_url: a Redis server for scale-out (`dashboard.jobs.scaleout`): background jobs on Celery workers, state
-            shared in Redis (with a local tier in `state_dir`). None: the embedded default (diskcache + forkserver).
+            shared in Redis (with a local tier in `state_dir`). None: the embedded default (jobs in this process).
+        job_threads: without Redis, how many background jobs run at once, each in a thread of the web process
+            (`dashboard.jobs.thread_jobs`; `--job-threads`). None: the core count, at most 4.
+        job_processes: without Redis, run each background job in its own child process started from a forkserver
+            instead (`dashboard.jobs.background`; `--job-processes`): a crash or a stuck call cannot take the web
+            process with it, at the cost of a second model and TensorFlow in memory per running job.
         job_heartbeat_s, job_lost_after_s: with Redis, a running job beats every `job_heartbeat_s`; one silent for
             `job_lost_after_s` lost its worker and is reported to the user.
         job_queue_timeout_s: with Redis, a job no worker picked up within this time is reported and given up.
@@ -85,6 +90,8 @@ class AppConfig:
     job_interval_ms: int = 400
     state_expire_s: int = 6 * 3600
     redis_url: str | None = None
+    job_threads: int | None = None
+    job_processes: bool = False
     job_heartbeat_s: float = 2.0
     job_lost_after_s: float = 10.0
     job_queue_timeout_s: float = 120.0

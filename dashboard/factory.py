@@ -19,7 +19,7 @@ from dashboard import layout
 from dashboard.callbacks import register_callbacks
 from dashboard.config import AppConfig, secret_key_from_env
 from dashboard.inputs.samples import gallery_items
-from dashboard.jobs.background import ManagerFactory, default_manager
+from dashboard.jobs.background import ManagerFactory, default_manager, runs_jobs_in_threads
 from dashboard.state.resources import get_adapter, methods
 from dashboard.state.store import new_session_id
 from dashboard.trust.download import register_export_route
@@ -81,13 +81,17 @@ def serve_layout(config: AppConfig) -> Any:
 
 def warm_up(config: AppConfig) -> None:
     """Load the model and trace the fast pass once (at its input size; a model of dynamic size is prepared for each
-    new image size when the image arrives), so the first real selection is fast."""
+    new image size when the image arrives), so the first real selection is fast. When background jobs run in threads
+    of this process, then compile shap's numba code here too (what the forkserver does for process jobs), so the first
+    SHAP job does not pay for it."""
     try:
         from explainers.warmup import prepare_in_background
 
         adapter = get_adapter(config)
         if adapter.input_size is not None and (thread := prepare_in_background(adapter, adapter.input_size)):
             thread.join()  # tracked, so that an image arriving meanwhile is told the model is still being prepared
+        if runs_jobs_in_threads(config):
+            import dashboard.jobs.preload  # noqa: F401  (compiles on import, once per process)
     except Exception:
         log.exception("warm-up failed")
 
@@ -111,8 +115,8 @@ def create_app(
         state_dir: directory for server-side state and job results (default: $SEGX_STATE_DIR or a temp dir).
         samples_dir: folder of gallery images (default: the bundled samples for the demo model, none otherwise).
         redis_url: a Redis server: jobs on Celery workers, state shared in Redis (see `dashboard.jobs.scaleout`).
-        manager_factory: builds the background-callback manager from the config (default: diskcache + forkserver, or
-            Celery + Redis with `redis_url`).
+        manager_factory: builds the background-callback manager from the config (default: jobs in threads of this
+            process, in child processes with `config.job_processes`, or on Celery workers with `redis_url`).
         warmup: load the model and trace the fast methods in a background thread right away.
         config: a complete configuration, overriding the arguments above.
     """

@@ -145,19 +145,26 @@ class RandomizationCascade:
         start = time.perf_counter()
         methods = list(dict.fromkeys(methods))
         report = progress or (lambda fraction: None)
+        parts = len(self.steps) + 1  # the trained maps, then one part per randomization depth
+
+        def within(part: int) -> Callable[[float, str], None]:
+            """Progress inside one part (between the methods' batches: a cancelled job stops there)."""
+            return lambda fraction, message="": report((part + min(max(fraction, 0.0), 1.0)) / parts)
+
         question = self.adapter.question(region, target, contrast, np.asarray(image).shape[:2])
-        original = explain(self.adapter, image, question, methods=methods, params=params)
-        report(1 / (len(self.steps) + 1))
+        original = explain(self.adapter, image, question, methods=methods, params=params, progress=within(0))
+        report(1 / parts)
         maps = {name: [original[name].heatmap] for name in methods}
         with self._lock:
             try:
                 for index, randomized in enumerate(self._random):
                     self._clone.restore(randomized)  # cumulative: blocks 0..index are random now
                     self._randomized.clear_cache()
-                    results = explain(self._randomized, image, question, methods=methods, params=params)
+                    results = explain(self._randomized, image, question, methods=methods, params=params,
+                                      progress=within(index + 1))  # fmt: skip
                     for name in methods:
                         maps[name].append(results[name].heatmap)
-                    report((index + 2) / (len(self.steps) + 1))
+                    report((index + 2) / parts)
             finally:
                 self._clone.restore(self._trained)
                 self._randomized.clear_cache()
@@ -211,7 +218,8 @@ def cascading_randomization(
         seed: seeds the re-initialisation.
         max_depths: at most this many steps (the layers are grouped into blocks; None: DEFAULT_DEPTHS).
         threshold: raw-map Spearman at the last step at or above which a method is flagged.
-        progress: callable(fraction in [0, 1]) after the trained maps and after every step.
+        progress: callable(fraction in [0, 1]), rising through the trained maps and every step, between the
+            methods' batches too (a background job's cancellation points).
         contrast: explain "target rather than contrast" (or give a `Question` in place of region and target).
 
     Builds a `RandomizationCascade` (clone + tracing, a few seconds on the demo model); to check many images, build

@@ -1,7 +1,8 @@
 """The background job for slow methods (SHAP, Deep SHAP, Integrated Gradients, SmoothGrad, ...).
 
-It runs in a process started by the background-callback manager (`dashboard.jobs.background`), gets only keys and the
-picklable `AppConfig`, loads the model lazily in that process, computes each missing method with progress reports,
+It runs where the background-callback manager runs jobs (a thread of the web process by default, a child process, or
+a Celery worker: `dashboard.jobs.background`), gets only keys and the picklable `AppConfig`, loads the model lazily
+where it is not loaded yet, computes each missing method with progress reports,
 stores every result server-side as soon as it is done (so a cancel keeps what finished) and returns keys only. A
 cancelled job stops at its next progress report (`dashboard.jobs.cancellation`): between batches of the method running.
 
@@ -27,7 +28,15 @@ from dashboard.callbacks.common import message_event, message_output, show
 from dashboard.callbacks.explain import handle_slow_result
 from dashboard.config import AppConfig
 from dashboard.jobs.progress import ProgressReporter, SetProgress
-from dashboard.state.resources import get_session_adapter, get_store, method_info, methods
+from dashboard.state.resources import (
+    adapter_loaded,
+    get_adapter,
+    get_session_adapter,
+    get_store,
+    method_info,
+    methods,
+    session_config,
+)
 from dashboard.state.store import StateStore
 from dashboard.usecases import analysis
 from dashboard.view import ids
@@ -44,12 +53,15 @@ def start_job(
     set_progress: SetProgress, request: Mapping[str, Any] | None, config: AppConfig, steps: int
 ) -> tuple[ProgressReporter, SegmentationAdapter, StateStore]:
     """What every background job starts with: its progress reporter over `steps` steps, then the session's model
-    (loaded in the job process on first use) and the state store. No request: nothing to do."""
+    (loaded on first use in a job process or worker; a thread job finds it loaded) and the state store. No request:
+    nothing to do."""
     if not request:
         raise PreventUpdate
     reporter = ProgressReporter(set_progress, steps)
-    reporter.note("Loading the model in the job process…")
-    adapter = get_session_adapter(config, request["session"])  # the session's uploaded model, if any
+    served = session_config(config, request["session"])  # the session's uploaded model, if any
+    if not adapter_loaded(served):
+        reporter.note("Loading the model…")
+    adapter = get_adapter(served)
     return reporter, adapter, get_store(config)
 
 

@@ -1,19 +1,26 @@
-"""Background-callback managers, and a process start method that is safe after TensorFlow ran.
+"""Background-callback managers: which one runs the jobs, and the process-job manager (`--job-processes`).
 
-Dash's `DiskcacheManager` starts every job as a `multiprocess.Process`. With the default *fork* start method, a child
-forked from a web process in which TensorFlow has already run an op (with intra-op threads > 1) hangs: the child never
-finishes. So the embedded default switches `multiprocess` to *forkserver*: a clean server process, started once at app
-start-up, imports TensorFlow, shap, Dash and the job code (imports only, no TF op runs there), compiles shap's numba
-code (`dashboard.jobs.preload`) and forks a child per job. A job then costs ~0.2-0.4 s of process overhead plus loading
-the model in the child (`resources.get_adapter`).
+The manager is built by a factory `(AppConfig) -> manager`. `default_manager` picks:
 
-Cancel is cooperative here too (`dashboard.jobs.cancellation`): `SegxDiskcacheManager.terminate_job` writes the job's
-cancel marker into the job cache; the job stops at its next progress report and exits without a result. A job that
-has not stopped `cancel_grace_s` seconds later (stuck in one long call) is killed, as Dash's own manager does at once.
+- with `AppConfig.redis_url`, the Celery + Redis manager of `dashboard.jobs.scaleout` (jobs on Celery workers);
+- else, by default, `dashboard.jobs.thread_jobs.ThreadJobManager`: each job runs in a thread of the web process, on
+  the model the web process already holds (no second TensorFlow, no process start or model load per job);
+- with `AppConfig.job_processes` (`--job-processes`), `SegxDiskcacheManager` below: each job in a child process.
 
-The manager is built by a factory `(AppConfig) -> manager`. `default_manager` picks the embedded default above, or,
-with `AppConfig.redis_url`, the Celery + Redis manager of `dashboard.jobs.scaleout` (jobs on Celery workers);
-callers may pass any other factory to `create_app`, and the callbacks never know which one runs their jobs.
+Callers may pass any other factory to `create_app`, and the callbacks never know which one runs their jobs.
+
+Process jobs: Dash's `DiskcacheManager` starts every job as a `multiprocess.Process`. With the default *fork* start
+method, a child forked from a web process in which TensorFlow has already run an op (with intra-op threads > 1) hangs:
+the child never finishes. So the process manager switches `multiprocess` to *forkserver*: a clean server process,
+started once at app start-up, imports TensorFlow, shap, Dash and the job code (imports only, no TF op runs there),
+compiles shap's numba code (`dashboard.jobs.preload`) and forks a child per job. A job then costs ~0.2-0.4 s of
+process overhead plus loading the model in the child (`resources.get_adapter`), and the child holds its own copy of
+the model and TensorFlow while it runs.
+
+Cancel is cooperative with every manager (`dashboard.jobs.cancellation`): `terminate_job` writes the job's cancel
+marker into the job cache; the job stops at its next progress report and exits without a result. A process job that
+has not stopped `cancel_grace_s` seconds later (stuck in one long call) is killed, as Dash's own manager does at once;
+a thread cannot be killed, so a thread job stuck in one call finishes that call first.
 """
 
 from __future__ import annotations
@@ -131,7 +138,7 @@ class SegxDiskcacheManager(DiskcacheManager):
 
 
 def diskcache_manager(config: AppConfig) -> Any:
-    """The embedded default: job results in a diskcache directory, jobs started from the forkserver."""
+    """Process jobs (`--job-processes`): job results in a diskcache directory, jobs started from the forkserver."""
     import diskcache
 
     use_forkserver()
@@ -139,10 +146,20 @@ def diskcache_manager(config: AppConfig) -> Any:
     return SegxDiskcacheManager(diskcache.Cache(config.jobs_path), expire=3600)
 
 
+def runs_jobs_in_threads(config: AppConfig) -> bool:
+    """Whether `default_manager` runs this app's background jobs in threads of the web process."""
+    return not config.redis_url and not config.job_processes
+
+
 def default_manager(config: AppConfig) -> Any:
-    """Celery + Redis when `config.redis_url` is set (`scaleout.celery_manager`), else `diskcache_manager`."""
+    """Celery + Redis with `config.redis_url` (`scaleout.celery_manager`); process jobs with `config.job_processes`
+    (`diskcache_manager`); else thread jobs in the web process (`thread_jobs.thread_manager`)."""
     if config.redis_url:
         from dashboard.jobs.scaleout import celery_manager
 
         return celery_manager(config)
-    return diskcache_manager(config)
+    if config.job_processes:
+        return diskcache_manager(config)
+    from dashboard.jobs.thread_jobs import thread_manager
+
+    return thread_manager(config)

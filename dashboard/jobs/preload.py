@@ -1,4 +1,5 @@
-"""Warm-up imported by the background-job forkserver only (listed in `background.FORKSERVER_PRELOAD`).
+"""shap's numba warm-up: run on import by the background-job forkserver (listed in `background.FORKSERVER_PRELOAD`),
+and imported by the web process's warm-up thread when jobs run in its threads (`dashboard.factory.warm_up`).
 
 shap's Partition explainer runs numba-compiled helpers (masking, clustering, Owen-value recursion). numba compiles
 them on first call in every process, which costs ~15-25 s on two cores: paid by *every* job, since each job is a fresh

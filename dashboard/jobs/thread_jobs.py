@@ -1,4 +1,4 @@
-"""Embedded background jobs in threads of the web process (meant to become the default without Redis; not wired in yet).
+"""Embedded background jobs in threads of the web process: the default without Redis (`--job-processes` opts out).
 
 A job in a child process (`dashboard.jobs.background.SegxDiskcacheManager`, `--job-processes`) loads the model and
 TensorFlow a second time: with the demo model the server, the forkserver and one job together reach ~1.8 GB PSS. A
@@ -51,6 +51,7 @@ from typing import Any
 
 from dash import DiskcacheManager
 
+from dashboard.config import AppConfig
 from dashboard.jobs.background import with_cancel_marker
 
 log = logging.getLogger(__name__)
@@ -199,6 +200,15 @@ class ThreadJobManager(DiskcacheManager):
 
     def terminate_unhealthy_job(self, job: Any) -> bool:
         return False  # a thread of this process is never orphaned the way a job process can be
+
+
+def thread_manager(config: AppConfig) -> ThreadJobManager:
+    """The embedded default: job results, progress and job states in a diskcache directory, jobs in a pool of
+    `config.job_threads` threads (None: `default_workers()`)."""
+    import diskcache
+
+    os.makedirs(config.jobs_path, exist_ok=True)
+    return ThreadJobManager(diskcache.Cache(config.jobs_path), workers=config.job_threads, expire=3600)
 
 
 def _process_alive(pid: Any) -> bool:

@@ -13,6 +13,7 @@ writes these stored values as float32.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -37,13 +38,34 @@ def expand(array: np.ndarray, scale: float = 1.0) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class PackedMap:
+    """A float16 array compressed losslessly (zlib level 1); `unpack()` gives it back bit for bit."""
+
+    shape: tuple[int, ...]
+    data: bytes
+
+    @classmethod
+    def of(cls, array: np.ndarray) -> PackedMap:
+        values = np.ascontiguousarray(array, dtype=np.float16)
+        return cls(tuple(int(n) for n in values.shape), zlib.compress(values.tobytes(), 1))
+
+    def unpack(self) -> np.ndarray:
+        return np.frombuffer(zlib.decompress(self.data), dtype=np.float16).reshape(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes it stores."""
+        return len(self.data)
+
+
+@dataclass(frozen=True)
 class LayerMapsRecord:
     """One CAM method's map for every conv layer, each at the layer's own resolution (compact: float16 with a scale
-    per layer), and the image size they are shown at. `at(layer)` upsamples one of them (bilinear, half-pixel centres:
+    per layer, each layer packed on its own), and the image size they are shown at. `at(layer)` upsamples one of them (bilinear, half-pixel centres:
     the engine's own upsampling); `native_map(layer)` gives it at its own resolution."""
 
     size: tuple[int, int]
-    native: dict[str, np.ndarray]
+    native: dict[str, PackedMap | np.ndarray]  # an ndarray in records stored before maps were packed
     scales: dict[str, float] | None = None
 
     @classmethod
@@ -51,7 +73,7 @@ class LayerMapsRecord:
         """From the engine's per-layer maps (their native resolution when it keeps one, else the maps as given)."""
         native_of = getattr(per_layer, "native", None)
         pairs = {name: compact(native_of(name) if native_of else per_layer[name]) for name in per_layer}
-        return cls((int(size[0]), int(size[1])), {name: pair[0] for name, pair in pairs.items()},
+        return cls((int(size[0]), int(size[1])), {name: PackedMap.of(pair[0]) for name, pair in pairs.items()},
                    {name: pair[1] for name, pair in pairs.items()})  # fmt: skip
 
     def __contains__(self, layer: object) -> bool:
@@ -63,7 +85,9 @@ class LayerMapsRecord:
 
     def native_map(self, layer: str) -> np.ndarray:
         """The float32 map of `layer` at the layer's own resolution."""
-        return expand(self.native[layer], (self.scales or {}).get(layer, 1.0))
+        stored = self.native[layer]
+        values = stored.unpack() if isinstance(stored, PackedMap) else stored
+        return expand(values, (self.scales or {}).get(layer, 1.0))
 
     def at(self, layer: str) -> np.ndarray:
         """The (H, W) float32 map of `layer` at image size."""

@@ -46,10 +46,24 @@ def _load_adapter(
     return load_adapter(model_path, class_names, probe=False)
 
 
+def _model_key(config: AppConfig) -> tuple[str | None, tuple[str, ...] | None, str | None, str | None]:
+    return config.model_path, config.class_names, config.torch_model, config.torch_weights
+
+
+_LOADED: set[tuple[str | None, tuple[str, ...] | None, str | None, str | None]] = set()
+
+
 def get_adapter(config: AppConfig) -> SegmentationAdapter:
     """The adapter for the configured model, loaded once per process."""
     with _LOAD_LOCK:
-        return _load_adapter(config.model_path, config.class_names, config.torch_model, config.torch_weights)
+        adapter = _load_adapter(*_model_key(config))
+        _LOADED.add(_model_key(config))
+        return adapter
+
+
+def adapter_loaded(config: AppConfig) -> bool:
+    """Whether this process holds the configured model already (so `get_adapter` returns at once)."""
+    return _model_key(config) in _LOADED
 
 
 def session_config(config: AppConfig, session: str | None) -> AppConfig:

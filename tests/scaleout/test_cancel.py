@@ -1,5 +1,6 @@
 """Cancel really stops a running job: real redis-server, ``gunicorn app:server`` and a Celery ``-P threads`` worker
-(scaled out), and ``gunicorn app:server`` alone (embedded: diskcache jobs from the forkserver).
+(scaled out), and ``gunicorn app:server`` alone (embedded: jobs in threads of the web process, or with
+SEGX_JOB_PROCESSES=1 in processes from the forkserver).
 
 A slow job (SHAP, Integrated Gradients, SmoothGrad: ~15 s) is started over HTTP the way dash-renderer does, and
 cancelled with the request the renderer sends when the cancel button is clicked (the cancel callback with
@@ -147,34 +148,43 @@ def test_cancel_stops_a_job_running_in_a_celery_threads_worker(deployment, redis
     client.close()
 
 
-# -- embedded: the job is a process forked from the forkserver ------------------------------------------------------
+# -- embedded: the job is a thread of the web process (default), or a process forked from the forkserver ------------
 
 
-@pytest.fixture(scope="module")
-def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    directory = Path(tmp_path_factory.mktemp("embedded"))
+@pytest.fixture(scope="module", params=["threads", "processes"])
+def embedded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, str]]:
+    directory = Path(tmp_path_factory.mktemp(f"embedded-{request.param}"))
     web = web_service("", directory, workers=1)
     web.env = {k: v for k, v in service_env("", directory / "web-state").items() if k != "REDIS_URL"}
+    if request.param == "processes":
+        web.env["SEGX_JOB_PROCESSES"] = "1"
     web.start()
     try:
         web.wait_serving(timeout=240)
-        web.wait_quiet(timeout=120)  # the forkserver has imported TensorFlow and compiled shap's code
-        yield web
+        web.wait_quiet(timeout=120)  # the warm-up (or the forkserver) has loaded TensorFlow and compiled shap's code
+        yield web, request.param
     finally:
         web.stop()
 
 
-def test_cancel_stops_an_embedded_job_process_by_itself(embedded):
+def test_cancel_stops_an_embedded_job_by_itself(embedded):
+    embedded, runner = embedded
     client, thread = start_slow_job(embedded.url)
-    pid = int(client.jobs[0]["job"].rpartition("~")[0])
-    process = psutil.Process(pid)
-    time.sleep(4.0)  # the job process loads the model, then computes
-    figures = measure_cancel(client, process, embedded, f"background job {pid} {STOPPED_LOG}")
-    print("embedded job", figures)
+    job = client.jobs[0]["job"].rpartition("~")[0]
+    if runner == "processes":
+        process = psutil.Process(int(job))  # the job's own process
+    else:
+        [process] = embedded.ps.children()  # the gunicorn worker, whose thread runs the job
+    time.sleep(4.0)  # the job loads the model (a job process), then computes
+    figures = measure_cancel(client, process, embedded, f"background job {job} {STOPPED_LOG}")
+    print(f"embedded {runner} job", figures)
     assert figures["running"] > 0.1, figures
     assert figures["stopped_itself"], (figures, embedded.log_tail())  # it stopped itself: it was not killed
     assert figures["after_stop"] < 0.2 * figures["running"], figures
     time.sleep(1.0)
-    assert not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+    if runner == "processes":
+        assert not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+    else:
+        assert process.is_running()  # the web process serves on
     thread.join(timeout=60)
     client.close()

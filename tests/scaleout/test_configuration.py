@@ -19,11 +19,16 @@ from dashboard.jobs.scaleout import LOST_MESSAGE, SegxCeleryManager, celery_mana
 GUNICORN_CONF = app_module.__file__.replace("app.py", "gunicorn.conf.py")
 
 
-def test_default_manager_is_diskcache_without_redis_and_celery_with_it(tmp_path, monkeypatch):
-    from dash import DiskcacheManager
+def test_default_manager_is_threads_without_redis_processes_on_request_and_celery_with_redis(tmp_path, monkeypatch):
+    from dashboard.jobs.thread_jobs import ThreadJobManager
 
     monkeypatch.setattr(background, "use_forkserver", lambda *a, **k: None)  # no forkserver for this check
-    assert isinstance(background.default_manager(AppConfig(state_dir=str(tmp_path))), DiskcacheManager)
+    threads = background.default_manager(AppConfig(state_dir=str(tmp_path), job_threads=3))
+    assert isinstance(threads, ThreadJobManager) and threads.workers == 3
+    assert background.runs_jobs_in_threads(AppConfig(state_dir=str(tmp_path)))
+    processes = background.default_manager(AppConfig(state_dir=str(tmp_path), job_processes=True))
+    assert isinstance(processes, background.SegxDiskcacheManager) and not isinstance(processes, ThreadJobManager)
+    assert not background.runs_jobs_in_threads(AppConfig(state_dir=str(tmp_path), job_processes=True))
     manager = background.default_manager(AppConfig(state_dir=str(tmp_path), redis_url="redis://127.0.0.1:1/0"))
     assert isinstance(manager, SegxCeleryManager)
     assert manager.handle.conf.broker_url == "redis://127.0.0.1:1/0"

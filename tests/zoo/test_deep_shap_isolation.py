@@ -158,3 +158,51 @@ def test_a_custom_gradient_traced_inside_the_window_keeps_its_gradient_after_res
         tape.watch(x)
         y = forward(x)
     assert float(tape.gradient(y, x)) == 12.0
+
+
+def test_a_deep_shap_job_in_a_job_thread_leaves_requests_of_the_web_process_exact(question, monkeypatch, tmp_path):
+    """The embedded default runs background jobs in threads of the web process (`dashboard.jobs.thread_jobs`): while
+    a DeepSHAP job runs there, with shap's gradient rules in place, the web process's requests on the same adapter
+    keep getting the true gradient, and the job's result arrives through Dash's job protocol."""
+    import diskcache
+    from shap.explainers._deep import deep_tf
+
+    from dashboard.jobs.thread_jobs import ThreadJobManager
+
+    image, region, target = question
+    tiny = keras.Sequential([keras.Input((*SIZE, 3)), keras.layers.Conv2D(4, 3, padding="same", activation="relu"),
+                             keras.layers.Conv2D(3, 1)])  # fmt: skip
+    model = randomize(tiny, seed=3)
+    adapter = SegmentationAdapter(model)
+    inside = threading.Event()
+    original = deep_tf.TFDeep.execute_with_overridden_gradients
+
+    def slowed(self, f):
+        def run():
+            inside.set()
+            time.sleep(0.5)  # shap's registry patch is in place now
+            return f()
+
+        return original(self, run)
+
+    monkeypatch.setattr(deep_tf.TFDeep, "execute_with_overridden_gradients", slowed)
+    manager = ThreadJobManager(diskcache.Cache(str(tmp_path / "jobs")), workers=1)
+
+    def job(set_progress):
+        result = registry.get("deep_shap").explain(adapter, image, region, target)
+        return {"finite": bool(np.isfinite(result.heatmap).all()), "shape": list(result.heatmap.shape)}
+
+    # Before the job: shap's rules replace TensorFlow's gradients process-wide while it runs, so a GradientTape that
+    # does not take the engine's lock (this reference) would see them; every gradient of the engine takes it.
+    expected = independent_gradient(model, image, region, target).sum(axis=-1)
+    job_id = manager.call_job_fn("deep", manager.make_job_fn(job, progress=True), [], {})
+    assert inside.wait(120)
+    during, end = [], time.monotonic() + 120
+    while (result := manager.get_result("deep", job_id)) is manager.UNDEFINED:  # (reading the result consumes it)
+        assert time.monotonic() < end, "the DeepSHAP job did not finish"
+        adapter.clear_cache()  # a real pass each time, not a cached answer
+        during.append(registry.get("saliency").explain(adapter, image, region, target).heatmap)
+    assert result == {"finite": True, "shape": list(SIZE)}
+    assert during, "no request ran while the job did"
+    for saliency in during:
+        np.testing.assert_allclose(saliency, expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max())
