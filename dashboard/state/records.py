@@ -61,8 +61,8 @@ class PackedMap:
 @dataclass(frozen=True)
 class LayerMapsRecord:
     """One CAM method's map for every conv layer, each at the layer's own resolution (compact: float16 with a scale
-    per layer, each layer packed on its own), and the image size they are shown at. `at(layer)` upsamples one of them (bilinear, half-pixel centres:
-    the engine's own upsampling); `native_map(layer)` gives it at its own resolution."""
+    per layer, each layer packed on its own), and the image size they are shown at. `at(layer)` upsamples one of them
+    (bilinear, half-pixel centres: the engine's own upsampling); `native_map(layer)` gives it at its own resolution."""
 
     size: tuple[int, int]
     native: dict[str, PackedMap | np.ndarray]  # an ndarray in records stored before maps were packed
