@@ -79,6 +79,8 @@ FAST_GRID = "fast-grid"
 SLOW_GRID = "slow-grid"
 IMAGE = "image-store"
 METHODS = "method-checklist"
+TRUST_RUN = "trust-run"
+TRUST_RESULT = "trust-result-store"
 LAYER = "layer-slider"
 SAMPLE_TYPE = "sample-thumb"
 HEATMAP_TYPE = "heatmap-graph"
@@ -1243,6 +1245,27 @@ def shap_session(client: DashClient, method: str = "shap") -> dict[str, Any]:
     }
 
 
+def trust_session(client: DashClient) -> dict[str, Any]:
+    """Click "Run" in the Trust section (faithfulness curves and the sanity check, a background job) and follow the
+    job to its result, as the browser does."""
+    page = client.page
+    assert page is not None
+    if TRUST_RUN not in page.index:
+        return {"completed": False, "note": "no trust section on the page"}
+    inter = client.interact("trust", [(TRUST_RUN, "n_clicks", (page.get(TRUST_RUN, "n_clicks") or 0) + 1)],
+                            timeout=600)  # fmt: skip
+    data = page.get(TRUST_RESULT, "data")
+    polls = [r for r in inter.requests if r.kind == "job-poll"]
+    done = isinstance(data, Mapping) and not data.get("job_error")
+    return {
+        "completed": bool(done and (data.get("faith") or data.get("sanity"))),
+        "failed": dict(data.get("failed") or {}) if isinstance(data, Mapping) else None,
+        "click_to_result_s": round((inter.last_update(lambda key: key.startswith(TRUST_RESULT)) or math.nan) / 1000, 2),
+        "settle_s": round(inter.settle_ms / 1000, 2),
+        "polls": len(polls),
+    }
+
+
 def run(
     n_selections: int = 30,
     n_slider: int = 50,
@@ -1251,8 +1274,10 @@ def run(
     class_every: int = 5,
     n_samples: int = 3,
     shap: bool = True,
+    trust: bool = True,
     seed: int = 0,
     port: int | None = None,
+    server_args: Sequence[str] = (),
     startup_timeout: float = 180.0,
     verbose: bool = False,
 ) -> dict[str, Any]:
@@ -1274,6 +1299,7 @@ def run(
             "n_slider": n_slider,
             "warmup": warmup,
             "seed": seed,
+            "server_args": list(server_args),
         },
     }
 
@@ -1282,7 +1308,7 @@ def run(
             print(f"[{time.perf_counter() - started:6.1f}s] {text}", file=sys.stderr, flush=True)
 
     with tempfile.TemporaryDirectory(prefix="segx-bench-") as tmp:
-        server = AppServer(port, os.path.join(tmp, "state"), os.path.join(tmp, "server.log"))
+        server = AppServer(port, os.path.join(tmp, "state"), os.path.join(tmp, "server.log"), server_args)
         sampler = MemorySampler(server)
         client = DashClient(server.url, probe=CpuProbe(server))
         try:
@@ -1306,6 +1332,10 @@ def run(
                 say("SHAP background job")
                 result["shap"] = shap_session(client)
                 sampler.mark("after_shap")
+            if trust:
+                say("trust job (faithfulness curves and sanity check)")
+                result["trust"] = trust_session(client)
+                sampler.mark("after_trust")
             time.sleep(0.5)
             sampler.sample(with_pss=True)
         finally:
@@ -1417,6 +1447,12 @@ def format_table(result: Mapping[str, Any]) -> str:
             f"{sh.get('polls')} polls (p50 {_fmt(sh.get('poll_ms', {}).get('p50'), 1)} ms), card response "
             f"{_fmt(sh.get('card_request_bytes'))} B"
         )
+    tr = result.get("trust")
+    if tr:
+        lines.append(
+            f"trust job: completed={tr.get('completed')} click->result {_fmt(tr.get('click_to_result_s'), 2)} s, "
+            f"{tr.get('polls')} polls" + (f", failed {tr['failed']}" if tr.get("failed") else "")
+        )
     mem = result.get("memory")
     if mem:
         mark = "ok" if mem["met"] else "MISSED"
@@ -1440,6 +1476,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--slider", type=int, default=50, help="layer slider moves (default 50)")
     parser.add_argument("--warmup", type=int, default=2, help="unmeasured first selections (default 2)")
     parser.add_argument("--no-shap", action="store_true", help="skip the SHAP background job")
+    parser.add_argument("--no-trust", action="store_true", help="skip the trust background job")
+    parser.add_argument("--server-args", default="", help="extra app.py flags, e.g. '--job-processes'")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--port", type=int, help="port (default: a free one)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
@@ -1449,8 +1487,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         args.slider,
         warmup=args.warmup,
         shap=not args.no_shap,
+        trust=not args.no_trust,
         seed=args.seed,
         port=args.port,
+        server_args=args.server_args.split(),
         verbose=not args.quiet,
     )
     print(format_table(result))
