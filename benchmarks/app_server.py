@@ -1,9 +1,10 @@
 """App benchmarks over HTTP on the real server (issue 4, P2 and P4): interactive latency and peak memory.
 
 `run()` starts ``python app.py --port P --state-dir <tmp>`` (the bundled demo model) as a subprocess on a free
-loopback port, waits until it serves and its start-up work (model load and tracing in the web process; TensorFlow,
-shap and numba warm-up in the job forkserver) has gone quiet, then replays what the browser sends to
-``/_dash-update-component``, and always stops the server, its forkserver and any job processes at the end.
+loopback port, waits until it serves and its start-up work (model load, tracing and shap's numba warm-up in the web
+process, where background jobs run in threads; with ``--server-args=--job-processes`` TensorFlow and shap load in the
+job forkserver instead) has gone quiet, then replays what the browser sends to ``/_dash-update-component``, and always
+stops the server, its forkserver and any job processes at the end.
 
 How the requests are made: a small model of dash-renderer 4.4.1 (`Page` + `DashClient`) loads the page the way the
 browser does (``/`` for the ``_dash-config`` with its signed ``end_id``, ``/_dash-layout``, ``/_dash-dependencies``),
@@ -25,13 +26,15 @@ Measured (a typical session, after two warm-up selections that are reported apar
   children read and applied (target p50 < 250 ms); each request is also timed (time to first byte ~ server time,
   total) with its response size.
 - P2b layer slider -> figures: ``layer-slider.value`` -> the response with the heatmap figure patches (p50 < 80 ms).
-- P4 peak memory: RSS of the server process, and of the server plus its children (resource tracker, forkserver, job
-  processes), sampled every 0.2 s through the session and one SHAP background job run to completion; PSS (which
-  counts pages shared between the forkserver and its forked jobs once) is sampled every second. Target: < 1.5 GB.
+- P4 / S6 peak memory: RSS of the server process, and of the server plus its children (with job processes: resource
+  tracker, forkserver, job processes), sampled every 0.2 s through the session, one SHAP background job and one trust
+  job (faithfulness curves and the sanity check) run to completion; PSS (which counts pages shared between the
+  forkserver and its forked jobs once) is sampled every second. Target: < 1.5 GB.
 - Context for the noisy, shared machine: the server's CPU time per interaction (all its threads and children) and the
   share of the machine's CPU that other processes used meanwhile, so a slow run can be told from a loaded machine.
 
-    python -m benchmarks.app_server [--json out.json] [--selections 30] [--slider 50] [--no-shap]
+    python -m benchmarks.app_server [--json out.json] [--selections 30] [--slider 50] [--no-shap] [--no-trust]
+                                    [--server-args=--job-processes]
 """
 
 from __future__ import annotations
