@@ -56,8 +56,10 @@ def test_run_measures_share_and_agreement_from_stored_maps_without_a_model_call(
     def no_model_call(*args, **kwargs):
         raise AssertionError("the quick metrics must not call the model")
 
-    monkeypatch.setattr(adapter, "score", no_model_call)
-    monkeypatch.setattr(adapter, "predict", no_model_call)
+    # On the class: undoing an instance patch would leave the bound method behind as an instance attribute, which
+    # hides every later class-level patch of this shared adapter (other tests' guards) from it.
+    monkeypatch.setattr(type(adapter), "score", no_model_call)
+    monkeypatch.setattr(type(adapter), "predict", no_model_call)
     share, agreement, curves, table, sanity, flags, status, request = run(shared, session, adapter, results)
     region = shared.get(session, "region", question["region"])
     last = adapter.conv_layers[-1]
