@@ -244,12 +244,17 @@ def zip_members(
         yield f"metrics/{safe_name(filename)}", text
 
 
+COMPRESSED_SUFFIXES = (".png", ".npz")  # compressed already: stored as they are, not deflated a second time
+
+
 def stream_zip(members: Iterable[tuple[str, bytes | str]]) -> Iterator[bytes]:
-    """The zip of `members` as a stream of byte chunks: each member compressed and handed out as soon as it is made."""
+    """The zip of `members` as a stream of byte chunks: each member compressed (deflate; PNGs and the npz are stored
+    as they are, being compressed already) and handed out as soon as it is made."""
     sink = _Chunks()
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, content in members:
-            archive.writestr(name, content)
+            stored = name.endswith(COMPRESSED_SUFFIXES)
+            archive.writestr(name, content, compress_type=zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED)
             if chunk := sink.take():
                 yield chunk
     if chunk := sink.take():  # the central directory

@@ -132,6 +132,13 @@ def test_without_metrics_or_overlays_the_zip_still_has_image_region_settings_and
     data = export.build_zip(image=image, region=region, settings=settings, maps=export.flatten_maps(heatmaps))
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         assert set(archive.namelist()) == {"image.png", "region.png", "settings.json", "maps.npz"}
+        kinds = {info.filename: info.compress_type for info in archive.infolist()}
+        # compressed formats are stored as they are (deflating them again costs time and saves nothing); text deflated
+        assert kinds == {"image.png": zipfile.ZIP_STORED, "region.png": zipfile.ZIP_STORED,
+                         "maps.npz": zipfile.ZIP_STORED, "settings.json": zipfile.ZIP_DEFLATED}  # fmt: skip
+        with np.load(io.BytesIO(archive.read("maps.npz"))) as stored:
+            for key, value in export.flatten_maps(heatmaps).items():
+                np.testing.assert_array_equal(stored[key], value)
 
 
 def test_mismatched_region_is_refused(inputs):
