@@ -61,12 +61,13 @@ def safe_name(name: str) -> str:
 
 
 def png_bytes(array: np.ndarray) -> bytes:
-    """Lossless PNG of an (H, W) bool/uint8, (H, W, 3) or (H, W, 4) uint8 array (bool: 0 / 255)."""
+    """Lossless PNG of an (H, W) bool/uint8, (H, W, 3) or (H, W, 4) uint8 array (bool: 0 / 255). zlib level 1: at
+    512x512 a quarter of Pillow's default level's time (~45 vs ~200 ms for an RGBA overlay) for ~13% more bytes."""
     array = np.asarray(array)
     if array.dtype == bool:
         array = array.astype(np.uint8) * 255
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8)).save(buffer, format="PNG")
+    Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8)).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 
