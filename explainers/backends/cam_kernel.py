@@ -16,8 +16,9 @@ Eager torch runs these as ~20 operators per layer, each one pass over a full-siz
 channel's own (its sums, its Grad-CAM++ weight), so the loop runs channel by channel: one pass over the channel's
 row of a and g for its sums and the two pixel-weighted maps, one over g for the Grad-CAM++ weight, one over a for the
 two channel-weighted maps, while the rows are in cache. The reductions may be reassociated (vectorised); nothing
-else is, so the maps differ from the formulas only by float32 summation order. The loop is compiled on first use
-(about a second; cached on disk by numba) and is None where numba cannot be imported.
+else is, so the maps differ from the formulas only by float32 summation order. The loop is built on first use: the
+first call in a process costs about a second (numba's start-up and its on-disk compilation cache; the app's warm-up
+pass, explainers.warmup, pays it off the request path); `fused_cams()` is None where numba cannot be imported.
 """
 
 from __future__ import annotations
