@@ -1,8 +1,8 @@
 """The four registered CAMs of one layer in one compiled loop (numba), for float32 activations on the CPU.
 
 `fused_cams(a, g, grad_cam, hires, plus_plus, layer_cam)` takes one layer's activations and gradients as C-contiguous
-(k, n) float32 arrays (k channels, n = h*w pixels) and writes the four maps, before their ReLU, into four float32
-arrays of n: exactly the formulas of explainers.cam, in float32:
+(k, n) float32 arrays (k channels, n = h*w pixels) and writes the four maps, ReLU'd, into four float32 arrays of n:
+exactly the formulas of explainers.cam, in float32:
 
 - Grad-CAM: sum_c mean_i(g_c) a_c;
 - HiResCAM: sum_c g_c a_c;
@@ -58,6 +58,10 @@ def _fused_cams(a: Any, g: Any, grad_cam: Any, hires: Any, plus_plus: Any, layer
         for i in range(n):
             grad_cam[i] += mean * a_c[i]
             plus_plus[i] += weight * a_c[i]
+    for maps in (grad_cam, hires, plus_plus, layer_cam):  # the ReLU (x < 0 is False for NaN, as torch.relu keeps it)
+        for i in range(n):
+            if maps[i] < zero:
+                maps[i] = zero
 
 
 @cache

@@ -90,15 +90,17 @@ def layer_maps(
     kernel = fused_cams() if rows and compiled else None
     with torch.no_grad():
         out = torch.empty((len(combiners), offsets[-1]), dtype=first.dtype, device=first.device)
+        shared = out.numpy() if kernel is not None and _compiled_form(out) else None  # `out`'s memory, for the loop
+        eager = False
         plus_plus: list[tuple[int, torch.Tensor]] = []
         for i, (a4, g4) in enumerate(zip(activations, grads, strict=True)):
             k = int(a4.shape[1])
-            a, g = a4[0].reshape(k, -1), g4[0].reshape(k, -1)
             maps = out[:, offsets[i] : offsets[i + 1]]
-            if rows and kernel is not None and _compiled_form(a, g, maps):
-                _kernel_layer(kernel, _array(a), _array(g), maps.numpy(), rows)
+            if shared is not None and _compiled_form(a4, g4):
+                _kernel_layer(kernel, _array(a4, k), _array(g4, k), shared[:, offsets[i] : offsets[i + 1]], rows)
             elif rows:
-                weights = _fused_layer(a, g, maps, rows)
+                eager = True
+                weights = _fused_layer(a4[0].reshape(k, -1), g4[0].reshape(k, -1), maps, rows)
                 if weights is not None:
                     plus_plus.append((i, weights))
             for j, (name, combine) in enumerate(zip(names, combiners, strict=True)):
@@ -112,8 +114,9 @@ def layer_maps(
                     a, g = activations[i][0].reshape(k, -1), grads[i][0].reshape(k, -1)
                     fixed = _masked_plus_plus_weights(a, torch.relu(g))
                     torch.mv(a.t(), fixed, out=out[rows["gradcam++"], offsets[i] : offsets[i + 1]])
-        for j in rows.values():
-            out[j].relu_()
+        if eager:  # (the loop's maps are ReLU'd already; once more changes nothing)
+            for j in rows.values():
+                out[j].relu_()
         flat = out.float().cpu().numpy()
     return [
         flat[:, offsets[i] : offsets[i + 1]].reshape(len(combiners), h, w).transpose(1, 2, 0)
@@ -122,18 +125,18 @@ def layer_maps(
 
 
 def _compiled_form(*tensors: torch.Tensor) -> bool:
-    """Whether the compiled loop takes this layer (activations, gradients, maps): float32 tensors on the CPU."""
+    """Whether the compiled loop takes these tensors: float32, on the CPU."""
     return all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
 
 
-def _array(t: torch.Tensor) -> np.ndarray:
-    """A (k, n) CPU tensor as a C-contiguous numpy array (a view where it already is one)."""
-    return t.detach().contiguous().numpy()
+def _array(t: torch.Tensor, k: int) -> np.ndarray:
+    """A (1, k, h, w) CPU tensor as a C-contiguous (k, h*w) numpy array (a view where the tensor is contiguous)."""
+    return np.ascontiguousarray(t.detach().numpy()[0].reshape(k, -1))
 
 
 def _kernel_layer(kernel: FusedCams, a: np.ndarray, g: np.ndarray, maps: np.ndarray, rows: dict[str, int]) -> None:
-    """The fused CAMs of one layer ((k, n) float32 arrays) by the compiled loop into their rows of `maps` (before the
-    ReLU), its arguments in FUSED_KINDS order; a CAM not asked for goes to a scratch row."""
+    """The fused CAMs of one layer ((k, n) float32 arrays) by the compiled loop into their rows of `maps`, ReLU'd,
+    the loop's arguments in FUSED_KINDS order; a CAM not asked for goes to a scratch row."""
     n = int(a.shape[1])
     targets = [maps[rows[name]] if name in rows else np.empty(n, dtype=np.float32) for name in FUSED_KINDS]
     kernel(a, g, *targets)
