@@ -52,13 +52,18 @@ def signed_sum(ops, activations, gradients):
 def form(request, monkeypatch):
     """Which fused form runs: the compiled loop (the eager one then made to fail) or eager torch."""
     if request.param == "compiled":
-        assert fused_cams() is not None  # numba comes with shap
-
-        def refuse(*args):
-            raise AssertionError("the eager form ran where the compiled loop should have")
-
-        monkeypatch.setattr(torch_cams, "_fused_layer", refuse)
+        only_compiled(monkeypatch)
     return request.param
+
+
+def only_compiled(monkeypatch) -> None:
+    """Make the eager form fail, so only the compiled loop can give the fused maps."""
+    assert fused_cams() is not None  # numba comes with shap
+
+    def refuse(*args):
+        raise AssertionError("the eager form ran where the compiled loop should have")
+
+    monkeypatch.setattr(torch_cams, "_fused_layer", refuse)
 
 
 @pytest.mark.parametrize("order", [None, "reversed", "with-other"])
@@ -84,14 +89,18 @@ def test_fused_maps_equal_the_formulas(order, form):
         assert min(m[..., 1].min() for m in maps) < 0
 
 
-def test_compiled_loop_on_real_size_layers():
+def test_compiled_loop_on_real_size_layers(monkeypatch):
     """Layers of a U-Net's sizes, n not a multiple of the vector width, gradients of a real backward pass's scale (so
-    the Grad-CAM++ denominators are near 2): the loop's maps are the formulas' to float32 summation order."""
+    the Grad-CAM++ denominators are near 2), one layer channels-last: the loop's maps are the formulas' to float32
+    summation order."""
+    only_compiled(monkeypatch)
     rng = np.random.default_rng(7)
     combiners = list(cam_combiners().values())
     shapes = [(12, 61, 67), (48, 16, 16), (3, 1, 1)]
     activations = [torch.from_numpy(rng.gamma(1.0, size=(1, *s)).astype(np.float32)) for s in shapes]
     grads = [torch.from_numpy((1e-4 * rng.normal(size=(1, *s))).astype(np.float32)) for s in shapes]
+    activations[1] = activations[1].to(memory_format=torch.channels_last)  # not (k, h*w)-contiguous: copied first
+    assert not activations[1].is_contiguous()
     maps = layer_maps(activations, grads, combiners, compiled=True)
     for a, g, ours in zip(activations, grads, maps, strict=True):
         for j, combine in enumerate(combiners):
