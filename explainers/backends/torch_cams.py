@@ -5,7 +5,7 @@ runs those formulas inside one XLA-compiled step, which fuses them. Eager torch 
 pass over a full-size tensor, and the formulas as written cost ~35 such passes per layer (Grad-CAM++ alone ~20).
 Here the four registered CAMs (Grad-CAM, HiResCAM, Grad-CAM++, LayerCAM) of one layer are fused. A float32 layer on
 the CPU runs them in one compiled loop (explainers.backends.cam_kernel: three passes over each channel's row while it
-is in cache, ~5x faster than the eager form); any other (CUDA, float64) in eager torch, sharing their passes over A
+is in cache, about 4x faster than the eager form); any other (CUDA, float64) in eager torch, sharing their passes over A
 and G on the (k, h*w) memory the tensors already have:
 
 - channel sums of A and G once; ReLU(G) once (Grad-CAM++ and LayerCAM both use it);
