@@ -42,6 +42,22 @@ def peers(repeats: int) -> dict[str, Any]:
         return json.loads(Path(out.name).read_text())
 
 
+def devices() -> dict[str, str]:
+    """The device each framework computes on here (S7): a CUDA device when there is one, else the CPU."""
+    out: dict[str, str] = {}
+    try:
+        import torch
+
+        out["torch"] = f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "cpu"
+    except ImportError:
+        out["torch"] = "not installed"
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    out["tensorflow"] = f"{len(gpus)} GPU(s)" if gpus else "cpu"
+    return out
+
+
 def machine() -> dict[str, Any]:
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -50,6 +66,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "versions": {p: version(p) for p in ("tensorflow-cpu", "keras", "shap", "dash", "numpy")},
         "load_average_at_start": os.getloadavg(),
+        "devices": devices(),
     }
 
 
@@ -124,6 +141,9 @@ def markdown(results: dict[str, Any]) -> str:
         "versions "
         + ", ".join(f"{k} {v}" for k, v in m["versions"].items())
         + f"; load average at start {tuple(round(x, 2) for x in m['load_average_at_start'])}.",
+        "Devices used: " + ", ".join(f"{k} on {v}" for k, v in (m.get("devices") or {}).items())
+        + (" (S7: no CUDA device on this machine; the torch backend moves to one when `torch.cuda.is_available()`)."
+           if "cuda" not in str(m.get("devices")) else "."),
         "",
         *([f"Re-measured in this run: {m['parts_measured_now']}; the other rows are from the run before.", ""]
           if m.get("parts_measured_now") else []),
