@@ -8,8 +8,9 @@ forward+backward floor (<= 1.3) and vs a per-layer loop (>= 5x), and vs xplique 
 every method on the demo model vs its torch twin; S1 (issue 15) the whole fast set from one pass vs the floor (<= 1.5),
 on the demo model and a 512x512 DeepLabV3+ (benchmarks.fast_pass); S2 the first selection vs later ones after the
 start-up preparation (<= 1.3, benchmarks.first_selection); S5 an Integrated Gradients run's peak memory growth vs the
-memory budget (<= 1, benchmarks.memory_budget). `--only app,first_selection,memory_budget` re-measures only those
-parts and keeps the other figures of the last run (the header then says which parts are new).
+memory budget (<= 1, benchmarks.memory_budget). `--only app,backends,fast_pass` (any of methods, app,
+first_selection, memory_budget, backends, fast_pass) re-measures only those parts and keeps the other figures of the
+last run (the header then says which parts are new).
 """
 
 from __future__ import annotations
@@ -210,7 +211,7 @@ def main() -> None:
     report(results, args)
 
 
-PARTS = ("methods", "app", "first_selection", "memory_budget")
+PARTS = ("methods", "app", "first_selection", "memory_budget", "backends", "fast_pass")
 
 
 def measure_parts(parts: list[str], args: argparse.Namespace) -> dict[str, Any]:
@@ -227,6 +228,14 @@ def measure_parts(parts: list[str], args: argparse.Namespace) -> dict[str, Any]:
         from benchmarks import app_server
 
         out["app"] = app_server.run()
+    if "backends" in parts:
+        from benchmarks import backends
+
+        out["backends"] = backends.run(3 if args.quick else 10, args.torch_threads)
+    if "fast_pass" in parts:
+        from benchmarks import fast_pass
+
+        out["fast_pass"] = fast_pass.run(3 if args.quick else 7, with_torch=True, torch_threads=args.torch_threads)
     if "first_selection" in parts:
         from benchmarks import first_selection
 
