@@ -196,6 +196,23 @@ def compare_maps(
     )
 
 
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_cascade(adapter: SegmentationAdapter, *, seed: int = 0, max_depths: int | None = None
+                   ) -> RandomizationCascade:  # fmt: skip
+    """The one `RandomizationCascade` of `adapter` for (`seed`, `max_depths`), built on first use and kept with the
+    adapter (so it lives as long as the adapter does): a server checking many questions clones and traces the model
+    once, instead of a new clone per check that stays in memory. It snapshots the weights when built: for a model
+    whose weights change afterwards, build a new `RandomizationCascade`."""
+    with _SHARED_LOCK:
+        cascades = adapter.__dict__.setdefault("_shared_sanity_cascades", {})
+        key = (int(seed), max_depths)
+        if key not in cascades:
+            cascades[key] = RandomizationCascade(adapter, seed=seed, max_depths=max_depths)
+        return cascades[key]
+
+
 def cascading_randomization(
     adapter: SegmentationAdapter,
     image: np.ndarray,
@@ -209,6 +226,7 @@ def cascading_randomization(
     threshold: float = DEFAULT_THRESHOLD,
     progress: Callable[[float], None] | None = None,
     contrast: int | None = None,
+    reuse: bool = False,
 ) -> SanityResult:
     """Run `methods` on the trained model and after each cascading randomization step; compare the maps.
 
@@ -221,11 +239,14 @@ def cascading_randomization(
         progress: callable(fraction in [0, 1]), rising through the trained maps and every step, between the
             methods' batches too (a background job's cancellation points).
         contrast: explain "target rather than contrast" (or give a `Question` in place of region and target).
+        reuse: use the adapter's `shared_cascade` (built on the first call, kept with the adapter) instead of a new
+            cascade for this call.
 
     Builds a `RandomizationCascade` (clone + tracing, a few seconds on the demo model); to check many images, build
     one cascade and call its `run`.
     """
-    cascade = RandomizationCascade(adapter, seed=seed, max_depths=max_depths)
+    cascade = (shared_cascade(adapter, seed=seed, max_depths=max_depths) if reuse
+               else RandomizationCascade(adapter, seed=seed, max_depths=max_depths))  # fmt: skip
     return cascade.run(
         image, region, target, methods, params=params, threshold=threshold, progress=progress, contrast=contrast
     )

@@ -205,8 +205,8 @@ def compute_sanity(
     if store.has(session, "sanity", key):
         return key
     result = cascading_randomization(adapter, image, region, int(question["target"]), names, params=params,
-                                     seed=opts["seed"], progress=progress,
-                                     contrast=analysis.contrast_of(question))  # fmt: skip
+                                     seed=opts["seed"], progress=progress, contrast=analysis.contrast_of(question),
+                                     reuse=True)  # fmt: skip  (one clone per model and seed, kept with the adapter)
     store.put(session, "sanity", key, {**plain_sanity(result), "options": opts, "maps": sanity_maps(result)})
     return key
 

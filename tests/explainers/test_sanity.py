@@ -12,7 +12,14 @@ from explainers.backends.keras_backend import (
     randomization_units,
     reinitialise,
 )
-from explainers.sanity import RandomizationCascade, cascade_steps, cascading_randomization, compare_maps, map_ssim
+from explainers.sanity import (
+    RandomizationCascade,
+    cascade_steps,
+    cascading_randomization,
+    compare_maps,
+    map_ssim,
+    shared_cascade,
+)
 from models.unet import build_unet
 
 TARGET = 1
@@ -131,3 +138,25 @@ def test_unchanged_maps_are_flagged_and_scrambled_ones_are_not():
     assert result.ssim["blind"][0] == pytest.approx(1.0)
     assert abs(result.ssim["faithful"][-1]) < 0.3
     assert map_ssim(trained, trained) == pytest.approx(1.0) and map_ssim(trained, 5 * trained) == pytest.approx(1.0)
+
+
+def test_a_server_reuses_one_cascade_per_adapter_and_seed_with_the_same_result(adapter, image, region, monkeypatch):
+    """`reuse=True` (what the app's trust job passes) builds the clone once per adapter and seed, and gives exactly
+    what a fresh cascade gives."""
+    params = {"gradcam": {"layer": "dec1"}}
+    fresh = cascading_randomization(adapter, image, region, TARGET, ["gradcam"], params=params, seed=3)
+    built = []
+    original = RandomizationCascade.__init__
+
+    def counting(self, *args, **kwargs):
+        built.append(kwargs.get("seed"))
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(RandomizationCascade, "__init__", counting)
+    first = cascading_randomization(adapter, image, region, TARGET, ["gradcam"], params=params, seed=3, reuse=True)
+    again = cascading_randomization(adapter, image, region, TARGET, ["gradcam"], params=params, seed=3, reuse=True)
+    other = shared_cascade(adapter, seed=4)
+    assert built == [3, 4] and shared_cascade(adapter, seed=3) is not other
+    for result in (first, again):
+        np.testing.assert_array_equal(result.maps["gradcam"], fresh.maps["gradcam"])
+        np.testing.assert_array_equal(result.spearman["gradcam"], fresh.spearman["gradcam"])
