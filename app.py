@@ -28,7 +28,7 @@ from typing import Any
 
 from dash import Dash
 
-from dashboard.config import AppConfig, redis_url_from_env
+from dashboard.config import AppConfig, job_settings, parse_positive_int, redis_url_from_env
 from dashboard.factory import create_app, default_samples_dir
 from dashboard.state.retention import start_retention
 
@@ -48,23 +48,9 @@ def parse_class_names(text: str | None) -> list[str] | None:
 def positive_int(text: str) -> int:
     """An integer >= 1 (a flag's value)."""
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-def _int_from_env(name: str) -> int | None:
-    """A positive integer from environment variable `name`; None when unset or empty."""
-    text = os.environ.get(name)
-    if not text:
-        return None
-    try:
-        return positive_int(text)
-    except argparse.ArgumentTypeError as err:
-        raise SystemExit(f"segxplain: ${name}: {err}") from None
+        return parse_positive_int(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -89,11 +75,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--debug", action="store_true", help="Dash debug mode (dev tools, hot reload)")
     parser.add_argument("--redis-url", default=redis_url_from_env(),
                         help="scale out: jobs on Celery workers, state in this Redis (default: $REDIS_URL)")
-    parser.add_argument("--job-threads", type=positive_int, default=_int_from_env("SEGX_JOB_THREADS"),
+    parser.add_argument("--job-threads", type=positive_int,
                         help="background jobs (the slow methods, the trust metrics) that run at once, each in a thread "
                              "of this process; more wait in a queue (default: $SEGX_JOB_THREADS, else the core count, "
                              "at most 4)")  # fmt: skip
-    parser.add_argument("--job-processes", action="store_true", default=os.environ.get("SEGX_JOB_PROCESSES") == "1",
+    parser.add_argument("--job-processes", action="store_true",
                         help="run each background job in its own child process instead of a thread: a crash or a "
                              "stuck call cannot take the server with it, but every running job loads a second copy "
                              "of the model (default: $SEGX_JOB_PROCESSES=1)")  # fmt: skip
@@ -105,8 +91,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("give either --model or --torch, not both")
     if args.weights and not args.torch:
         parser.error("--weights goes with --torch")
-    if args.job_threads and args.job_processes:
-        parser.error("give either --job-threads or --job-processes, not both")
+    try:
+        args.jobs = job_settings(args.job_threads, args.job_processes)  # the flags, else the environment
+    except ValueError as err:
+        parser.error(str(err))
     if args.model and not os.path.isfile(args.model):
         parser.error(f"model file not found: {args.model}")
     return args
@@ -129,8 +117,7 @@ def _default_app(warmup: bool = True) -> Dash:
         samples_dir=None if torch_model else default_samples_dir(model),
         allow_model_upload=os.environ.get("SEGX_ALLOW_MODEL_UPLOAD") == "1", redis_url=redis_url_from_env(),
         torch_model=torch_model, torch_weights=os.environ.get("SEGX_TORCH_WEIGHTS") or None,
-        cam_layer=os.environ.get("SEGX_CAM_LAYER") or None, job_threads=_int_from_env("SEGX_JOB_THREADS"),
-        job_processes=os.environ.get("SEGX_JOB_PROCESSES") == "1", **_model_sharing_from_env(),
+        cam_layer=os.environ.get("SEGX_CAM_LAYER") or None, **job_settings(), **_model_sharing_from_env(),
     )  # fmt: skip
     dash_app = create_app(config=config, warmup=warmup)
     start_retention(config)  # uploaded models and local state: time to live and size caps (dashboard.state.retention)
@@ -195,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         model_path=args.model, class_names=tuple(args.class_names) if args.class_names else None,
         state_dir=args.state_dir or "", samples_dir=samples, torch_model=args.torch, torch_weights=args.weights,
         allow_model_upload=args.allow_model_upload, redis_url=args.redis_url, cam_layer=args.cam_layer,
-        job_threads=args.job_threads, job_processes=args.job_processes,
+        **args.jobs,
     )  # fmt: skip
     if args.cam_layer:
         from dashboard.factory import cam_layer

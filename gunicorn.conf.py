@@ -36,7 +36,14 @@ control_socket_disable = True
 
 
 def on_starting(server) -> None:
-    """Refuse several workers without a shared DASH_SECRET_KEY."""
+    """Refuse several workers without a shared DASH_SECRET_KEY, and a bad SEGX_JOB_THREADS / SEGX_JOB_PROCESSES (here,
+    once: a worker that cannot build the app would be restarted over and over)."""
+    from dashboard.config import job_settings
+
+    try:
+        job_settings()
+    except ValueError as err:
+        raise SystemExit(f"gunicorn: {err}") from None
     if server.cfg.workers > 1 and not os.environ.get("DASH_SECRET_KEY"):
         raise SystemExit(
             "gunicorn: several workers need a shared secret key: set DASH_SECRET_KEY (e.g. "

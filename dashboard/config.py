@@ -23,6 +23,36 @@ def secret_key_from_env() -> str | None:
     return os.environ.get("DASH_SECRET_KEY") or None
 
 
+def parse_positive_int(text: str) -> int:
+    """An integer >= 1 written as `text`; ValueError saying why not."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise ValueError(f"must be at least 1, not {value}")
+    return value
+
+
+def job_settings(threads: int | None = None, processes: bool = False) -> dict[str, int | bool | None]:
+    """AppConfig's job fields: from the flags (--job-threads, --job-processes) when given, else from
+    $SEGX_JOB_THREADS and $SEGX_JOB_PROCESSES=1. ValueError, saying why, for a bad value or both at once (gunicorn's
+    master checks this before it starts a worker: gunicorn.conf.py)."""
+    if threads is not None or processes:
+        if threads is not None and processes:
+            raise ValueError("give either --job-threads or --job-processes, not both")
+        return {"job_threads": threads, "job_processes": processes}
+    text = os.environ.get("SEGX_JOB_THREADS") or None
+    try:
+        threads = parse_positive_int(text) if text else None
+    except ValueError as err:
+        raise ValueError(f"$SEGX_JOB_THREADS: {err}") from None
+    processes = os.environ.get("SEGX_JOB_PROCESSES") == "1"
+    if threads is not None and processes:
+        raise ValueError("set either $SEGX_JOB_THREADS or $SEGX_JOB_PROCESSES=1, not both")
+    return {"job_threads": threads, "job_processes": processes}
+
+
 def default_state_dir() -> str:
     """Where server-side state and job results live unless told otherwise ($SEGX_STATE_DIR or a per-user temp dir)."""
     return os.environ.get("SEGX_STATE_DIR") or os.path.join(tempfile.gettempdir(), f"segx-state-{os.getuid()}")

@@ -18,16 +18,20 @@ row of a and g for its sums and the two pixel-weighted maps, one over g for the 
 two channel-weighted maps, while the rows are in cache. The reductions may be reassociated (vectorised); nothing
 else is, so the maps differ from the formulas only by float32 summation order. The loop is built on first use: the
 first call in a process costs about a second (numba's start-up and its on-disk compilation cache; the app's warm-up
-pass, explainers.warmup, pays it off the request path); `fused_cams()` is None where numba cannot be imported.
+pass, explainers.warmup, pays it off the request path); `fused_cams()` is None where numba cannot be imported or
+cannot build it (without a writable cache location it compiles without a cache).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from functools import cache
 from typing import Any
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 FusedCams = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray], None]
 
@@ -73,4 +77,12 @@ def fused_cams() -> FusedCams | None:
         return None
     row, table = numba.float32[::1], numba.float32[:, ::1]
     signature = numba.void(table, table, row, row, row, row)
-    return numba.njit(signature, cache=True, nogil=True, fastmath={"reassoc"})(_fused_cams)
+    try:
+        return numba.njit(signature, cache=True, nogil=True, fastmath={"reassoc"})(_fused_cams)
+    except Exception as err:  # no writable cache location (a read-only install without a usable HOME): no cache
+        log.info("numba cannot cache the CAM loop (%s); compiling it without a cache", err)
+    try:
+        return numba.njit(signature, cache=False, nogil=True, fastmath={"reassoc"})(_fused_cams)
+    except Exception:
+        log.exception("the compiled CAM loop could not be built; the torch backend runs its eager form")
+        return None

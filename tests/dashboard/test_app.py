@@ -192,3 +192,24 @@ def test_a_process_jobs_function_pickles_for_the_forkserver(tmp_path):
     manager = SegxDiskcacheManager(diskcache.Cache(str(tmp_path)))
     job = manager.make_job_fn(lambda x: x, False, "key")
     assert callable(dill.loads(dill.dumps(job)))
+
+
+def test_job_runner_flags_win_over_the_environment_and_bad_values_are_refused(monkeypatch):
+    from dashboard.config import job_settings
+
+    monkeypatch.setenv("SEGX_JOB_THREADS", "x")
+    assert app_module.parse_args(["--job-threads", "3"]).jobs == {"job_threads": 3, "job_processes": False}
+    with pytest.raises(ValueError, match=r"\$SEGX_JOB_THREADS: not a whole number"):
+        job_settings()  # what gunicorn's master checks before starting a worker
+    monkeypatch.setenv("SEGX_JOB_THREADS", "2")
+    assert app_module.parse_args(["--job-processes"]).jobs == {"job_threads": None, "job_processes": True}
+    assert app_module.parse_args([]).jobs == {"job_threads": 2, "job_processes": False}
+    monkeypatch.setenv("SEGX_JOB_PROCESSES", "1")
+    with pytest.raises(SystemExit):
+        app_module.parse_args([])  # both from the environment: which one is meant?
+    monkeypatch.delenv("SEGX_JOB_THREADS")
+    assert app_module.parse_args([]).jobs == {"job_threads": None, "job_processes": True}
+    with pytest.raises(SystemExit):
+        app_module.parse_args(["--job-threads", "2", "--job-processes"])
+    with pytest.raises(SystemExit):
+        app_module.parse_args(["--job-threads", "0"])

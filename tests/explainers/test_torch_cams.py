@@ -121,3 +121,33 @@ def test_eager_form_where_the_loop_cannot_run(monkeypatch):
     for a, g, ours in zip(activations, grads, maps, strict=True):
         for j, combine in enumerate(combiners):
             np.testing.assert_allclose(ours[..., j], as_written(combine, a, g), rtol=1e-6, atol=1e-7)
+
+
+def test_the_loop_compiles_without_a_cache_where_numba_cannot_write_one(monkeypatch):
+    """A read-only install without a usable cache directory: numba refuses `cache=True`; the loop is built without
+    a cache instead (and the maps are still the formulas')."""
+    import numba
+
+    from explainers.backends import cam_kernel
+
+    real_njit = numba.njit
+    asked = []
+
+    def njit(*args, **kwargs):
+        asked.append(kwargs.get("cache"))
+        if kwargs.get("cache"):
+            raise RuntimeError("cannot cache function '_fused_cams': no locator available")
+        return real_njit(*args, **kwargs)
+
+    monkeypatch.setattr(numba, "njit", njit)
+    cam_kernel.fused_cams.cache_clear()
+    try:
+        kernel = cam_kernel.fused_cams()
+        assert kernel is not None and asked == [True, False]
+        rng = np.random.default_rng(5)
+        a, g = rng.normal(size=(3, 10)).astype(np.float32), rng.normal(size=(3, 10)).astype(np.float32)
+        outs = [np.empty(10, np.float32) for _ in range(4)]
+        kernel(a, g, *outs)
+        np.testing.assert_allclose(outs[1], np.maximum((a * g).sum(axis=0), 0), rtol=1e-5, atol=1e-6)  # HiResCAM
+    finally:
+        cam_kernel.fused_cams.cache_clear()
