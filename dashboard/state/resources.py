@@ -1,13 +1,15 @@
 """Process-local, lazily built resources: the model adapter, the state store and method metadata.
 
-Nothing here is built at import time. A web worker builds the adapter on first use; a background-job process (forked
-from the forkserver, which has only *imported* TensorFlow) builds its own on first use from the model path in the
-`AppConfig` (or its torch factory spec), so the model is never pickled. The caches are keyed by immutable arguments
+Nothing here is built at import time. A web worker builds the adapter on first use, and its background jobs, threads
+of the same process by default, use that one; a job process (`--job-processes`: forked from the forkserver, which has
+only *imported* TensorFlow) or a Celery worker builds its own on first use from the model path in the `AppConfig` (or
+its torch factory spec), so the model is never pickled. The caches are keyed by immutable arguments
 and guarded by a lock so two threads do not load the same model twice.
 """
 
 from __future__ import annotations
 
+import collections
 import functools
 import threading
 from dataclasses import dataclass, replace
@@ -22,7 +24,9 @@ if TYPE_CHECKING:
 _LOAD_LOCK = threading.Lock()
 
 
-@functools.lru_cache(maxsize=8)
+MAX_ADAPTERS = 8  # models held at once per process (the configured one and uploaded ones); the least recent goes
+
+
 def _load_adapter(
     model_path: str | None,
     class_names: tuple[str, ...] | None,
@@ -46,24 +50,32 @@ def _load_adapter(
     return load_adapter(model_path, class_names, probe=False)
 
 
-def _model_key(config: AppConfig) -> tuple[str | None, tuple[str, ...] | None, str | None, str | None]:
+ModelKey = tuple[str | None, tuple[str, ...] | None, str | None, str | None]
+_ADAPTERS: collections.OrderedDict[ModelKey, SegmentationAdapter] = collections.OrderedDict()
+
+
+def _model_key(config: AppConfig) -> ModelKey:
     return config.model_path, config.class_names, config.torch_model, config.torch_weights
 
 
-_LOADED: set[tuple[str | None, tuple[str, ...] | None, str | None, str | None]] = set()
-
-
 def get_adapter(config: AppConfig) -> SegmentationAdapter:
-    """The adapter for the configured model, loaded once per process."""
+    """The adapter for the configured model, loaded once per process (at most `MAX_ADAPTERS` held)."""
+    key = _model_key(config)
     with _LOAD_LOCK:
-        adapter = _load_adapter(*_model_key(config))
-        _LOADED.add(_model_key(config))
+        if key in _ADAPTERS:
+            _ADAPTERS.move_to_end(key)
+            return _ADAPTERS[key]
+        adapter = _load_adapter(*key)
+        _ADAPTERS[key] = adapter
+        while len(_ADAPTERS) > MAX_ADAPTERS:
+            _ADAPTERS.popitem(last=False)
         return adapter
 
 
 def adapter_loaded(config: AppConfig) -> bool:
-    """Whether this process holds the configured model already (so `get_adapter` returns at once)."""
-    return _model_key(config) in _LOADED
+    """Whether this process holds the configured model now (so `get_adapter` returns at once). Does not wait for a
+    load in progress (a dict lookup is atomic), which would then answer False."""
+    return _model_key(config) in _ADAPTERS
 
 
 def session_config(config: AppConfig, session: str | None) -> AppConfig:

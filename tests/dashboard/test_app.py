@@ -213,3 +213,20 @@ def test_job_runner_flags_win_over_the_environment_and_bad_values_are_refused(mo
         app_module.parse_args(["--job-threads", "2", "--job-processes"])
     with pytest.raises(SystemExit):
         app_module.parse_args(["--job-threads", "0"])
+
+
+def test_a_job_says_it_loads_the_model_only_where_it_is_not_loaded(config, monkeypatch):
+    """A thread job finds the web process's model loaded: no "Loading the model…" note; a job process (or a worker)
+    loading it first says so."""
+    from dashboard.callbacks.jobs import start_job
+    from dashboard.state import resources
+
+    notes = []
+    resources.get_adapter(config)
+    start_job(notes.append, {"session": None, "question": {}}, config, 1)
+    assert notes == []
+    monkeypatch.setattr(resources, "_ADAPTERS", type(resources._ADAPTERS)())  # a process that holds no model yet
+    monkeypatch.setattr(resources, "_load_adapter", lambda *key: object())
+    start_job(notes.append, {"session": None, "question": {}}, config, 1)
+    assert [text for _, _, text in notes] == ["Loading the model…"]
+    assert resources.adapter_loaded(config)
