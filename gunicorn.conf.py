@@ -6,6 +6,8 @@
   server while the client reuses it fails with "connection reset" (seen in benchmarks/load.py).
 - No control socket: its default path is per user ($HOME/.gunicorn/gunicorn.ctl), shared by every gunicorn the
   user runs on the host; nothing here uses it.
+- Background jobs run in threads of each worker (unless SEGX_JOB_PROCESSES=1 or REDIS_URL): a worker restart ends
+  the jobs it runs (`graceful_timeout` below), and a job's polls share the worker's `threads` with its requests.
 - No `preload_app`: each worker imports the app after the fork, so TensorFlow never runs in a process that forks
   (`app:server` is built lazily; the model loads in each worker, in its warm-up thread).
 - Dash signs background-job handles (the page's `end_id`, `cacheKey`, `job`) with the Flask secret key. With several

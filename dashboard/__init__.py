@@ -6,7 +6,8 @@ and what it may import; nothing imports upward):
 - `inputs/`: images, samples, selection -> region. `view/`: ids, rendering, figures, components, the photo route.
 - `usecases/`: a selection explained and stored, an explanation exported.
 - `trust/`: the Trust section (its use cases, figures and layout).
-- `jobs/`: background-callback managers, the forkserver, the Celery + Redis scale-out.
+- `jobs/`: background-callback managers (threads of the web process, forkserver processes), the Celery + Redis
+  scale-out.
 - `layout`: the page. `callbacks/`: thin Dash wrappers over the layers above. `factory.create_app`: wires it all.
 
 The engine is imported lazily through `state.resources`, so the pure parts work (and are tested) without loading

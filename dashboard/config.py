@@ -1,7 +1,8 @@
 """The app's configuration: a small frozen, picklable value.
 
-It is what background jobs receive (never the model): a job process rebuilds the adapter from `model_path` through
-`resources.get_adapter`, and opens the shared state store from `state_dir` (and `redis_url` when scaled out).
+It is what background jobs receive (never the model): a job in a thread of the web process finds the adapter there; a
+job process or a Celery worker rebuilds it from `model_path` through `resources.get_adapter`; each opens the shared
+state store from `state_dir` (and `redis_url` when scaled out).
 """
 
 from __future__ import annotations

@@ -165,7 +165,7 @@ def handle_explain(
     `contrast`: the "rather than" class (None: no contrast); one equal to the target is refused with a message.
 
     A new request replaces (and so cancels) a job still running; when no job runs the request is left alone, since
-    writing it would start a job process only to do nothing.
+    writing it would start a job only to do nothing.
     """
     clear_slow = None if job_may_run(previous_request, previous_result) else no_update
     if not image_ref or not region_ref or region_ref.get("image") != image_ref.get("key"):

@@ -137,13 +137,21 @@ class SegxDiskcacheManager(DiskcacheManager):
         timer.start()
 
 
-def diskcache_manager(config: AppConfig) -> Any:
-    """Process jobs (`--job-processes`): job results in a diskcache directory, jobs started from the forkserver."""
+JOB_EXPIRE_S = 3600  # a job's result, progress and cancel marker are kept this long
+
+
+def job_cache(config: AppConfig) -> Any:
+    """The diskcache of an embedded manager's job results, progress and markers (`config.jobs_path`)."""
     import diskcache
 
-    use_forkserver()
     os.makedirs(config.jobs_path, exist_ok=True)
-    return SegxDiskcacheManager(diskcache.Cache(config.jobs_path), expire=3600)
+    return diskcache.Cache(config.jobs_path)
+
+
+def diskcache_manager(config: AppConfig) -> Any:
+    """Process jobs (`--job-processes`): job results in a diskcache directory, jobs started from the forkserver."""
+    use_forkserver()
+    return SegxDiskcacheManager(job_cache(config), expire=JOB_EXPIRE_S)
 
 
 def runs_jobs_in_threads(config: AppConfig) -> bool:

@@ -5,7 +5,8 @@ before this a cancelled job ran to its end in its thread, keeping the CPU busy f
 callback manager (`dashboard.jobs.background`, `dashboard.jobs.scaleout`):
 
 1. runs each job inside `cancellable(is_cancelled)`, where `is_cancelled` reads the job's cancel marker (a Redis key
-   named after the Celery task id, or a diskcache entry named after the job process id);
+   named after the Celery task id, or a diskcache entry named after the job: its id in the thread pool, or its process
+   id with `--job-processes`);
 2. sets that marker when Dash asks it to terminate the job (the cancel button, or a newer question replacing it).
 
 The job's progress reporter (`dashboard.callbacks.jobs.ProgressReporter`) calls `checkpoint()` at every report, and

@@ -52,7 +52,7 @@ from typing import Any
 from dash import DiskcacheManager
 
 from dashboard.config import AppConfig
-from dashboard.jobs.background import with_cancel_marker
+from dashboard.jobs.background import JOB_EXPIRE_S, job_cache, with_cancel_marker
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +66,10 @@ _JOB_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("segx_threa
 
 
 def default_workers() -> int:
-    """The pool size when none is configured: the core count, at most `MAX_DEFAULT_WORKERS`."""
-    return max(1, min(os.cpu_count() or 1, MAX_DEFAULT_WORKERS))
+    """The pool size when none is configured: the cores this process may run on (its CPU affinity, which a
+    container's cpuset limits), at most `MAX_DEFAULT_WORKERS`."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cores, MAX_DEFAULT_WORKERS))
 
 
 def current_job() -> str | None:
@@ -205,10 +207,7 @@ class ThreadJobManager(DiskcacheManager):
 def thread_manager(config: AppConfig) -> ThreadJobManager:
     """The embedded default: job results, progress and job states in a diskcache directory, jobs in a pool of
     `config.job_threads` threads (None: `default_workers()`)."""
-    import diskcache
-
-    os.makedirs(config.jobs_path, exist_ok=True)
-    return ThreadJobManager(diskcache.Cache(config.jobs_path), workers=config.job_threads, expire=3600)
+    return ThreadJobManager(job_cache(config), workers=config.job_threads, expire=JOB_EXPIRE_S)
 
 
 def _process_alive(pid: Any) -> bool:
