@@ -334,8 +334,7 @@ ZOO: dict[str, ZooModel] = {
         # At the 512x512 one forward pass costs ~1.5 s on two shared cores, so SHAP gets 20 evaluations (its
         # efficiency, the check, is exact at any count; 60 took 89 s). IG keeps the zoo's path: 64 intervals reach
         # 0.7% completeness (32 leave more than 5%).
-        ZooModel("deeplabv3plus_resnet50", deeplabv3plus_resnet50, (512, 512), 1, 4,
-                 method_params={"shap": {"max_evals": 20}}),
+        ZooModel("deeplabv3plus_resnet50", deeplabv3plus_resnet50, (512, 512), 1, 4, {"shap": {"max_evals": 20}}),
         ZooModel("mobilenetv2_lraspp", mobilenetv2_lraspp, (160, 224), 8, 3),
         ZooModel("efficientnetb0_fpn", efficientnetb0_fpn, (96, 128), 4, 5),
         ZooModel("nested_shared", nested_shared, (64, 96), 1, 2),
