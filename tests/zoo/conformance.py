@@ -120,9 +120,11 @@ class ZooRun:
 def run_methods(
     adapter: SegmentationAdapter, q: Question, overrides: dict[str, dict[str, Any]] | None = None
 ) -> ZooRun:
-    """Every registered method once, with `ZOO_PARAMS` (a model's `overrides` on top, e.g. a longer IG path)."""
+    """Every registered method once, with `ZOO_PARAMS` (a model's `overrides` on top, parameter by parameter, e.g.
+    fewer SHAP evaluations)."""
     run = ZooRun(adapter, q)
-    params = {**ZOO_PARAMS, **(overrides or {})}
+    overrides = overrides or {}
+    params = {name: {**ZOO_PARAMS.get(name, {}), **overrides.get(name, {})} for name in {*ZOO_PARAMS, *overrides}}
     for name in registry.available():
         start = time.perf_counter()
         try:

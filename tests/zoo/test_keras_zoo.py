@@ -27,7 +27,7 @@ def zoo(request) -> tuple[Any, conformance.ZooRun, KerasReferences, Any]:
     refs = KerasReferences(model)
     q = conformance.user_question(entry, adapter)
     state = refs.global_state()
-    return entry, conformance.run_methods(adapter, q), refs, state
+    return entry, conformance.run_methods(adapter, q, entry.method_params), refs, state
 
 
 def test_adapter_builds_and_predicts_like_the_model(zoo):
