@@ -4,8 +4,10 @@ server round trip.
 Three callbacks share the work:
 
 - `segx.applyCachedLayer` (clientside, `assets/dashboard.js`): on a slider move it looks the new layer up in the
-  `LAYER_MAPS` store, the browser's cache of prefetched layers, and on a hit patches the cards at once (the overlay's
-  layout image, the colour bar's ticks, the subtitle, the note, the layer info). It writes `LAYER_STATE`: the slider
+  `LAYER_MAPS` store, the browser's cache of prefetched layers. On a hit it draws the new overlays at once (a
+  `Plotly.react` on each graph that changes only the overlay layout image) and returns the cards' patches (the overlay
+  source, the colour bar's ticks, the subtitle, the note, the layer info), so the figure props hold what is drawn and
+  Dash's own redraw finds nothing left to do. It writes `LAYER_STATE`: the slider
   position, whether it showed it (`shown`), and which layers the cache holds for the current question (`have`).
 - `on_layer` (server, `handle_layer`): the miss path. It runs after the clientside callback and returns patches only
   when that did not show the layer (a jump past the prefetched ones, a client without the clientside callback).
@@ -13,10 +15,11 @@ Three callbacks share the work:
   a new question gets a fresh cache, a move only the layers it lacks (a `Patch`), and layers far behind are dropped.
 
 The cache never travels back to the server (only the clientside callback reads it); `LAYER_STATE` is small. What it
-costs per question: (2 * PREFETCH_RADIUS + 1) layers x the CAM cards of the question, one overlay PNG data URI each
-(a palette PNG; ~35-200 kB for a 512x512 map, smooth maps the smaller); with the radius 2 and four CAM cards that is
-20 maps, about 1.5-4 MB of browser memory, and a step costs the server one new layer's four PNGs (~7 ms each at
-512x512) plus their transfer, off the path to the shown map.
+costs per question: the window's 2 * PREFETCH_RADIUS + 1 layers (up to two more, the one step of slack kept on either
+side) x the question's CAM cards, one overlay PNG data URI each. A palette PNG of a 512x512 map is ~35-200 kB (four CAM
+cards of the DeepLabV3+ benchmark at one layer: 204, 39, 178 and 35 kB, ~0.46 MB a layer), so with the radius 2 the
+browser holds ~2.3 MB (at most ~3.2 MB). A step costs the server one new layer's PNGs (~7 ms each at 512x512) and
+their transfer, off the path to the shown map; a jump past the window takes the miss path (one request).
 """
 
 from __future__ import annotations
