@@ -45,8 +45,8 @@ def test_ids_are_unique():
 def test_layout_has_every_singleton_id():
     found = set(all_ids(layout.build_layout(replace(context(), allow_model_upload=True))))
     singletons = {value for name, value in vars(ids).items() if name.isupper() and isinstance(value, str)}
-    singletons -= {ids.SAMPLE, ids.HEATMAP_GRAPH, ids.HEATMAP_SUBTITLE, ids.HEATMAP_NOTE,
-                   ids.HEATMAP_SCALE}  # pattern-id types
+    pattern_types = {ids.SAMPLE, ids.HEATMAP_GRAPH, ids.HEATMAP_SUBTITLE, ids.HEATMAP_NOTE, ids.HEATMAP_SCALE}
+    singletons -= pattern_types
     assert singletons <= found, singletons - found
 
 

@@ -45,8 +45,8 @@ def test_one_card_per_predicted_class_with_the_engine_s_map_at_the_slider_layer(
         graph = _graph(card)
         assert graph.id == ids.overview_graph(target) == ids.heatmap_graph(f"overview-{target}")
         shown, used = analysis.layer_map(shared, session, question, summary, layer)
-        assert used == layer and graph.figure["layout"]["images"][OVERLAY_IMAGE]["source"] == heatmap_uri(shown,
-                                                                                            signed=False)[0]
+        overlay = graph.figure["layout"]["images"][OVERLAY_IMAGE]["source"]
+        assert used == layer and overlay == heatmap_uri(shown, signed=False)[0]
         alone = explain(adapter, image, labels == target, target, methods=["gradcam"])["gradcam"].per_layer[layer]
         # Stored maps are compact (float16 over the map's largest magnitude): equal to 2^-11 of it.
         np.testing.assert_allclose(shown, alone, rtol=0, atol=float(np.abs(alone).max()) * 2**-10 + 1e-12)
