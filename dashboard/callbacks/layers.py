@@ -13,6 +13,8 @@ Three callbacks share the work:
   when that did not show the layer (a jump past the prefetched ones, a client without the clientside callback).
 - `on_prefetch` (server, `handle_prefetch`): keeps the cache at the layers within `PREFETCH_RADIUS` of the slider:
   a new question gets a fresh cache, a move only the layers it lacks (a `Patch`), and layers far behind are dropped.
+  After a miss it waits for the miss path's answer (the layer info it writes), so that a miss's request does not
+  share the server with the encoding of a window of layers.
 
 The cache never travels back to the server (only the clientside callback reads it); `LAYER_STATE` is small. What it
 costs per question: the window's 2 * PREFETCH_RADIUS + 1 layers (up to two more, the one step of slack kept on either
@@ -184,6 +186,12 @@ def handle_prefetch(
     return patch
 
 
+def miss_pending(state: Mapping[str, Any] | None, triggered: Collection[str]) -> bool:
+    """Whether the browser missed the slider's layer and the miss path has not answered yet: the prefetch then waits
+    (Dash sends both requests at once, and a window of PNGs would slow the miss's answer several times)."""
+    return bool(state) and state.get("shown") is None and f"{ids.LAYER_INFO}.children" not in set(triggered)
+
+
 def _methods_of(outputs: Any) -> list[str]:
     return [item["id"]["method"] for item in outputs]
 
@@ -235,11 +243,14 @@ def register(app: Dash, config: AppConfig) -> None:
     @app.callback(
         Output(ids.LAYER_MAPS, "data"),
         Input(ids.LAYER_STATE, "data"),
+        Input(ids.LAYER_INFO, "children"),  # the miss path has answered (see `miss_pending`)
         State(ids.RESULTS, "data"),
         State(ids.SESSION, "data"),
         prevent_initial_call=True,
     )
-    def on_prefetch(state, results, session):
+    def on_prefetch(state, _info, results, session):
+        if miss_pending(state, [t["prop_id"] for t in ctx.triggered]):
+            raise PreventUpdate  # the miss path's answer (its layer info) triggers this again
         adapter = get_session_adapter(config, session)
         return handle_prefetch(state, results, session, conv_layers=adapter.conv_layers,
                                layer_shapes=adapter.layer_shapes, store=get_store(config), infos=methods(),

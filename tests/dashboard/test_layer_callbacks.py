@@ -101,3 +101,11 @@ def test_the_miss_path_answers_only_when_the_browser_did_not_show_the_layer(stor
         source = figures[0].to_plotly_json()["operations"][0]["params"]["value"]
         assert source == expected_source(store, session, results, "gradcam", conv[2])
         assert info.startswith(conv[2]) and notes[1] is not no_update and len(scales[1]) == 5
+
+
+def test_after_a_miss_the_prefetch_waits_for_the_miss_paths_answer():
+    state, missed = {"index": 3, "shown": 3}, {"index": 3, "shown": None}
+    assert layers.miss_pending(missed, ["layer-state-store.data"])
+    assert not layers.miss_pending(missed, ["layer-state-store.data", "layer-info.children"])
+    assert not layers.miss_pending(missed, ["layer-info.children"])  # the miss path answered
+    assert not layers.miss_pending(state, ["layer-state-store.data"]) and not layers.miss_pending(None, [])
