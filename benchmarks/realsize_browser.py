@@ -117,11 +117,12 @@ def fast_card_count(page: Page) -> int:
     return len(page.find_elements("#fast-grid .hm-card .hm-graph"))
 
 
-# The longest callback request since the key press: (start, response end) in page time.
+# The longest callback request between the key press and the map shown: (start, response end) in page time. A map
+# drawn from the browser's cache of prefetched layers waits for none (the prefetch's request ends after it).
 REQUEST_JS = """
-const since = arguments[0];
+const since = arguments[0], until = arguments[1];
 const spans = performance.getEntriesByType('resource')
-  .filter(e => e.name.includes('_dash-update-component') && e.startTime >= since)
+  .filter(e => e.name.includes('_dash-update-component') && e.startTime >= since && e.responseEnd <= until)
   .map(e => [e.startTime, e.responseEnd]);
 spans.sort((a, b) => (b[1] - b[0]) - (a[1] - a[0]));
 return spans.length ? spans[0] : null;
@@ -129,8 +130,8 @@ return spans.length ? spans[0] : null;
 
 
 def slider_step(page: Page, key: str) -> tuple[float, float]:
-    """(milliseconds from one slider key press to the Grad-CAM card's new map, of which the callback request's round
-    trip took these milliseconds)."""
+    """(milliseconds from one slider key press to the Grad-CAM card's new map, of which the longest callback request
+    answered in that time took these milliseconds: 0 when the map came from the browser's cache)."""
     from tests.browser.helpers import wait_for
 
     page.driver.execute_script("performance.clearResourceTimings();" + SLIDER_JS)
@@ -138,7 +139,7 @@ def slider_step(page: Page, key: str) -> tuple[float, float]:
     thumb.send_keys(key)
     script = "const t = window.__segxSlider; return t && t.shown !== null ? t : null;"
     timing = wait_for(lambda: page.driver.execute_script(script), timeout=30, message="Grad-CAM at the next layer")
-    span = page.driver.execute_script(REQUEST_JS, timing["down"]) or [0.0, 0.0]
+    span = page.driver.execute_script(REQUEST_JS, timing["down"], timing["shown"]) or [0.0, 0.0]
     return float(timing["shown"] - timing["down"]), float(span[1] - span[0])
 
 
@@ -226,7 +227,7 @@ def section(result: dict[str, Any]) -> str:
          f"<= {LATENCY_GOAL}", result["drag_ratio"] <= LATENCY_GOAL),
         (f"S3 layer slider p50 at {result['layers']} layers, key press -> map in Chromium",
          f"{result['slider_p50_ms']:.0f} ms", f"< {SLIDER_GOAL_MS:.0f} ms", result["slider_p50_ms"] < SLIDER_GOAL_MS),
-        (f"S3 layer slider p50 at {result['layers']} layers, the callback request alone",
+        (f"S3 layer slider p50 at {result['layers']} layers, the callback request on the way (0: from the cache)",
          f"{result['slider_request_p50_ms']:.0f} ms", f"< {SLIDER_GOAL_MS:.0f} ms",
          result["slider_request_p50_ms"] < SLIDER_GOAL_MS),
         (f"S4 server peak RSS over {result['questions']} questions", f"{result['server_rss_peak_mb']:.0f} MB",
@@ -248,9 +249,10 @@ def section(result: dict[str, Any]) -> str:
         f"Box drags (ms, mouse release -> every fast card redrawn): {listed(result['drag_ms'])}. The first box after"
         f" the sample: {result['first_drag_ms']:.0f} ms to the first heatmap. Sample click -> mask"
         f" {result['sample_to_mask_s']:.1f} s. Slider steps (ms, key press -> Grad-CAM redrawn):"
-        f" {listed(result['slider_ms'])}; of which the callback request's round trip (p50"
-        f" {result['slider_request_p50_ms']:.0f} ms): {listed(result['slider_request_ms'])}; the rest is the page"
-        " (Dash's renderer, Plotly redrawing the four CAM cards, the browser decoding their PNGs).",
+        f" {listed(result['slider_ms'])}; of which a callback request's round trip answered before the map (p50"
+        f" {result['slider_request_p50_ms']:.0f} ms; 0: the map came from the browser's cache of prefetched layers,"
+        f" `dashboard.callbacks.layers`): {listed(result['slider_request_ms'])}; the rest is the page (Dash's"
+        " renderer, the clientside callback, Plotly redrawing the four overlays, the browser decoding their PNGs).",
         END,
     ])  # fmt: skip
 

@@ -322,7 +322,8 @@ def job_panel() -> html.Div:
 
 
 def stores(ctx: PageContext) -> list[dcc.Store]:
-    """Client-side stores: keys into the server-side state, never arrays."""
+    """Client-side stores: keys into the server-side state, never arrays; the one exception, the prefetched layer
+    maps (`LAYER_MAPS`), is read only by a clientside callback and never sent to the server."""
     return [
         dcc.Store(id=ids.SESSION, data=ctx.session),
         dcc.Store(id=ids.IMAGE),
@@ -332,6 +333,8 @@ def stores(ctx: PageContext) -> list[dcc.Store]:
         dcc.Store(id=ids.SLOW_RESULT),
         dcc.Store(id=ids.VIEW),
         dcc.Store(id=ids.TRUTH),
+        dcc.Store(id=ids.LAYER_MAPS),
+        dcc.Store(id=ids.LAYER_STATE),
         *[dcc.Store(id=ids.event(out, source)) for out, sources in ids.EVENT_SOURCES.items() for source in sources],
     ]
 

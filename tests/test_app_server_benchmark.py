@@ -17,7 +17,7 @@ from dash import Patch
 from dash._utils import stringify_id as dash_stringify_id
 
 from benchmarks import app_server as bench
-from dashboard.view.figures import OVERLAY_TRACE
+from dashboard.view.figures import OVERLAY_IMAGE
 
 
 @pytest.mark.parametrize("q", [0, 5, 25, 50, 90, 95, 99, 100])
@@ -162,8 +162,8 @@ def _page(served) -> bench.Page:
 
 
 def _heatmap_card(method: str) -> dict:
-    traces = [{"type": "image", "opacity": 0.8}, {"type": "scatter"}]
-    figure = {"data": traces, "layout": {"images": [{"source": "photo"}]}}
+    traces = [{"type": "image"}]
+    figure = {"data": traces, "layout": {"images": [{"source": "photo"}, {"source": "overlay", "opacity": 0.8}]}}
     graph_id = {"type": "heatmap-graph", "method": method}
     graph = {"type": "Graph", "namespace": "dash_core_components", "props": {"id": graph_id, "figure": figure}}
     return {"type": "Div", "namespace": "dash_html_components", "props": {"children": [graph]}}
@@ -229,8 +229,9 @@ def test_pattern_outputs_are_resolved_posted_and_applied(served) -> None:
     assert len(set_now) == 2
     for method in ("gradcam", "saliency"):
         figure = page.get(bench.stringify_id({"method": method, "type": "heatmap-graph"}), "figure")
-        assert figure["data"][OVERLAY_TRACE]["opacity"] == pytest.approx(0.3)
-        assert figure["layout"]["images"] == [{"source": "photo"}]
+        assert figure["layout"]["images"][OVERLAY_IMAGE]["opacity"] == pytest.approx(0.3)
+        assert [image["source"] for image in figure["layout"]["images"]] == ["photo", "overlay"]
+        assert figure["data"] == [{"type": "image"}]
 
 
 def test_prevented_update_answers_204(served) -> None:

@@ -35,7 +35,9 @@ Duplicates that remain (`allow_duplicate=True`), and why:
 - the model upload (`model_upload`), a background callback, resets a few other outputs (layer info, class-picker
   options, image info) besides their usual writer (the grids and results it clears through the region);
 - the heatmap figures (`heatmap_graph(ALL)`): pattern-matching outputs, patched by the layer, opacity and zoom
-  callbacks, each its own property of every card; a pattern-matching output cannot read per-source stores;
+  callbacks, each its own property of every card; a pattern-matching output cannot read per-source stores; the
+  layer slider's two writers of the cards and the layer info (`layers`: the clientside swap from the browser's cache
+  and the server's miss path, which runs after it and only when it did not show the layer);
 - the slow grid (the question callback `grids` and the job's outcome `jobs.on_job_outcome`) and the Trust figures,
   table and flags (the section callback and the metric job's result callback): one callback for both would read
   the job's result and write the job's request, a dependency cycle (request -> job -> result -> request) that Dash
@@ -52,6 +54,7 @@ from dashboard.callbacks import (
     explain,
     grids,
     jobs,
+    layers,
     mask,
     model_upload,
     overview,
@@ -66,6 +69,6 @@ from dashboard.config import AppConfig
 
 def register_callbacks(app: Dash, config: AppConfig) -> None:
     """Register every callback of the dashboard on `app`."""
-    for module in (events, mask, upload, selection, explain, grids, question, errors, overview, jobs, view,
+    for module in (events, mask, upload, selection, explain, layers, grids, question, errors, overview, jobs, view,
                    model_upload, trust):  # fmt: skip
         module.register(app, config)

@@ -1,5 +1,5 @@
 """Explanation callbacks: run the fast methods in the request, hand the slow ones to a background job, render the
-heatmap cards, and swap CAM layers / heatmap opacity without recomputing anything.
+heatmap cards, and set the heatmap opacity without recomputing anything (the layer slider: `callbacks.layers`).
 
 The fast path answers at once: cards for the fast methods (and for slow methods already computed for the same
 question), placeholders for slow methods still to compute, and a `SLOW_REQUEST` for the job in `callbacks.jobs`. The
@@ -16,28 +16,25 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from dash import ALL, Dash, Input, Output, Patch, State, ctx, no_update
+from dash import ALL, Dash, Input, Output, Patch, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import layout
 from dashboard.callbacks.common import CLEAR, KEEP, Message, as_int, show
 from dashboard.config import AppConfig
-from dashboard.state.resources import MethodInfo, get_session_adapter, get_store, methods
+from dashboard.state.resources import MethodInfo
 from dashboard.state.store import StateStore, content_key
 from dashboard.usecases import analysis
 from dashboard.view import ids
 from dashboard.view.components import (
-    card_note,
     card_parts,
     failed_card,
     heatmap_card,
     hint,
-    layer_label,
     placeholder_card,
 )
-from dashboard.view.figures import COLORBAR_TRACE, OVERLAY_TRACE
+from dashboard.view.figures import OVERLAY_IMAGE
 from dashboard.view.photos import photo_url
-from dashboard.view.render import heatmap_uri
 from explainers.layer_choice import classifier_layers
 
 log = logging.getLogger(__name__)
@@ -255,52 +252,6 @@ def handle_slow_result(
     return (children,) + (show("; ".join(failures.values()), "danger") if failures else CLEAR)
 
 
-def handle_layer(
-    layer_index: int | None,
-    results: Mapping[str, Any] | None,
-    session: str,
-    graph_methods: Sequence[str],
-    subtitle_methods: Sequence[str],
-    note_methods: Sequence[str],
-    *,
-    conv_layers: Sequence[str],
-    layer_shapes: Mapping[str, Sequence[Any]],
-    store: StateStore,
-    infos: Sequence[MethodInfo],
-    head: Collection[str] = (),
-) -> tuple[list[Any], list[Any], list[Any], str]:
-    """Patches swapping every CAM card to the slider's layer, from stored maps (no model call)."""
-    layer = pick_layer(conv_layers, layer_index)
-    info_text = layer_label(layer, layer_shapes) if layer else "no conv layers"
-    by_name = {info.name: info for info in infos}
-    figures: dict[str, Any] = {}
-    subtitles: dict[str, Any] = {}
-    notes: dict[str, Any] = {}
-    question = (results or {}).get("question")
-    if question and layer:
-        for name in set(graph_methods):
-            info = by_name.get(name)
-            summary = analysis.stored_result(store, session, question, name) if info and info.is_cam else None
-            if summary is None:
-                continue
-            heatmap, used = analysis.layer_map(store, session, question, summary, layer)
-            overlay, (lo, hi) = heatmap_uri(heatmap, info.signed)
-            patch = Patch()
-            patch["data"][OVERLAY_TRACE]["source"] = overlay
-            patch["data"][COLORBAR_TRACE]["marker"]["cmin"] = lo
-            patch["data"][COLORBAR_TRACE]["marker"]["cmax"] = hi
-            patch["data"][COLORBAR_TRACE]["marker"]["color"] = [lo, hi]
-            figures[name] = patch
-            subtitles[name] = "layer " + layer_label(used or layer, layer_shapes)
-            notes[name] = card_note(summary, heatmap, logits_layer=(used or layer) in head)
-    return (
-        [figures.get(m, no_update) for m in graph_methods],
-        [subtitles.get(m, no_update) for m in subtitle_methods],
-        [notes.get(m, no_update) for m in note_methods],
-        info_text,
-    )
-
-
 def opacity_patches(opacity: float | None, graph_methods: Sequence[str]) -> list[Any]:
     """Patches setting the overlay opacity of every heatmap card."""
     if opacity is None:
@@ -308,7 +259,7 @@ def opacity_patches(opacity: float | None, graph_methods: Sequence[str]) -> list
     patches = []
     for _ in graph_methods:
         patch = Patch()
-        patch["data"][OVERLAY_TRACE]["opacity"] = float(opacity)
+        patch["layout"]["images"][OVERLAY_IMAGE]["opacity"] = float(opacity)
         patches.append(patch)
     return patches
 
@@ -319,23 +270,6 @@ def _methods_of(outputs: Any) -> list[str]:
 
 def register(app: Dash, config: AppConfig) -> None:
     """Register the explanation callbacks."""
-
-    @app.callback(
-        Output(ids.heatmap_graph(ALL), "figure", allow_duplicate=True),  # type: ignore[arg-type]
-        Output(ids.heatmap_subtitle(ALL), "children"),  # type: ignore[arg-type]
-        Output(ids.heatmap_note(ALL), "children"),  # type: ignore[arg-type]
-        Output(ids.LAYER_INFO, "children"),
-        Input(ids.LAYER, "value"),
-        State(ids.RESULTS, "data"),
-        State(ids.SESSION, "data"),
-        prevent_initial_call=True,
-    )
-    def on_layer(layer_index, results, session):
-        adapter = get_session_adapter(config, session)
-        graphs, subtitles, notes = (_methods_of(o) for o in ctx.outputs_list[:3])
-        return handle_layer(layer_index, results, session, graphs, subtitles, notes, conv_layers=adapter.conv_layers,
-                            layer_shapes=adapter.layer_shapes, store=get_store(config), infos=methods(),
-                            head=head_layers(adapter))  # fmt: skip
 
     @app.callback(
         Output(ids.heatmap_graph(ALL), "figure", allow_duplicate=True),  # type: ignore[arg-type]

@@ -17,10 +17,17 @@ from dash import dcc, html
 from dashboard.state.resources import MethodInfo
 from dashboard.view import ids
 from dashboard.view.figures import View, heatmap_figure
-from dashboard.view.render import heatmap_uri, is_blank
+from dashboard.view.render import (
+    SIGNED_COLORSCALE,
+    UNSIGNED_COLORSCALE,
+    gradient_css,
+    heatmap_uri,
+    is_blank,
+    scale_ticks,
+)
 
 TIMES = "\u00d7"
-HEATMAP_HEIGHT = 270  # px; responsive graphs need an explicit height (their default inline style is 100%)
+HEATMAP_HEIGHT = 244  # px; responsive graphs need an explicit height (their default inline style is 100%)
 FAMILY_LABELS = {"cam": "CAM", "gradient": "gradient", "shap": "SHAP"}
 HEATMAP_GRAPH_CONFIG = {
     "displaylogo": False,
@@ -40,6 +47,8 @@ class CardParts:
     figure: Any
     subtitle: str
     note: list[Any]
+    ticks: list[str]  # the colour bar's tick labels (raw values from lo to hi)
+    signed: bool
 
 
 def format_seconds(seconds: float) -> str:
@@ -73,16 +82,33 @@ def card_parts(
 ) -> CardParts:
     """Figure, subtitle and footer note of a heatmap card for one stored result at one layer (`head_layers`: the
     model's classifier-head layers, where a CAM card says why its map looks as it does)."""
-    overlay, value_range = heatmap_uri(heatmap, info.signed)
+    overlay, (lo, hi) = heatmap_uri(heatmap, info.signed)
     shape = tuple(np.asarray(heatmap).shape[:2])
-    figure = heatmap_figure(image_uri, overlay, shape, value_range, signed=info.signed, opacity=opacity,
-                            outline=outline, view=view, uirevision=uirevision)  # fmt: skip
+    figure = heatmap_figure(image_uri, overlay, shape, opacity=opacity, outline=outline, view=view,
+                            uirevision=uirevision)  # fmt: skip
     if info.is_cam and layer:
         subtitle = "layer " + layer_label(layer, layer_shapes)
     else:
         subtitle = "signed attribution" if info.signed else "attribution magnitude"
     at_head = bool(info.is_cam and layer and layer in head_layers)
-    return CardParts(figure=figure, subtitle=subtitle, note=card_note(summary, heatmap, logits_layer=at_head))
+    return CardParts(figure=figure, subtitle=subtitle, note=card_note(summary, heatmap, logits_layer=at_head),
+                     ticks=scale_ticks(lo, hi), signed=info.signed)  # fmt: skip
+
+
+def tick_spans(ticks: Sequence[str]) -> list[Any]:
+    """The tick labels of a colour bar, each at its fixed position (evenly spaced; the ends flush with the bar)."""
+    last = max(len(ticks) - 1, 1)
+    return [html.Span(text, style={"left": f"{100 * k / last:g}%"}) for k, text in enumerate(ticks)]
+
+
+def colour_bar(ticks: Sequence[str], signed: bool, scale_id: Any = None) -> html.Div:
+    """An HTML colour bar under a heatmap: the overlay's colour scale and its raw-value ticks. (Not a Plotly colour
+    bar: a new range there redraws the whole figure.) `scale_id`: the id of the ticks, which the layer slider sets."""
+    gradient = gradient_css(SIGNED_COLORSCALE if signed else UNSIGNED_COLORSCALE)
+    ticks_props = {"id": scale_id} if scale_id is not None else {}
+    return html.Div([html.Div(className="hm-scale-ramp", style={"background": gradient}),
+                     html.Div(tick_spans(ticks), className="hm-scale-ticks", **ticks_props)],
+                    className="hm-scale", title="colour scale of the raw map values")  # fmt: skip
 
 
 LOGITS_LAYER_NOTE = (
@@ -133,6 +159,7 @@ def heatmap_card(info: MethodInfo, parts: CardParts, order: int) -> html.Div:
                 dcc.Graph(id=ids.heatmap_graph(info.name), figure=parts.figure, config=HEATMAP_GRAPH_CONFIG,
                           className="hm-graph", responsive=True,
                           style={"height": f"{HEATMAP_HEIGHT}px"}),
+                colour_bar(parts.ticks, parts.signed, ids.heatmap_scale(info.name)),
                 html.Div(parts.note, id=ids.heatmap_note(info.name), className="hm-note"),
             ],
             className="hm-card-inner h-100",

@@ -2,10 +2,14 @@
 
 All figures share one coordinate system, pixel units with pixel (r, c) centred on (x=c, y=r) and the y axis pointing
 down, so that selections, outlines and linked zoom/pan carry over between them unchanged. The photo is a layout image
-below the traces, given by URL (`view.photos`) so that the browser fetches it once for every figure; attribution
-overlays are `image` traces with PNG sources; only the predicted label map is a (small, integer) `heatmap`, so that
-hovering shows the class name. Figures are plain dicts in Plotly's JSON schema: building them is ~500x cheaper than
-`go.Figure`, which matters for the time from selection to heatmaps.
+below the traces, given by URL (`view.photos`) so that the browser fetches it once for every figure; an attribution
+overlay is a second layout image (a PNG data URI) over the photo, so that swapping it (the layer slider) redraws only
+the layout images: an `image` trace's source is re-measured, decoded into a canvas and the whole plot redrawn (~30 ms
+per figure in Chromium), and a Plotly colour bar with a new range redraws the plot too, so the colour bar is HTML
+(`view.components.colour_bar`). Only the predicted label map is a (small, integer) `heatmap`, so that hovering shows
+the class name; a heatmap figure's one trace is a transparent image of the map's size that only carries the hover.
+Figures are plain dicts in Plotly's JSON schema: building them is ~500x cheaper than `go.Figure`, which matters for
+the time from selection to heatmaps.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from dashboard.view.render import SIGNED_COLORSCALE, UNSIGNED_COLORSCALE, colorscale_stops
+from dashboard.view.render import blank_png_uri
 
 # A qualitative palette that stays readable over photos; the first class named "background" is left transparent.
 PALETTE = [
@@ -30,10 +34,11 @@ OUTLINE_SHADOW = "rgba(0,0,0,0.75)"
 
 View = Mapping[str, Sequence[float]]  # {"x": [x0, x1], "y": [y_bottom, y_top]}
 
-# Trace positions that callbacks patch (the layer slider, the opacity sliders).
+# Positions that callbacks patch (the layer slider, the opacity sliders).
 LABELS_TRACE = 0  # mask figure: the predicted label map
-OVERLAY_TRACE = 0  # heatmap figure: the attribution overlay
-COLORBAR_TRACE = 1  # heatmap figure: the invisible trace carrying the colour bar
+PHOTO_IMAGE = 0  # every image figure: layout.images[0] is the photo
+OVERLAY_IMAGE = 1  # heatmap figure: layout.images[1] is the attribution overlay
+HOVER_TRACE = 0  # heatmap figure: the transparent image trace carrying the pixel-coordinate hover
 
 
 def is_background(name: str) -> bool:
@@ -103,6 +108,16 @@ def photo_layer(photo_url: str, shape: tuple[int, int]) -> dict[str, Any]:
     height, width = shape
     return dict(source=photo_url, xref="x", yref="y", x=-0.5, y=-0.5, sizex=width, sizey=height, xanchor="left",
                 yanchor="top", sizing="stretch", layer="below", name="photo")  # fmt: skip
+
+
+def overlay_layer(overlay_uri: str, shape: tuple[int, int], opacity: float) -> dict[str, Any]:
+    """A layout image drawing an attribution overlay (a PNG data URI) over the photo, on the same pixel grid.
+
+    It is anchored at its right edge, not the left like the photo: plotly.js keys the layout images of a subplot by
+    (x, sizex, y, sizey) and draws only one of two images that share them."""
+    width = shape[1]
+    return {**photo_layer(overlay_uri, shape), "x": width - 0.5, "xanchor": "right", "opacity": float(opacity),
+            "name": "attribution"}  # fmt: skip
 
 
 def base_figure(
@@ -184,41 +199,19 @@ def heatmap_figure(
     image_uri: str,
     overlay_uri: str,
     shape: tuple[int, int],
-    value_range: tuple[float, float],
     *,
-    signed: bool,
     opacity: float = 0.75,
     outline: Sequence[str] = (),
     view: View | None = None,
     uirevision: str = "image",
 ) -> Figure:
-    """The image under a semi-transparent attribution overlay, with a colour bar of the raw values.
-
-    Trace `OVERLAY_TRACE` is the overlay PNG (patched by the layer slider and the opacity slider), `COLORBAR_TRACE`
-    an invisible marker carrying the colour bar.
-    """
-    lo, hi = value_range
+    """The image under a semi-transparent attribution overlay (layout image `OVERLAY_IMAGE`, patched by the layer
+    slider and the opacity slider); trace `HOVER_TRACE` is a transparent image of the map's size for the hover."""
     fig = base_figure(image_uri, shape, view=view, uirevision=uirevision)
-    fig["data"].append(image_trace(overlay_uri, name="attribution", opacity=float(opacity)))
-    fig["data"].append(colorbar_trace(lo, hi, signed))
-    fig["layout"].update(dragmode="zoom", showlegend=False, shapes=outline_shapes(outline),
-                         margin=dict(l=0, r=0, t=0, b=30))  # fmt: skip
+    fig["layout"]["images"].append(overlay_layer(overlay_uri, shape, opacity))
+    fig["data"].append(image_trace(blank_png_uri(shape), name="pixel"))
+    fig["layout"].update(dragmode="zoom", showlegend=False, shapes=outline_shapes(outline))
     return fig
-
-
-def colorbar_trace(lo: float, hi: float, signed: bool) -> dict[str, Any]:
-    """An invisible trace whose only job is to draw the colour bar for the range [lo, hi]."""
-    return dict(
-        type="scatter", x=[None], y=[None], mode="markers", hoverinfo="skip", showlegend=False, name="scale",
-        marker=dict(
-            colorscale=[list(stop) for stop in colorscale_stops(SIGNED_COLORSCALE if signed else UNSIGNED_COLORSCALE)],
-            cmin=lo, cmax=hi, color=[lo, hi],
-            showscale=True,
-            colorbar=dict(orientation="h", thickness=8, len=1.0, lenmode="fraction", x=0.5, xanchor="center",
-                          y=-0.01, yanchor="top", ypad=0, xpad=0, outlinewidth=0, tickformat=".2~g", nticks=6,
-                          tickfont=dict(size=10, color="#4b5563"), ticks="outside", ticklen=2),
-        ),
-    )  # fmt: skip
 
 
 def placeholder_figure(message: str = "") -> Figure:

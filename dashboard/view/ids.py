@@ -15,6 +15,8 @@ SLOW_REQUEST = "slow-request-store"
 SLOW_RESULT = "slow-result-store"
 VIEW = "view-store"
 LAYER_NAMES = "layer-names"
+LAYER_MAPS = "layer-maps-store"  # the browser's cache of prefetched layers (read only clientside: `callbacks.layers`)
+LAYER_STATE = "layer-state-store"  # slider position, whether the browser showed it, the cached layers
 
 # Image source.
 UPLOAD = "image-upload"
@@ -55,6 +57,7 @@ SLOW_GRID = "slow-grid"
 HEATMAP_GRAPH = "heatmap-graph"
 HEATMAP_SUBTITLE = "heatmap-subtitle"
 HEATMAP_NOTE = "heatmap-note"
+HEATMAP_SCALE = "heatmap-scale"
 
 # Background jobs.
 SLOW_PANEL = "slow-panel"
@@ -114,6 +117,11 @@ def overview_graph(target: int) -> dict[str, str]:
 def heatmap_subtitle(method: str) -> dict[str, str]:
     """The id of the subtitle (layer name for CAMs) in the heatmap card of `method`."""
     return {"type": HEATMAP_SUBTITLE, "method": method}
+
+
+def heatmap_scale(method: str) -> dict[str, str]:
+    """The id of the tick labels of the colour bar in the heatmap card of `method`."""
+    return {"type": HEATMAP_SCALE, "method": method}
 
 
 def heatmap_note(method: str) -> dict[str, str]:

@@ -16,7 +16,7 @@ from dash import dcc, html
 
 from dashboard.state.resources import MethodInfo
 from dashboard.view import ids
-from dashboard.view.components import HEATMAP_GRAPH_CONFIG, HEATMAP_HEIGHT, CardParts, hint
+from dashboard.view.components import HEATMAP_GRAPH_CONFIG, HEATMAP_HEIGHT, CardParts, colour_bar, hint
 
 TRUTH_HINT = "Optional: a ground-truth PNG for this image (class indices, or painted in the class colours)."
 OVERVIEW_HINT = "Choose a method to explain every predicted class of the image at once (its whole region each)."
@@ -116,6 +116,7 @@ def overview_card(target: int, class_name: str, colour: str, parts: CardParts) -
                                 html.Div(parts.subtitle, className="hm-subtitle")]),
                 dcc.Graph(id=ids.overview_graph(target), figure=parts.figure, config=HEATMAP_GRAPH_CONFIG,
                           className="hm-graph", responsive=True, style={"height": f"{HEATMAP_HEIGHT}px"}),
+                colour_bar(parts.ticks, parts.signed),
                 html.Div(parts.note, className="hm-note"),
             ],
             className="hm-card-inner h-100",

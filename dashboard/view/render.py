@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import functools
 import io
+import math
 
 import numpy as np
 from PIL import Image
@@ -127,3 +128,44 @@ def heatmap_uri(heatmap: np.ndarray, signed: bool) -> tuple[str, tuple[float, fl
     normalised with."""
     lo, hi = display_range(heatmap, signed)
     return palette_png_data_uri(palette_index(heatmap, lo, hi), overlay_palette(signed)), (lo, hi)
+
+
+@functools.lru_cache(maxsize=8)
+def blank_png_uri(shape: tuple[int, int]) -> str:
+    """A fully transparent PNG of `shape` (H, W) as a data URI (a few hundred bytes): the hover carrier of a figure
+    whose pictures are layout images."""
+    height, width = (int(v) for v in shape)
+    image = Image.new("P", (width, height), 0)
+    image.putpalette(b"\x00\x00\x00")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True, transparency=0)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+SCALE_TICKS = 5
+
+
+def scale_ticks(lo: float, hi: float, n: int = SCALE_TICKS) -> list[str]:
+    """The `n` labels of a colour bar on [lo, hi], evenly spaced from lo to hi, two significant digits."""
+    return [format_tick(lo + (hi - lo) * k / (n - 1)) for k in range(n)]
+
+
+def format_tick(value: float) -> str:
+    """Two significant digits in plain notation from 1e-4 to 1e6 (scientific outside), no trailing zeros, a true
+    minus sign; values within round-off of 0 are 0."""
+    rounded = float(f"{value:.2g}")
+    if abs(rounded) < 1e-12:
+        return "0"
+    if 1e-4 <= abs(rounded) < 1e6:
+        decimals = max(0, 1 - math.floor(math.log10(abs(rounded))))
+        text = f"{rounded:.{decimals}f}"
+        text = text.rstrip("0").rstrip(".") if "." in text else text
+    else:
+        text = f"{rounded:.1e}".replace("e+0", "e").replace("e-0", "e-").replace("e+", "e")
+    return text.replace("-", "\u2212")
+
+
+def gradient_css(colorscale: str) -> str:
+    """A CSS `linear-gradient` (left to right) of a named Plotly colour scale."""
+    stops = ", ".join(f"{colour} {100 * position:.1f}%" for position, colour in colorscale_stops(colorscale))
+    return f"linear-gradient(to right, {stops})"

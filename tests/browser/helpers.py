@@ -101,12 +101,16 @@ def card_methods(dash_duo, grid: str = "") -> list[str]:
 
 
 def overlay_sources(dash_duo) -> dict[str, str]:
-    """{method: overlay PNG data URI} of every rendered heatmap card (from the Plotly graph's data)."""
+    """{method: overlay PNG data URI} of every rendered heatmap card: the figure's overlay layout image, checked to
+    be the one drawn (the href of the graph's second image element, after the photo)."""
     return dash_duo.driver.execute_script(
         "const out = {}; document.querySelectorAll('.hm-card').forEach(c => {"
         "  const g = c.querySelector('.js-plotly-plot');"
-        "  if (g && g.data && g.data[0]) { out[c.getAttribute('data-method')] = g.data[0].source; } });"
-        "return out;"
+        "  const images = g ? (g.layout || {}).images || [] : [];"
+        "  const drawn = g ? g.querySelectorAll('.imagelayer image') : [];"
+        "  if (images.length > 1) { out[c.getAttribute('data-method')] ="
+        "    drawn.length > 1 && drawn[1].getAttribute('href') === images[1].source ? images[1].source : 'not drawn'; }"
+        "}); return out;"
     )
 
 

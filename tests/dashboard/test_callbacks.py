@@ -12,11 +12,11 @@ from dash import Patch, no_update
 from dash.exceptions import PreventUpdate
 from PIL import Image
 
-from dashboard.callbacks import explain, jobs, mask, selection, upload, view
+from dashboard.callbacks import explain, jobs, layers, mask, selection, upload, view
 from dashboard.state.resources import methods
 from dashboard.usecases import analysis
 from dashboard.view import figures, ids
-from dashboard.view.figures import OVERLAY_TRACE
+from dashboard.view.figures import OVERLAY_IMAGE
 from dashboard.view.photos import photo_url
 
 NAMES = ["background", "cap", "stem"]
@@ -287,20 +287,26 @@ def test_layer_slider_swaps_cam_maps_from_the_store_without_a_model_call(store, 
     monkeypatch.setattr("dashboard.state.resources.get_session_adapter", no_model_call)
     with pytest.raises(AssertionError, match="must not call the model"):
         adapter.predict(np.zeros((32, 32, 3), np.uint8))  # the guard is live
-    figures, subtitles, _notes, info = explain.handle_layer(
-        0, results, session, chosen, chosen, chosen, conv_layers=adapter.conv_layers,
+    figures, subtitles, _notes, scales, info = layers.handle_layer(
+        0, results, session, [chosen] * 4, conv_layers=adapter.conv_layers,
         layer_shapes=adapter.layer_shapes, store=store, infos=methods(),
     )  # fmt: skip
     assert isinstance(figures[0], Patch) and isinstance(figures[1], Patch) and figures[2] is no_update
     assert subtitles[0].startswith(f"layer {adapter.conv_layers[0]}") and subtitles[2] is no_update
+    assert scales[2] is no_update and len(scales[0]) == 5
     assert info.startswith(adapter.conv_layers[0])
     first = figures[0].to_plotly_json()["operations"]
-    source = next(op for op in first if op["location"] == ["data", OVERLAY_TRACE, "source"])["params"]["value"]
+    assert [op["location"] for op in first] == [["layout", "images", OVERLAY_IMAGE, "source"]]  # nothing else redraws
+    source = first[0]["params"]["value"]
     summary = analysis.stored_result(store, session, results["question"], "gradcam")
     layer0, _ = analysis.layer_map(store, session, results["question"], summary, adapter.conv_layers[0])
-    from dashboard.view.render import heatmap_uri
+    from dashboard.view.render import display_range, heatmap_uri
 
     assert source == heatmap_uri(layer0, signed=False)[0]
+    lo, hi = display_range(layer0, signed=False)
+    ticks = [span.children for span in scales[0]]
+    assert float(ticks[0].replace("\u2212", "-")) == pytest.approx(lo, rel=0.05, abs=1e-12)
+    assert float(ticks[-1].replace("\u2212", "-")) == pytest.approx(hi, rel=0.05)
 
 
 def test_heatmap_opacity_patches_every_card():

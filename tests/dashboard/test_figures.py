@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 
 import numpy as np
 import plotly.graph_objects as go
 import pytest
+from PIL import Image
 
 from dashboard.view import figures
 
@@ -45,8 +48,8 @@ def test_mask_figure_y_axis_points_down_and_covers_the_image():
 def test_photo_is_one_layout_image_below_the_traces_covering_the_pixel_grid():
     """Pixel (r, c) is centred on (x=c, y=r): the photo spans x from -0.5 to W - 0.5 and y from -0.5 to H - 0.5."""
     for fig in (figures.mask_figure(PHOTO, labels(), NAMES),
-                figures.heatmap_figure(PHOTO, URI, (6, 8), (0.0, 1.0), signed=False)):  # fmt: skip
-        (photo,) = fig["layout"]["images"]
+                figures.heatmap_figure(PHOTO, URI, (6, 8))):  # fmt: skip
+        photo = fig["layout"]["images"][figures.PHOTO_IMAGE]
         assert photo["source"] == PHOTO and photo["layer"] == "below" and photo["sizing"] == "stretch"
         assert (photo["x"], photo["y"], photo["sizex"], photo["sizey"]) == (-0.5, -0.5, 8, 6)
         assert (photo["xref"], photo["yref"], photo["xanchor"], photo["yanchor"]) == ("x", "y", "left", "top")
@@ -61,26 +64,28 @@ def test_background_is_transparent_and_other_classes_coloured():
     assert scale[0] == [0.0, colours[0]] and scale[-1] == [1.0, colours[-1]]
 
 
-def test_heatmap_figure_has_image_overlay_and_colour_bar():
+def test_heatmap_figure_draws_the_overlay_as_a_layout_image_over_the_photo():
     view = {"x": [1.0, 3.0], "y": [4.0, 2.0]}
-    fig = figures.heatmap_figure(PHOTO, URI, (6, 8), (-2.0, 2.0), signed=True, opacity=0.6, view=view,
-                                 outline=["M0,0 L1,1 Z"])  # fmt: skip
-    overlay, scale = fig["data"][figures.OVERLAY_TRACE], fig["data"][figures.COLORBAR_TRACE]
-    assert len(fig["data"]) == 2 and overlay["type"] == "image" and overlay["source"] == URI
-    assert overlay["opacity"] == 0.6
-    assert scale["marker"]["cmin"] == -2.0 and scale["marker"]["showscale"]
-    assert scale["marker"]["colorscale"][0] == [0.0, "rgb(5,48,97)"]  # explicit stops: plotly.js lacks "RdBu_r"
+    fig = figures.heatmap_figure(PHOTO, URI, (6, 8), opacity=0.6, view=view, outline=["M0,0 L1,1 Z"])
+    photo, overlay = fig["layout"]["images"]
+    assert overlay["source"] == URI and overlay["opacity"] == 0.6 and photo["source"] == PHOTO
+    # the same pixel box as the photo (anchored at its other edge: plotly.js draws one of two images keyed alike),
+    # drawn after it (so above it), below the outline shapes
+    def box(image):
+        left = image["x"] - (image["sizex"] if image["xanchor"] == "right" else 0)
+        return left, image["y"], image["sizex"], image["sizey"], image["yanchor"], image["xref"], image["yref"]
+
+    assert box(overlay) == box(photo) == (-0.5, -0.5, 8, 6, "top", "x", "y")
+    assert overlay["layer"] == photo["layer"] == "below" and overlay["sizing"] == photo["sizing"] == "stretch"
+    assert (overlay["x"], overlay["sizex"]) != (photo["x"], photo["sizex"])
+    (hover,) = fig["data"]
+    assert hover["type"] == "image" and hover["hoverinfo"] == "x+y"
+    decoded = Image.open(io.BytesIO(base64.b64decode(hover["source"].split(",", 1)[1])))
+    assert decoded.size == (8, 6) and np.asarray(decoded.convert("RGBA"))[..., 3].max() == 0  # transparent
     assert fig["layout"]["xaxis"]["range"] == [1.0, 3.0] and fig["layout"]["yaxis"]["range"] == [4.0, 2.0]
+    assert len(fig["layout"]["shapes"]) == 2
     go.Figure(fig)
     json.dumps(fig)
-
-
-def test_unsigned_heatmap_uses_sequential_scale():
-    fig = figures.heatmap_figure(URI, URI, (6, 8), (0.0, 1.0), signed=False)
-    from plotly.colors import get_colorscale
-
-    turbo = [list(stop) for stop in get_colorscale("Turbo")]
-    assert fig["data"][figures.COLORBAR_TRACE]["marker"]["colorscale"] == turbo
 
 
 def test_placeholder_figure():

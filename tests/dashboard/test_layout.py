@@ -45,7 +45,8 @@ def test_ids_are_unique():
 def test_layout_has_every_singleton_id():
     found = set(all_ids(layout.build_layout(replace(context(), allow_model_upload=True))))
     singletons = {value for name, value in vars(ids).items() if name.isupper() and isinstance(value, str)}
-    singletons -= {ids.SAMPLE, ids.HEATMAP_GRAPH, ids.HEATMAP_SUBTITLE, ids.HEATMAP_NOTE}  # pattern-id types
+    pattern_types = {ids.SAMPLE, ids.HEATMAP_GRAPH, ids.HEATMAP_SUBTITLE, ids.HEATMAP_NOTE, ids.HEATMAP_SCALE}
+    singletons -= pattern_types
     assert singletons <= found, singletons - found
 
 
@@ -66,9 +67,10 @@ def test_gallery_ids_and_heatmap_card_ids_are_pattern_ids():
     assert json.dumps(ids.sample("a"), sort_keys=True) in found
     card_ids = []
     for info in METHODS:
-        parts = components.CardParts(figure={"data": [], "layout": {}}, subtitle="", note=[])
+        parts = components.CardParts(figure={"data": [], "layout": {}}, subtitle="", note=[], ticks=["0", "1"],
+                                     signed=info.signed)  # fmt: skip
         card_ids += all_ids(components.heatmap_card(info, parts, 0))
-    assert len(card_ids) == len(set(card_ids)) == 3 * len(METHODS)
+    assert len(card_ids) == len(set(card_ids)) == 4 * len(METHODS)  # graph, subtitle, note, colour-bar ticks
 
 
 def test_method_checklist_defaults_to_fast_methods():

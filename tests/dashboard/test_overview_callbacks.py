@@ -11,6 +11,7 @@ from dashboard.callbacks.explain import pick_layer
 from dashboard.state.resources import methods
 from dashboard.usecases import analysis, overview
 from dashboard.view import ids
+from dashboard.view.figures import OVERLAY_IMAGE
 from dashboard.view.render import heatmap_uri
 from explainers import explain
 
@@ -44,7 +45,8 @@ def test_one_card_per_predicted_class_with_the_engine_s_map_at_the_slider_layer(
         graph = _graph(card)
         assert graph.id == ids.overview_graph(target) == ids.heatmap_graph(f"overview-{target}")
         shown, used = analysis.layer_map(shared, session, question, summary, layer)
-        assert used == layer and graph.figure["data"][0]["source"] == heatmap_uri(shown, signed=False)[0]
+        overlay = graph.figure["layout"]["images"][OVERLAY_IMAGE]["source"]
+        assert used == layer and overlay == heatmap_uri(shown, signed=False)[0]
         alone = explain(adapter, image, labels == target, target, methods=["gradcam"])["gradcam"].per_layer[layer]
         # Stored maps are compact (float16 over the map's largest magnitude): equal to 2^-11 of it.
         np.testing.assert_allclose(shown, alone, rtol=0, atol=float(np.abs(alone).max()) * 2**-10 + 1e-12)

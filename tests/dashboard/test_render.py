@@ -78,3 +78,27 @@ def test_the_palette_png_decodes_to_the_rgba_overlay_and_is_smaller(signed):
     magnitude = np.abs(2 * position - 1) if signed else position
     alpha = np.round(255 * magnitude**0.6)
     assert np.abs(expected[..., 3].astype(np.float64) - alpha).max() <= 255 * (1 / (render.PALETTE_SIZE - 1)) ** 0.6
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi"), [(0.0, 1.0), (-0.0123, 0.0123), (0.0, 1234.5), (0.0, 3e-7), (-5e8, 5e8), (0.1, 0.2), (2.5, 2.6)]
+)
+def test_colour_bar_ticks_read_back_to_evenly_spaced_values_within_two_digits(lo, hi):
+    ticks = render.scale_ticks(lo, hi)
+    values = [float(t.replace("\u2212", "-")) for t in ticks]
+    expected = np.linspace(lo, hi, render.SCALE_TICKS)
+    # two significant digits: each label within 5% of its value (the zero of a symmetric scale exactly 0)
+    np.testing.assert_allclose(values, expected, rtol=0.05, atol=1e-12 + 1e-9 * max(abs(lo), abs(hi)))
+    assert all(" " not in t and not t.endswith(".") and "e+" not in t for t in ticks)
+
+
+def test_colour_bar_gradient_follows_the_scale_stops():
+    css = render.gradient_css("RdBu_r")
+    stops = render.colorscale_stops("RdBu_r")
+    assert css.startswith("linear-gradient(to right, ") and css.count("rgb(") == len(stops)
+    assert f"{stops[0][1]} 0.0%" in css and f"{stops[-1][1]} 100.0%" in css
+
+
+def test_blank_png_is_transparent_at_the_given_size():
+    pixels = decode(render.blank_png_uri((6, 9)))
+    assert pixels.shape == (6, 9, 4) and not pixels[..., 3].any()
