@@ -38,21 +38,27 @@ def test_border_ring_explained_rather_than_the_runner_up_and_exported(dash_duo, 
     wait_for(lambda: dash_duo.find_element("#region-info").text.startswith("Box ·"), message="the box")
     # The first request traces the model (tens of seconds on a busy 2-core machine): wait generously.
     wait_for(lambda: len(card_methods(dash_duo, "#fast-grid")) >= 3, timeout=300, message="heatmaps of the box")
+    mark_cards = "document.querySelectorAll('#fast-grid .hm-card').forEach(c => c.dataset.old = 1)"
+    old_cards = "return document.querySelectorAll('#fast-grid .hm-card[data-old]').length"
+    dash_duo.driver.execute_script(mark_cards)  # the box's cards: the inner border's replace them
     choose(dash_duo, "#region-border", "inner border")
     wait_for(lambda: dash_duo.find_element("#region-info").text.startswith("Inner border (3 px) of box ·"),
              message="the inner border of the box")  # fmt: skip
+    # Its cards must be in before the contrast is asked for: otherwise they may land after the click and pass for
+    # the contrast's below.
+    wait_for(lambda: len(card_methods(dash_duo, "#fast-grid")) >= 3 and not dash_duo.driver.execute_script(old_cards),
+             timeout=300, message="heatmaps of the inner border")  # fmt: skip
     before = dash_duo.find_element("#question-text").text
     assert before.startswith("Explaining: why is this inner border (3 px) of box") and "rather than" not in before
 
     # Mark the cards on the page: the contrast's cards replace them, so a marked card means the old question's.
-    dash_duo.driver.execute_script("document.querySelectorAll('#fast-grid .hm-card').forEach(c => c.dataset.old = 1)")
+    dash_duo.driver.execute_script(mark_cards)
     click(dash_duo, "#runner-up")
     text = wait_for(lambda: (t := dash_duo.find_element("#question-text").text) and "rather than" in t and t,
                     message="the contrast in the question line")  # fmt: skip
     contrast_name = text.split("rather than “")[1].rstrip("”?")
-    wait_for(lambda: len(card_methods(dash_duo, "#fast-grid")) >= 3 and not dash_duo.driver.execute_script(
-        "return document.querySelectorAll('#fast-grid .hm-card[data-old]').length"), timeout=300,
-        message="heatmaps of the contrast")  # fmt: skip
+    wait_for(lambda: len(card_methods(dash_duo, "#fast-grid")) >= 3 and not dash_duo.driver.execute_script(old_cards),
+             timeout=300, message="heatmaps of the contrast")  # fmt: skip
 
     path = export_zip(dash_duo)
     with zipfile.ZipFile(path) as archive:
