@@ -29,6 +29,8 @@ process globals).
   while it runs; `explainers.backends.tf_isolation` undoes that after every run, failed or not, under an exclusive
   `GRADIENT_LOCK` that every other method holds shared: a fast request arriving during a DeepSHAP run waits for that
   run (and, the lock being phase-fair, for no DeepSHAP run that asked after it).
+- **Memory.** The jobs' working sets are the web process's: `dashboard.jobs.heap` caps glibc's malloc arenas at
+  start-up and hands a finished job's freed memory back to the system.
 - **Failures.** A job that raises stores its error as Dash does (`background_callback_error`, shown by the
   callback's `on_error`), and the worker thread takes the next job. A crash of the whole process (a segfault in a
   native library, the kernel's out-of-memory kill) takes the web process with it: `--job-processes` isolates jobs in
@@ -53,6 +55,7 @@ from dash import DiskcacheManager
 
 from dashboard.config import AppConfig
 from dashboard.jobs.background import JOB_EXPIRE_S, job_cache, with_cancel_marker
+from dashboard.jobs.heap import cap_arenas, release_freed
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +143,7 @@ class ThreadJobManager(DiskcacheManager):
         self._set_state(job, DONE)
         with self._lock:
             self._jobs.pop(job.id, None)
+        release_freed()  # the job's freed working set goes back to the system (`dashboard.jobs.heap`)
 
     def _cancelled(self, job: str) -> bool:
         return self.handle.get(CANCEL_PREFIX + job) is not None
@@ -207,6 +211,7 @@ class ThreadJobManager(DiskcacheManager):
 def thread_manager(config: AppConfig) -> ThreadJobManager:
     """The embedded default: job results, progress and job states in a diskcache directory, jobs in a pool of
     `config.job_threads` threads (None: `default_workers()`)."""
+    cap_arenas()  # before the job threads start: jobs in threads reuse each other's freed memory (dashboard.jobs.heap)
     return ThreadJobManager(job_cache(config), workers=config.job_threads, expire=JOB_EXPIRE_S)
 
 

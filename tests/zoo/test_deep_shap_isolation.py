@@ -47,6 +47,25 @@ def independent_gradient(model: keras.Model, image: np.ndarray, region: np.ndarr
     return tape.gradient(score, x).numpy()[0]
 
 
+def slowed_deep_shap(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Make every DeepSHAP run hold shap's gradient rules in place 0.5 s longer; the event is set once they are."""
+    from shap.explainers._deep import deep_tf
+
+    inside = threading.Event()
+    original = deep_tf.TFDeep.execute_with_overridden_gradients
+
+    def slowed(self, f):
+        def run():
+            inside.set()
+            time.sleep(0.5)  # shap's registry patch is in place now
+            return f()
+
+        return original(self, run)
+
+    monkeypatch.setattr(deep_tf.TFDeep, "execute_with_overridden_gradients", slowed)
+    return inside
+
+
 def test_deep_shap_refuses_an_op_it_has_no_rule_for_before_touching_tensorflow(question):
     image, region, target = question
     adapter = SegmentationAdapter(relu6_net())
@@ -88,22 +107,9 @@ def test_a_failed_deep_explainer_run_leaves_gradients_intact(question):
 def test_a_function_first_traced_during_deep_shap_does_not_capture_its_gradients(question, monkeypatch):
     """DeepSHAP runs on one thread; while shap's rules are in place, another thread asks for saliency from a fresh
     adapter (its gradient function not yet traced). It waits for the run to end, and gets the true gradient."""
-    from shap.explainers._deep import deep_tf
-
     image, region, target = question
     model = relu6_net(seed=1)
-    inside = threading.Event()
-    original = deep_tf.TFDeep.execute_with_overridden_gradients
-
-    def slowed(self, f):
-        def run():
-            inside.set()
-            time.sleep(0.5)  # shap's registry patch is in place now
-            return f()
-
-        return original(self, run)
-
-    monkeypatch.setattr(deep_tf.TFDeep, "execute_with_overridden_gradients", slowed)
+    inside = slowed_deep_shap(monkeypatch)
     tiny = keras.Sequential([keras.Input((*SIZE, 3)), keras.layers.Conv2D(4, 3, padding="same", activation="relu"),
                              keras.layers.Conv2D(2, 1)])  # fmt: skip
     deep = SegmentationAdapter(randomize(tiny, seed=2))
@@ -165,7 +171,6 @@ def test_a_deep_shap_job_in_a_job_thread_leaves_requests_of_the_web_process_exac
     a DeepSHAP job runs there, with shap's gradient rules in place, the web process's requests on the same adapter
     keep getting the true gradient, and the job's result arrives through Dash's job protocol."""
     import diskcache
-    from shap.explainers._deep import deep_tf
 
     from dashboard.jobs.thread_jobs import ThreadJobManager
 
@@ -174,18 +179,7 @@ def test_a_deep_shap_job_in_a_job_thread_leaves_requests_of_the_web_process_exac
                              keras.layers.Conv2D(3, 1)])  # fmt: skip
     model = randomize(tiny, seed=3)
     adapter = SegmentationAdapter(model)
-    inside = threading.Event()
-    original = deep_tf.TFDeep.execute_with_overridden_gradients
-
-    def slowed(self, f):
-        def run():
-            inside.set()
-            time.sleep(0.5)  # shap's registry patch is in place now
-            return f()
-
-        return original(self, run)
-
-    monkeypatch.setattr(deep_tf.TFDeep, "execute_with_overridden_gradients", slowed)
+    inside = slowed_deep_shap(monkeypatch)
     manager = ThreadJobManager(diskcache.Cache(str(tmp_path / "jobs")), workers=1)
 
     def job(set_progress):
