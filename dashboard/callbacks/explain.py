@@ -264,7 +264,8 @@ def opacity_patches(opacity: float | None, graph_methods: Sequence[str]) -> list
     return patches
 
 
-def _methods_of(outputs: Any) -> list[str]:
+def methods_of(outputs: Any) -> list[str]:
+    """The methods of a pattern-matching output's cards (`ctx.outputs_list` of one ALL output)."""
     return [item["id"]["method"] for item in outputs]
 
 
@@ -277,4 +278,4 @@ def register(app: Dash, config: AppConfig) -> None:
         prevent_initial_call=True,
     )
     def on_heatmap_opacity(opacity):
-        return opacity_patches(opacity, _methods_of(ctx.outputs_list))
+        return opacity_patches(opacity, methods_of(ctx.outputs_list))

@@ -33,7 +33,7 @@ from typing import Any
 from dash import ALL, ClientsideFunction, Dash, Input, Output, Patch, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
-from dashboard.callbacks.explain import head_layers, pick_layer
+from dashboard.callbacks.explain import head_layers, methods_of, pick_layer
 from dashboard.config import AppConfig
 from dashboard.state.resources import MethodInfo, get_session_adapter, get_store, methods
 from dashboard.state.store import StateStore, content_key
@@ -192,10 +192,6 @@ def miss_pending(state: Mapping[str, Any] | None, triggered: Collection[str]) ->
     return bool(state) and state.get("shown") is None and f"{ids.LAYER_INFO}.children" not in set(triggered)
 
 
-def _methods_of(outputs: Any) -> list[str]:
-    return [item["id"]["method"] for item in outputs]
-
-
 CARD_OUTPUTS = (
     (ids.heatmap_graph, "figure"),
     (ids.heatmap_subtitle, "children"),
@@ -235,7 +231,7 @@ def register(app: Dash, config: AppConfig) -> None:
         if f"{ids.LAYER}.value" not in {t["prop_id"] for t in ctx.triggered}:
             raise PreventUpdate  # new cards (they are drawn at the slider's layer), not a move
         adapter = get_session_adapter(config, session)
-        outputs = [_methods_of(o) for o in ctx.outputs_list[:4]]
+        outputs = [methods_of(o) for o in ctx.outputs_list[:4]]
         return handle_layer(layer_index, results, session, outputs, conv_layers=adapter.conv_layers,
                             layer_shapes=adapter.layer_shapes, store=get_store(config), infos=methods(),
                             head=head_layers(adapter), state=state)  # fmt: skip
