@@ -33,7 +33,7 @@ def interleaved_medians(calls: dict[str, Callable[[], Any]], repeats: int) -> di
 
 def one_layer_step(adapter: Any, layer_index: int, combiners: list[Callable[..., tf.Tensor]]) -> Callable[..., Any]:
     """A traced forward+backward that reaches ONE conv layer's gradient, then its CAMs (what per-layer tools do)."""
-    from explainers.backends.keras_backend import TF_OPS
+    from explainers.backends.tf_cams import TF_OPS
 
     features = adapter.backend.features
     probe = tf.keras.Model(features.inputs, [features.outputs[0], features.outputs[1 + layer_index]])

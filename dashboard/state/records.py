@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+import zstandard
 
 from explainers.resize import bilinear_resize
 
@@ -39,23 +40,32 @@ def expand(array: np.ndarray, scale: float = 1.0) -> np.ndarray:
 
 @dataclass(frozen=True)
 class PackedMap:
-    """A float16 array compressed losslessly (zlib level 1); `unpack()` gives it back bit for bit."""
+    """A float16 array compressed losslessly; `unpack()` gives it back bit for bit.
+
+    New maps are compressed with Zstandard at level 1: on a 512x512 DeepLabV3+ question (352 CAM maps, 6.7 MB of
+    float16) that takes 6 ms for 2.3 MB, where zlib level 1 took 51 ms for the same size, on the request path of every
+    selection. `codec` is "zlib" in records stored before that (a pickle without the field reads as zlib)."""
 
     shape: tuple[int, ...]
     data: bytes
+    codec: str = "zlib"
 
     @classmethod
     def of(cls, array: np.ndarray) -> PackedMap:
         values = np.ascontiguousarray(array, dtype=np.float16)
-        return cls(tuple(int(n) for n in values.shape), zlib.compress(values.tobytes(), 1))
+        return cls(tuple(int(n) for n in values.shape), zstandard.compress(values.tobytes(), ZSTD_LEVEL), "zstd")
 
     def unpack(self) -> np.ndarray:
-        return np.frombuffer(zlib.decompress(self.data), dtype=np.float16).reshape(self.shape)
+        raw = zstandard.decompress(self.data) if self.codec == "zstd" else zlib.decompress(self.data)
+        return np.frombuffer(raw, dtype=np.float16).reshape(self.shape)
 
     @property
     def nbytes(self) -> int:
         """The bytes it stores."""
         return len(self.data)
+
+
+ZSTD_LEVEL = 1
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,16 @@ class CamOps(Protocol):
 # A CAM combiner maps (ops, activation (h, w, k), gradient (h, w, k)) -> (h, w), in the backend's tensors.
 Combiner = Callable[[CamOps, Any, Any], Any]
 
+# The registered CAMs a backend may compute fused (sharing their passes over A and G) instead of as written.
+FUSED_KINDS = ("gradcam", "hirescam", "gradcam++", "layercam")
+
+
+def fused_kinds() -> dict[Callable[..., Any], str]:
+    """{combine function: CAM name} of the registered CAMs the backends compute fused (FUSED_KINDS)."""
+    from explainers.cam import cam_explainers
+
+    return {explainer.combine: name for name, explainer in cam_explainers().items() if name in FUSED_KINDS}
+
 
 class GradientsUnavailable(ValueError):
     """A gradient-based method was asked of a backend that has no gradients (a black-box model); says why."""

@@ -10,8 +10,8 @@ foreground z.
 The region mask and the class weights enter the traced functions as inputs, so one `tf.function` serves every
 selection with no rebuild per click. The CAM step is one concrete function per (combiners, layers, image size): one
 forward pass, one `tf.GradientTape` gradient for every chosen layer at once, then every CAM combiner of a layer in one
-XLA-compiled function per layer (run as soon as that layer's gradient exists); only the small (h, w) maps leave
-TensorFlow. `fast_pass` asks the same tape for dS/dx too
+XLA-compiled function per layer (run as soon as that layer's gradient exists; the registered CAMs fused,
+explainers.backends.tf_cams); only the small (h, w) maps leave TensorFlow. `fast_pass` asks the same tape for dS/dx too
 (saliency and gradient x input), so the whole fast set costs one forward and one backward pass.
 
 The sanity check's clone / re-initialise / snapshot and DeepSHAP's native score model live here too.
@@ -29,27 +29,10 @@ import numpy as np
 import tensorflow as tf
 
 from explainers.backends.base import Combiner, LayerInfo, NativeScoreModel, ScoreSpec
+from explainers.backends.tf_cams import layer_maps_function
 from explainers.backends.tokens import keras_grid
 from explainers.graph import CONV_LAYER_TYPES, LinearCopy, graph_of, leaf_layers, output_layer, trace_model
 
-
-class TensorFlowOps:
-    """The CamOps namespace on TensorFlow tensors (used inside the traced, XLA-compiled CAM step)."""
-
-    relu = staticmethod(tf.nn.relu)
-    where = staticmethod(tf.where)
-    logical_and = staticmethod(tf.logical_and)
-
-    @staticmethod
-    def sum(x: tf.Tensor, axis: int | tuple[int, ...]) -> tf.Tensor:
-        return tf.reduce_sum(x, axis=axis)
-
-    @staticmethod
-    def mean(x: tf.Tensor, axis: int | tuple[int, ...]) -> tf.Tensor:
-        return tf.reduce_mean(x, axis=axis)
-
-
-TF_OPS = TensorFlowOps()
 # Token layers: a LayerNormalization whose output (N, L, C) is a patch grid of the input image.
 TOKEN_TYPES: tuple[type, ...] = (keras.layers.LayerNormalization,)
 # Activation layers: one that rectifies a conv's output (directly or after one BatchNormalization) is listed after that
@@ -485,16 +468,14 @@ def saved_tensor_bytes(graph: Any) -> int:
 
 def combined_maps(combiners: Sequence[Combiner]) -> Callable[..., Any]:
     """(per-layer activations, per-layer gradients) of one image -> per layer, an (h, w, len(combiners)) stack of
-    every combiner's map, from one XLA-compiled function per layer.
+    every combiner's map, from one XLA-compiled function per layer (explainers.backends.tf_cams, the registered CAMs
+    fused).
 
     Per layer, not one function over all layers: a layer's maps are then computed as soon as its gradient exists,
     during the backward pass, and its activation and gradient can be freed at once. One function over every layer
     needs all of them alive together: at 512x512 on DeepLabV3+ (88 layers) that raised the pass's peak memory by
     about 0.7 GB (which TensorFlow's CPU allocator keeps), and it compiled 2x slower and ran ~15% slower."""
-
-    @tf.function(jit_compile=True)
-    def combine_layer(activation: tf.Tensor, grad: tf.Tensor) -> tf.Tensor:
-        return tf.stack([combine(TF_OPS, activation[0], grad[0]) for combine in combiners], axis=-1)
+    combine_layer = layer_maps_function(combiners)
 
     def combine_all(activations: list[tf.Tensor], grads: list[tf.Tensor]) -> list[tf.Tensor]:
         return [combine_layer(activation, grad) for activation, grad in zip(activations, grads, strict=True)]

@@ -26,16 +26,13 @@ check them against independent autograd computations.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from explainers.backends.base import Combiner
+from explainers.backends.base import FUSED_KINDS, Combiner, fused_kinds
 from explainers.backends.cam_kernel import FusedCams, fused_cams
-
-FUSED_KINDS = ("gradcam", "hirescam", "gradcam++", "layercam")
 
 
 class TorchOps:
@@ -55,13 +52,6 @@ class TorchOps:
 
 
 TORCH_OPS = TorchOps()
-
-
-def fused_kinds() -> dict[Callable[..., Any], str]:
-    """{combine function: CAM name} of the registered CAMs this module computes fused."""
-    from explainers.cam import cam_explainers
-
-    return {explainer.combine: name for name, explainer in cam_explainers().items() if name in FUSED_KINDS}
 
 
 def _masked_plus_plus_weights(a: torch.Tensor, p: torch.Tensor) -> torch.Tensor:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pickle
+import zlib
 
 import numpy as np
 import pytest
 
-from dashboard.state.records import LayerMapsRecord, compact, expand
+from dashboard.state.records import LayerMapsRecord, PackedMap, compact, expand
 
 
 @pytest.mark.parametrize("magnitude", [1e-9, 1e-3, 1.0, 5e5])
@@ -55,3 +56,16 @@ def test_layer_maps_are_packed_losslessly_and_a_relu_d_map_shrinks():
         np.testing.assert_array_equal(record.native_map(name), expand(values, scale))
     old_style = LayerMapsRecord((128, 128), {"dense": compact(dense)[0]}, {"dense": compact(dense)[1]})
     np.testing.assert_array_equal(old_style.native_map("dense"), record.native_map("dense"))  # unpacked records read
+
+
+def test_a_zlib_packed_map_pickled_before_the_codec_field_still_reads():
+    """Records stored before maps were packed with Zstandard (a PackedMap of shape and zlib data only) read back."""
+    values = compact(np.linspace(-1.0, 1.0, 64, dtype=np.float32).reshape(8, 8))[0]
+    old = PackedMap.__new__(PackedMap)
+    object.__setattr__(old, "__dict__", {"shape": (8, 8), "data": zlib.compress(values.tobytes(), 1)})
+    restored = pickle.loads(pickle.dumps(old))
+    assert "codec" not in vars(restored) and restored.codec == "zlib"
+    np.testing.assert_array_equal(restored.unpack(), values)
+    new = PackedMap.of(values)
+    assert new.codec == "zstd" and new.data != old.data
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(new)).unpack(), values)

@@ -38,7 +38,7 @@ def as_backend(framework: str, x: np.ndarray):
         return TORCH_OPS, torch.from_numpy(x)
     import tensorflow as tf
 
-    from explainers.backends.keras_backend import TF_OPS
+    from explainers.backends.tf_cams import TF_OPS
 
     return TF_OPS, tf.constant(x)
 
