@@ -1,7 +1,9 @@
 """Question callbacks: the "rather than" (contrast) class, its runner-up shortcut, and the question in words.
 
-The contrast picker offers the same classes as the target picker (it follows the target picker's options, so a new
-model or image updates both). "runner-up" sets it to the class other than the target with the highest mean predicted
+The contrast picker offers every class of the session's model, by name (a model upload starts a new session, which
+updates it). It follows the session rather than the target picker's options, which every region rewrites: the
+question callback waits for each of its inputs' writers, so a contrast that followed the target's options would cost
+every selection one more round trip before its heatmaps are computed. "runner-up" sets it to the class other than the target with the highest mean predicted
 probability over the region (`explainers.question.runner_up_class`); "Explain this error" sets it to the class the
 error pixels truly are (`callbacks.errors.handle_error_contrast`). All three are one callback, the contrast value's
 one writer, dispatched by `contrast_event` (a button press wins over the options follow). The question line under the
@@ -29,13 +31,12 @@ from dashboard.view import ids
 from explainers.question import Question, runner_up_class
 
 
-def contrast_options(target_options: Sequence[Mapping[str, Any]] | None, current: Any) -> tuple[list, Any]:
-    """(options, value) of the contrast picker: every class of the target picker, by name; a value the new options
-    do not hold is cleared."""
-    options = [{"label": str(o["label"]).split(" · ")[0].replace(" (not predicted)", ""), "value": o["value"]}
-               for o in target_options or []]  # fmt: skip
+def contrast_options(class_names: Sequence[str], current: Any) -> tuple[list, Any]:
+    """(options, value) of the contrast picker: every class of the model, by name; a value the options do not hold
+    is cleared."""
+    options = [{"label": str(name), "value": k} for k, name in enumerate(class_names)]
     value = as_int(current)
-    keep = value is None or any(o["value"] == value for o in options)
+    keep = value is None or 0 <= value < len(options)
     return options, (no_update if keep else None)
 
 
@@ -85,8 +86,8 @@ def question_text(
 
 
 def contrast_event(triggered: Sequence[str]) -> str:
-    """Which contrast event fired, from the triggered "id.prop" ids: "explain-error", "runner-up" or "options" (the
-    target picker's new options); a button press wins when several fired together."""
+    """Which contrast event fired, from the triggered "id.prop" ids: "explain-error", "runner-up" or "options" (a new
+    session: the model's classes); a button press wins when several fired together."""
     if f"{ids.EXPLAIN_ERROR}.n_clicks" in triggered:
         return "explain-error"
     if f"{ids.RUNNER_UP}.n_clicks" in triggered:
@@ -101,7 +102,7 @@ def register(app: Dash, config: AppConfig) -> None:
         Output(ids.CONTRAST, "options"),
         Output(ids.CONTRAST, "value"),
         message_output("runner-up"),
-        Input(ids.TARGET, "options"),
+        Input(ids.SESSION, "data"),
         Input(ids.RUNNER_UP, "n_clicks"),
         Input(ids.EXPLAIN_ERROR, "n_clicks"),
         State(ids.CONTRAST, "value"),
@@ -110,11 +111,10 @@ def register(app: Dash, config: AppConfig) -> None:
         State(ids.TARGET, "value"),
         State(ids.TRUTH, "data"),
         State(ids.ERROR_REGION, "value"),
-        State(ids.SESSION, "data"),
         prevent_initial_call=True,
     )
-    def on_contrast(options, clicks, error_clicks, current, image_ref, region_ref, target, truth_ref, error,
-                    session) -> tuple[Any, ...]:  # fmt: skip
+    def on_contrast(session, clicks, error_clicks, current, image_ref, region_ref, target, truth_ref,
+                    error) -> tuple[Any, ...]:  # fmt: skip
         event = contrast_event([item["prop_id"] for item in ctx.triggered])
         if event == "explain-error":
             names = get_session_adapter(config, session).class_names
@@ -127,7 +127,7 @@ def register(app: Dash, config: AppConfig) -> None:
             adapter = get_session_adapter(config, session)
             out = handle_runner_up(get_store(config), session, adapter, image_ref, region_ref, target)
             return (no_update, *with_message_event(out))
-        return (*contrast_options(options, current), no_update)
+        return (*contrast_options(get_session_adapter(config, session).class_names, current), no_update)
 
     @app.callback(
         Output(ids.QUESTION_TEXT, "children"),

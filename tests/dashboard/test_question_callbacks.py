@@ -75,11 +75,11 @@ def test_runner_up_is_the_engine_s_runner_up_class(shared, session, adapter, sel
     assert value is no_update and "Select a region" in message[0]
 
 
-def test_contrast_options_follow_the_target_options():
-    targets = [{"label": "background · 10% of region", "value": 0}, {"label": "cap (not predicted)", "value": 1}]
-    options, value = question.contrast_options(targets, 1)
+def test_contrast_options_are_the_models_classes():
+    options, value = question.contrast_options(["background", "cap"], 1)
     assert options == [{"label": "background", "value": 0}, {"label": "cap", "value": 1}] and value is no_update
-    assert question.contrast_options(targets, 5)[1] is None
+    assert question.contrast_options(["background", "cap"], None)[1] is no_update
+    assert question.contrast_options(["background", "cap"], 5)[1] is None  # a class the new model lacks
 
 
 def test_question_line_says_what_is_explained(shared, session, adapter, image):
