@@ -219,12 +219,16 @@ def outline_paths(mask: np.ndarray, max_points: int = 4000) -> list[str]:
     Contours run along pixel edges (the mask is padded, upsampled 2x and traced at level 0.5, which only cuts each
     corner by a quarter pixel), so a box becomes its rectangle and one pixel a square around it. Only corner points
     are kept. If the outline still has more than `max_points` points (a speckled class mask), the longest contours are
-    kept within that budget and the smallest specks are left unoutlined: the outline is a visual aid.
+    kept within that budget and the smallest specks are left unoutlined: the outline is a visual aid. Only the mask's
+    bounding box is traced (a box on a 512x512 image: a few ms instead of ~20).
     """
     mask = np.asarray(mask, dtype=bool)
-    if not mask.any():
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not rows.size:
         return []
-    upsampled = np.kron(np.pad(mask, 1).astype(np.float32), np.ones((2, 2), dtype=np.float32))
+    top, left = int(rows[0]), int(cols[0])
+    crop = mask[top : int(rows[-1]) + 1, left : int(cols[-1]) + 1]
+    upsampled = np.kron(np.pad(crop, 1).astype(np.float32), np.ones((2, 2), dtype=np.float32))
     contours = [c for c in (_corner_points(c) for c in find_contours(upsampled, 0.5)) if len(c) >= 3]
     contours.sort(key=len, reverse=True)
     paths, budget = [], max_points
@@ -233,9 +237,9 @@ def outline_paths(mask: np.ndarray, max_points: int = 4000) -> list[str]:
             break
         budget -= len(contour)
         # Back from the padded, 2x-upsampled grid to pixel coordinates: upsampled cell i is centred on padded
-        # coordinate i / 2 - 0.25, and the padding shifts by one pixel.
-        ys = contour[:, 0] / 2.0 - 1.25
-        xs = contour[:, 1] / 2.0 - 1.25
+        # coordinate i / 2 - 0.25, the padding shifts by one pixel and the crop by its corner.
+        ys = contour[:, 0] / 2.0 - 1.25 + top
+        xs = contour[:, 1] / 2.0 - 1.25 + left
         points = " L".join(f"{x:.2f},{y:.2f}" for x, y in zip(xs, ys, strict=True))
         paths.append(f"M{points} Z")
     return paths

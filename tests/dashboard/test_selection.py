@@ -160,6 +160,21 @@ def test_outline_of_edge_pixels_and_separate_parts():
     assert sel.outline_paths(np.zeros(SHAPE, dtype=bool)) == []
 
 
+def test_an_outline_moves_with_its_region():
+    """The same shapes (a ring with a hole, a speck) drawn 7 rows lower and 13 columns to the right: the same paths,
+    every point shifted by (13, 7), whatever part of the image the region covers."""
+    shapes = np.zeros((12, 12), dtype=bool)
+    shapes[1:9, 2:10] = True
+    shapes[3:6, 4:7] = False
+    shapes[10, 0] = True
+    canvas = np.zeros((40, 40), dtype=bool)
+    canvas[7:19, 13:25] = shapes
+    here, there = sel.outline_paths(shapes), sel.outline_paths(canvas)
+    assert len(here) == len(there) == 3
+    for near, far in zip(here, there, strict=True):
+        np.testing.assert_allclose(_path_points(far), _path_points(near) + [13, 7])
+
+
 def test_outline_of_a_speckled_mask_stays_within_its_point_budget():
     rng = np.random.default_rng(0)
     mask = rng.random((128, 128)) > 0.5
