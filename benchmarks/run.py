@@ -210,7 +210,7 @@ def main() -> None:
     report(results, args)
 
 
-PARTS = ("methods", "app", "first_selection", "memory_budget", "backends", "fast_pass")
+PARTS = ("methods", "p1", "app", "first_selection", "memory_budget", "backends", "fast_pass")
 
 
 def measure_parts(parts: list[str], args: argparse.Namespace) -> dict[str, Any]:
@@ -223,6 +223,10 @@ def measure_parts(parts: list[str], args: argparse.Namespace) -> dict[str, Any]:
         from benchmarks import methods
 
         out["methods"] = methods.time_methods(2 if args.quick else 5)
+    if "p1" in parts:
+        from benchmarks import engine
+
+        out["p1"] = engine.p1_cam_family(5 if args.quick else 20)
     if "app" in parts:
         from benchmarks import app_server
 
