@@ -3,12 +3,12 @@
 The contrast picker offers every class of the session's model, by name (a model upload starts a new session, which
 updates it). It follows the session rather than the target picker's options, which every region rewrites: the
 question callback waits for each of its inputs' writers, so a contrast that followed the target's options would cost
-every selection one more round trip before its heatmaps are computed. "runner-up" sets it to the class other than the target with the highest mean predicted
-probability over the region (`explainers.question.runner_up_class`); "Explain this error" sets it to the class the
-error pixels truly are (`callbacks.errors.handle_error_contrast`). All three are one callback, the contrast value's
-one writer, dispatched by `contrast_event` (a button press wins over the options follow). The question line under the
-selection says what the heatmaps explain, e.g. "Explaining: why is this inner border (3 px) of box “cap” rather than
-“gills”?".
+every selection one more round trip before its heatmaps are computed. "runner-up" sets it to the class other than the
+target with the highest mean predicted probability over the region (`explainers.question.runner_up_class`); "Explain
+this error" sets it to the class the error pixels truly are (`callbacks.errors.handle_error_contrast`). All three are
+one callback, the contrast value's one writer, dispatched by `contrast_event` (a button press wins over the options
+follow). The question line under the selection says what the heatmaps explain, e.g. "Explaining: why is this inner
+border (3 px) of box “cap” rather than “gills”?".
 """
 
 from __future__ import annotations

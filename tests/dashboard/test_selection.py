@@ -172,7 +172,7 @@ def test_an_outline_moves_with_its_region():
     here, there = sel.outline_paths(shapes), sel.outline_paths(canvas)
     assert len(here) == len(there) == 3
     for near, far in zip(here, there, strict=True):
-        np.testing.assert_allclose(_path_points(far), _path_points(near) + [13, 7])
+        np.testing.assert_allclose(_path_points(far), _path_points(near) + np.array([13.0, 7.0]))
 
 
 def test_outline_of_a_speckled_mask_stays_within_its_point_budget():
