@@ -244,7 +244,7 @@ def handle_slow_result(
         if name not in order_of or name not in results.get("methods", []):
             continue
         order, info = order_of[name]
-        summary = analysis.stored_result(store, session, question, name)
+        summary = analysis.stored_result(store, session, question, name, from_job=True)
         if summary is None:
             children.append(failed_card(info, failures.get(name, "Failed: no result."), order))
         else:

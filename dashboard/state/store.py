@@ -94,6 +94,11 @@ class StateStore:
             self._touch(full)
         return value
 
+    def fetch(self, session: str, kind: str, key: str | None, default: Any = None) -> Any:
+        """`get` for an entry another host has just written (a background job's result): a store that pauses a tier
+        after a failure (`TieredStore`) tries it anyway."""
+        return self.get(session, kind, key, default)
+
     def has(self, session: str, kind: str, key: str) -> bool:
         """Whether (session, kind, key) holds a value."""
         return self._contains(self._key(session, kind, key))
@@ -289,6 +294,12 @@ class TieredStore(StateStore):
 
     def _touch(self, full: str) -> None:
         self.local._touch(full)  # the shared copy was refreshed by `_get`
+
+    def fetch(self, session: str, kind: str, key: str | None, default: Any = None) -> Any:
+        """`get`, trying Redis even while it is paused: after an outage this host may still be pausing Redis when a
+        worker's result has already reached it there."""
+        self._down_until = 0.0
+        return self.get(session, kind, key, default)
 
     def share(self, session: str, kind: str, key: str) -> bool:
         """Copy a local entry to Redis if Redis lacks it (written during an outage, or Redis restarted empty); tries

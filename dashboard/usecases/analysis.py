@@ -185,9 +185,13 @@ def share_question(store: StateStore, session: str, question: Mapping[str, Any],
             store.share(session, kind, result_key(question, method))
 
 
-def stored_result(store: StateStore, session: str, question: Mapping[str, Any], method: str) -> dict[str, Any] | None:
-    """The stored summary of `method` for `question`, or None."""
-    return store.get(session, "result", result_key(question, method))
+def stored_result(
+    store: StateStore, session: str, question: Mapping[str, Any], method: str, *, from_job: bool = False
+) -> dict[str, Any] | None:
+    """The stored summary of `method` for `question`, or None. `from_job`: a background job (maybe on another host)
+    has just stored it, so every tier of the store is asked (`StateStore.fetch`)."""
+    read = store.fetch if from_job else store.get
+    return read(session, "result", result_key(question, method))
 
 
 def store_result(store: StateStore, session: str, question: Mapping[str, Any], result: Attribution) -> dict[str, Any]:

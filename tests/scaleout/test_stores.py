@@ -130,6 +130,24 @@ def test_tiered_store_pauses_redis_after_a_failure(tmp_path, session):
     store.close()
 
 
+def test_an_entry_another_host_wrote_is_fetched_while_redis_is_paused(tmp_path, redis_server, session):
+    """After an outage the web tier pauses Redis for `retry_after` seconds, and `get` answers from its local tier
+    alone; a job's result, written to Redis by a worker meanwhile, must still be found: `fetch` tries Redis anyway."""
+    web = TieredStore(DiskStore(str(tmp_path / "web")), RedisStore(redis_server.url), retry_after=60.0)
+    worker = TieredStore(DiskStore(str(tmp_path / "worker")), RedisStore(redis_server.url))
+    web._down_until = time.monotonic() + 60.0  # as after a failed call during an outage
+    worker.put(session, "result", "job", {"heatmap": 1})
+    assert web.get(session, "result", "job") is None  # paused: the local tier alone
+    assert web.fetch(session, "result", "job") == {"heatmap": 1}
+    assert web.shared_ok and web.get(session, "result", "job") == {"heatmap": 1}
+    assert web.fetch(session, "result", "missing", default="d") == "d"
+    plain = DiskStore(str(tmp_path / "plain"))
+    plain.put(session, "result", "job", 3)
+    assert plain.fetch(session, "result", "job") == 3
+    for store in (web, worker, plain):
+        store.close()
+
+
 @pytest.fixture()
 def manager(redis_server):
     return celery_manager(AppConfig(redis_url=redis_server.url, job_queue_timeout_s=30.0))
