@@ -38,6 +38,9 @@ def expand(array: np.ndarray, scale: float = 1.0) -> np.ndarray:
     return np.asarray(array, dtype=np.float32) * np.float32(scale)
 
 
+ZSTD_LEVEL = 1  # PackedMap's Zstandard level for new maps
+
+
 @dataclass(frozen=True)
 class PackedMap:
     """A float16 array compressed losslessly; `unpack()` gives it back bit for bit.
@@ -63,9 +66,6 @@ class PackedMap:
     def nbytes(self) -> int:
         """The bytes it stores."""
         return len(self.data)
-
-
-ZSTD_LEVEL = 1
 
 
 @dataclass(frozen=True)
