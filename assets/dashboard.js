@@ -114,3 +114,31 @@ window.dccFunctions.segxLayerLabel = function (value) {
     ];
   };
 })();
+
+/* SegXplain: the one writer of an evented output (dashboard/callbacks/events.py), run in the browser so a selection
+ * reaches the question callback without a server round trip per writer. decideEvents is events.decide's rule: of the
+ * event stores that fired, the newest event (by its "at" stamp) wins; a property it does not set, or no event at
+ * all, is left alone (null: no_update). tests/browser/test_event_writers.py runs both on the same cases. */
+(function () {
+  function decideEvents(props, fired) {
+    var newest = null;
+    fired.forEach(function (event) {
+      if (event && (newest === null || Number(event.at || 0) > Number(newest.at || 0))) { newest = event; }
+    });
+    var wanted = (newest && newest.set) || {};
+    return props.map(function (prop) {
+      return Object.prototype.hasOwnProperty.call(wanted, prop) ? {value: wanted[prop]} : null;
+    });
+  }
+  window.dash_clientside = window.dash_clientside || {};
+  window.dash_clientside.segx = window.dash_clientside.segx || {};
+  window.dash_clientside.segx.decideEvents = decideEvents;
+  window.dash_clientside.segx.writeEvents = function () {
+    var dc = window.dash_clientside, context = dc.callback_context;
+    var single = !Array.isArray(context.outputs_list);
+    var props = (single ? [context.outputs_list] : context.outputs_list).map(function (o) { return o.property; });
+    var fired = context.triggered.map(function (t) { return t.value; });
+    var out = decideEvents(props, fired).map(function (chosen) { return chosen === null ? dc.no_update : chosen.value; });
+    return single ? out[0] : out;
+  };
+})();

@@ -3,8 +3,11 @@
 An output that several events must update (`ids.EVENT_SOURCES`) is written by exactly one callback, registered here.
 Each event source writes only its own small event store, `ids.event(output, source)`, with `emit({prop: value})`:
 the properties it wants to set (a property it leaves alone is simply absent; no event at all is `no_update`). The
-writer reads every event store of the output and calls `decide`, a pure function: the event that fired wins; when
-several fired in the same round, the newest (by its stamp) wins. `decide_message` is that rule for the message area.
+writer reads every event store of the output and applies `decide`'s rule: the event that fired wins; when several
+fired in the same round, the newest (by its stamp) wins. The writers registered here run it in the browser
+(`segx.writeEvents`, assets/dashboard.js: no server round trip between a selection and the question callback);
+`decide` is the same rule in Python, for the mask figure's writer (`dashboard.callbacks.mask`), which draws on the
+server; `decide_message` is it for the message area. A browser test runs both on the same cases.
 
 Why a stamp: the same event twice (the same refusal after the user closed the message) must fire again, and two
 events that reach the writer together need an order.
@@ -16,7 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dash import Dash, Input, Output, ctx, no_update
+from dash import ClientsideFunction, Dash, Input, Output, no_update
 
 from dashboard.config import AppConfig
 from dashboard.view import ids
@@ -69,21 +72,15 @@ def decide_message(triggered: Sequence[str], events: Mapping[str, Mapping[str, A
 
 
 def register_writer(app: Dash, output: str) -> None:
-    """Register the one callback writing `output` from its event stores."""
-    sources = ids.EVENT_SOURCES[output]
-    props = PROPS[output]
-
-    @app.callback(
-        *[Output(output, prop) for prop in props],
-        *[Input(ids.event(output, source), "data") for source in sources],
+    """Register the one callback writing `output` from its event stores: `decide`'s rule, run in the browser
+    (`segx.writeEvents` in assets/dashboard.js), so an event reaches the callbacks that read `output` without a server
+    round trip (one per selection before the question callback starts)."""
+    app.clientside_callback(
+        ClientsideFunction(namespace="segx", function_name="writeEvents"),
+        *[Output(output, prop) for prop in PROPS[output]],
+        *[Input(ids.event(output, source), "data") for source in ids.EVENT_SOURCES[output]],
         prevent_initial_call=True,
     )
-    def write(*values: Any) -> Any:
-        by_id = {ids.event(output, source): source for source in sources}
-        triggered = [by_id[item["prop_id"].rsplit(".", 1)[0]] for item in ctx.triggered
-                     if item["prop_id"].rsplit(".", 1)[0] in by_id]  # fmt: skip
-        out = decide(props, triggered, dict(zip(sources, values, strict=True)))
-        return out if len(props) > 1 else out[0]
 
 
 def register(app: Dash, config: AppConfig) -> None:
