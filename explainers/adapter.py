@@ -393,9 +393,18 @@ class SegmentationAdapter:
         chosen = tuple(self.conv_layers) if layers is None else tuple(dict.fromkeys(layers))
         unknown = [layer for layer in chosen if layer not in self.layer_shapes]
         if unknown or not chosen:
-            choose = f"choose from {self.conv_layers}"
-            raise ValueError(f"{unknown or 'No layer'} is not a conv layer of the model; {choose}.")
+            raise ValueError(self.unknown_layer_message(unknown))
         return chosen
+
+    def unknown_layer_message(self, unknown: Sequence[str]) -> str:
+        """Why `unknown` are not CAM layers: the choices, and for a conv listed as its rectified output (Keras: the
+        activation layer after conv -> BN) which name to ask for."""
+        listed_as = getattr(self.backend, "listed_as", {})
+        hints = [f"{name!r} is listed as its rectified output {listed_as[name]!r}"
+                 for name in unknown if name in listed_as]  # fmt: skip
+        what = ", ".join(repr(name) for name in unknown) or "No layer"
+        hint = f" ({'; '.join(hints)})" if hints else ""
+        return f"{what} is not a conv layer of the model{hint}; choose one of {self.conv_layers}."
 
     def layer_gradients(
         self,

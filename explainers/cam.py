@@ -52,7 +52,7 @@ class CAMExplainer(Explainer):
             raise ValueError(f"{self.label} needs a convolutional layer, and this model has none.")
         layer = params["layer"] or adapter.default_layer
         if layer not in adapter.conv_layers:
-            raise ValueError(f"{layer!r} is not a conv layer of the model; choose one of {adapter.conv_layers}.")
+            raise ValueError(adapter.unknown_layer_message([layer]))
         return layer
 
     def compute(

@@ -35,8 +35,9 @@ from explainers.graph import CONV_LAYER_TYPES, LinearCopy, graph_of, leaf_layers
 
 # Token layers: a LayerNormalization whose output (N, L, C) is a patch grid of the input image.
 TOKEN_TYPES: tuple[type, ...] = (keras.layers.LayerNormalization,)
-# Activation layers: one that rectifies a conv's output (directly or after one BatchNormalization) is listed after that
-# conv as its rectified feature maps (a conv -> BN -> ReLU block's output; explainers.layer_choice prefers them).
+# Activation layers: one that rectifies a conv's output (directly or after one BatchNormalization) is listed as its
+# rectified feature maps (the CAM papers explain these maps, and explainers.layer_choice prefers them): after that
+# conv, or, for a conv -> BN -> ReLU block, instead of it (one entry per block).
 RECTIFIER_LAYER_TYPES: tuple[type, ...] = (
     keras.layers.ReLU, keras.layers.ELU, keras.layers.LeakyReLU, keras.layers.PReLU,
 )
@@ -133,6 +134,7 @@ class KerasBackend:
         self.conv_layers: list[str] = [info.name for info in candidates]
         self._token_layers: set[str] = set()
         self._rectified_conv: dict[str, str] = {}  # an activation layer listed as a CAM layer -> the conv it rectifies
+        self._normalised_blocks: dict[str, str] = {}  # those with a BatchNormalization between: listed instead of it
         self._features = self._build_feature_model(find_tokens=True)
         conv = [info for info in candidates if info.name in self.conv_layers]
         kernels = {info.name: _kernel(info.layer) for info in candidates}
@@ -171,7 +173,8 @@ class KerasBackend:
         recorded: dict[str, Any] = {}
         conv_names = set(self.conv_layers)
         linear_copies: dict[int, LinearCopy] = {}
-        conv_outputs: dict[int, tuple[Any, str]] = {}  # id(tensor) -> (tensor, conv): a linear conv's output, or its BN
+        # id(tensor) -> (tensor, conv, normalised): a linear conv's output (False), or its BatchNormalization's (True)
+        conv_outputs: dict[int, tuple[Any, str, bool]] = {}
 
         def intercept(operation: Any, name: str, call: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
             if operation is logits_op and source.strip in ("softmax_layer", "sigmoid_layer"):
@@ -183,9 +186,9 @@ class KerasBackend:
                 outputs = call(*args, **kwargs)
             produced_by = conv_outputs.get(id(args[0])) if args else None
             if isinstance(operation, CONV_LAYER_TYPES) and not rectifies(operation):
-                conv_outputs[id(outputs)] = (outputs, name)
+                conv_outputs[id(outputs)] = (outputs, name, False)
             elif isinstance(operation, keras.layers.BatchNormalization) and produced_by is not None:
-                conv_outputs[id(outputs)] = (outputs, produced_by[1])
+                conv_outputs[id(outputs)] = (outputs, produced_by[1], True)
             if name in conv_names and isinstance(operation, TOKEN_TYPES):
                 grid = keras_grid(outputs, image_size) if image_size is not None else None
                 if grid is not None and (find_tokens or name in self._token_layers):
@@ -194,6 +197,8 @@ class KerasBackend:
             elif name in conv_names and isinstance(operation, ACTIVATION_TYPES):
                 if find_tokens and produced_by is not None:
                     self._rectified_conv[name] = produced_by[1]
+                    if produced_by[2]:
+                        self._normalised_blocks[name] = produced_by[1]
                 if name in self._rectified_conv:
                     recorded[name] = outputs
             elif name in conv_names:
@@ -207,7 +212,11 @@ class KerasBackend:
         inputs = keras.Input(shape=shape, dtype="float32", name="adapted_image")
         trace_model(self.model, inputs, intercept)
         if find_tokens:
-            self.conv_layers = [name for name in self.conv_layers if name in recorded]
+            # One entry per conv -> BN -> activation block: its rectified output. The conv's raw output, before the
+            # BatchNormalization rescales each channel, is not listed beside it. (A conv rectified directly, with no
+            # BN between, keeps both entries: its raw maps are the signed pre-activations on the same scale.)
+            blocks = {conv for activation, conv in self._normalised_blocks.items() if activation in recorded}
+            self.conv_layers = [name for name in self.conv_layers if name in recorded and name not in blocks]
         if "__logits__" not in recorded:
             raise ValueError(f"Unsupported model: the logits layer {source.layer!r} is not reached from the input.")
         logits = recorded["__logits__"]
@@ -216,6 +225,11 @@ class KerasBackend:
                 raise ValueError(f"Unsupported model: a sigmoid output must have 1 channel, got {logits.shape[-1]}.")
             logits = keras.layers.Concatenate(name="binary_logits")([-logits, logits])
         return keras.Model(inputs, [logits] + [recorded[name] for name in self.conv_layers], name="adapted_features")
+
+    @property
+    def listed_as(self) -> dict[str, str]:
+        """{conv: the activation layer listed instead of it}: one CAM layer per conv -> BN -> activation block."""
+        return {conv: act for act, conv in self._normalised_blocks.items() if act in self.conv_layers}
 
     @property
     def features(self) -> keras.Model:

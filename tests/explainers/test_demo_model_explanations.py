@@ -27,11 +27,17 @@ def test_adapter_finds_the_logits_before_the_softmax_and_every_conv_layer(demo):
     assert adapter.logits_source.strip == "softmax_layer"
     assert adapter.num_classes == len(CLASS_NAMES) and adapter.input_size == (128, 128)
     conv_types = (keras.layers.Conv2D, keras.layers.Conv2DTranspose)
-    # every conv, and every ReLU that rectifies a conv's BatchNorm output (its block's rectified feature maps)
-    rectified = [layer.name for layer in model.layers if isinstance(layer, keras.layers.ReLU)
-                 and isinstance(layer.input._keras_history.operation, keras.layers.BatchNormalization)]  # fmt: skip
-    listed = [layer.name for layer in model.layers if isinstance(layer, conv_types) or layer.name in rectified]
-    assert adapter.conv_layers == listed and len(rectified) == 14
+    # every conv, a conv -> BN -> ReLU block's conv replaced by its ReLU (the block's rectified feature maps)
+    block_of = {}  # conv name -> the ReLU after its BatchNorm
+    for layer in model.layers:
+        norm = layer.input._keras_history.operation if isinstance(layer, keras.layers.ReLU) else None
+        if isinstance(norm, keras.layers.BatchNormalization):
+            block_of[norm.input._keras_history.operation.name] = layer.name
+    listed = [block_of.get(layer.name, layer.name) for layer in model.layers if isinstance(layer, conv_types)]
+    assert adapter.conv_layers == listed and len(block_of) == 14 and len(listed) == 18
+    conv = next(iter(block_of))
+    with pytest.raises(ValueError, match=f"'{conv}' is listed as its rectified output '{block_of[conv]}'"):
+        explain(adapter, image, region, 1, methods=["gradcam"], params={"gradcam": {"layer": conv}})
     assert adapter.default_layer == "dec1_relu2"  # the last rectified 3x3 block output, not the pre-BN conv
     np.testing.assert_allclose(adapter.predict(image), model(image[None] / 255.0)[0].numpy(), atol=1e-5)
     assert region.sum() > 50
