@@ -25,6 +25,7 @@ from dashboard.config import AppConfig
 from dashboard.state.resources import MethodInfo
 from dashboard.state.store import StateStore, content_key
 from dashboard.usecases import analysis
+from dashboard.usecases.early import EARLY, run_key
 from dashboard.view import ids
 from dashboard.view.components import (
     card_parts,
@@ -116,6 +117,7 @@ def compute_fast(
     """
     if not names:
         return {}, {}
+    EARLY.join(run_key(session, question, names))  # the region callback's early start of this question, if any
     try:
         return analysis.compute(adapter, store, session, question, names), {}
     except ValueError:
@@ -130,6 +132,49 @@ def compute_fast(
         except Exception as err:
             failed[name] = f"Failed: {err}"
     return done, failed
+
+
+def question_of(
+    image_ref: Mapping[str, Any], region_ref: Mapping[str, Any], target: int, contrast: int | None
+) -> dict[str, Any]:
+    """The question a region, target and contrast class ask about an image (what results are stored under)."""
+    return {"image": image_ref["key"], "region": region_ref["key"], "target": target, "contrast": contrast,
+            "label": str(region_ref.get("label") or region_ref.get("kind") or "region")}  # fmt: skip
+
+
+def fast_method_names(adapter: Any, infos: Sequence[MethodInfo], chosen: Sequence[str] | None) -> list[str]:
+    """The chosen methods computed inside the request (fast, and available for this model), in `infos` order."""
+    names = [info.name for info in infos if info.name in set(chosen or []) and not info.slow]
+    unavailable = unavailable_methods(adapter, names)
+    return [name for name in names if name not in unavailable]
+
+
+def start_early(
+    region_ref: Any,
+    target: Any,
+    chosen: Sequence[str] | None,
+    image_ref: Mapping[str, Any] | None,
+    session: str,
+    contrast: Any,
+    *,
+    adapter: Any,
+    store: StateStore,
+    infos: Sequence[MethodInfo],
+) -> bool:
+    """Start computing the fast methods of the question the region callback just made (`dashboard.usecases.early`),
+    when it is one `handle_explain` will compute; True if started."""
+    target, contrast = as_int(target), as_int(contrast)
+    if not isinstance(region_ref, Mapping) or not image_ref or region_ref.get("image") != image_ref.get("key"):
+        return False
+    if target is None or (contrast is not None and contrast == target):
+        return False
+    fast = fast_method_names(adapter, infos, chosen)
+    if not fast:
+        return False
+    question = question_of(image_ref, region_ref, target, contrast)
+    EARLY.start(run_key(session, question, fast), session,
+                lambda: analysis.compute(adapter, store, session, question, fast))  # fmt: skip
+    return True
 
 
 def unavailable_methods(adapter: Any, names: Sequence[str]) -> dict[str, str]:
@@ -177,14 +222,13 @@ def handle_explain(
     contrast = as_int(contrast)
     if contrast is not None and contrast == target:
         return (hint(CONTRAST_HINT), [], clear_slow, None, *show(CONTRAST_HINT, "warning"))
-    question = {"image": image_ref["key"], "region": region_ref["key"], "target": target, "contrast": contrast,
-                "label": str(region_ref.get("label") or region_ref.get("kind") or "region")}  # fmt: skip
+    question = question_of(image_ref, region_ref, target, contrast)
     unavailable = unavailable_methods(adapter, [info.name for _, info in selected])
     try:
         _, labels, _ = analysis.image_data(store, session, question["image"])
         size = labels.shape[:2]
         region = store.get(session, "region", question["region"])
-        fast = [info.name for _, info in selected if not info.slow and info.name not in unavailable]
+        fast = fast_method_names(adapter, infos, chosen)
         summaries, failed = compute_fast(adapter, store, session, question, fast)
         failed.update(unavailable)
         cards = CardContext(store, session, question, adapter.conv_layers, adapter.layer_shapes, layer_index,

@@ -22,7 +22,7 @@ from dashboard.callbacks.events import emit, event_output
 from dashboard.callbacks.upload import target_options
 from dashboard.config import AppConfig
 from dashboard.inputs import selection
-from dashboard.state.resources import get_session_adapter, get_store
+from dashboard.state.resources import get_session_adapter, get_store, methods
 from dashboard.state.store import StateStore
 from dashboard.usecases import analysis, errors
 from dashboard.view import figures, ids
@@ -273,14 +273,20 @@ def region_event(triggered: Sequence[str]) -> str | None:
 
 
 def register(app: Dash, config: AppConfig) -> None:
-    """Register the region callback (one callback, so the region source has one writer per event)."""
+    """Register the region callback (one callback, so the region source has one writer per event). In the embedded
+    deployment it also starts the new question's fast methods (`explain.start_early`), which the question callback
+    then joins."""
+    from dashboard.callbacks.explain import start_early
+
+    early = config.redis_url is None
 
     @app.callback(*_outputs(), *[Input(c, p) for c, p in REGION_INPUTS], State(ids.IMAGE, "data"),
                   State(ids.REGION, "data"), State(ids.TRUTH, "data"), State(ids.SESSION, "data"),
-                  prevent_initial_call=True)  # fmt: skip
+                  State(ids.METHODS, "value"), State(ids.CONTRAST, "value"), prevent_initial_call=True)  # fmt: skip
     def on_region(selected, click, value, explain_clicks, error, mode, border, width, image_ref, region_ref,
-                  truth_ref, session) -> tuple[Any, ...]:  # fmt: skip
-        store, names = get_store(config), get_session_adapter(config, session).class_names
+                  truth_ref, session, chosen, contrast) -> tuple[Any, ...]:  # fmt: skip
+        store, adapter = get_store(config), get_session_adapter(config, session)
+        names = adapter.class_names
         choices = RegionChoices.of(mode, border, width)
         event = region_event([item["prop_id"] for item in ctx.triggered])
         if event == "select":
@@ -299,4 +305,7 @@ def register(app: Dash, config: AppConfig) -> None:
             out = handle_choices(store, session, image_ref, region_ref, names, choices)
         else:
             raise PreventUpdate
+        if early:
+            start_early(out[0], out[1], chosen, image_ref, session, contrast, adapter=adapter, store=store,
+                        infos=methods())  # fmt: skip
         return region_events(out)
