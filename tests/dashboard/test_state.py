@@ -66,3 +66,33 @@ def test_entries_expire(tmp_path, session):
     time.sleep(0.05)
     assert store.get(session, "x", "k") is None
     store.close()
+
+
+def test_a_big_value_is_written_in_one_call_and_read_back_by_plain_diskcache(tmp_path, session, monkeypatch):
+    import builtins
+
+    import diskcache
+
+    value = {"maps": [np.full((64, 64), 10, np.uint8) for _ in range(40)], "newlines": b"\n" * 50_000}
+    store = DiskStore(str(tmp_path))
+    writes = []
+    real_open = builtins.open
+
+    def counting_open(path, mode="r", *args, **kwargs):
+        handle = real_open(path, mode, *args, **kwargs)
+        if "x" in mode:
+            original = handle.write
+            handle.write = lambda data: writes.append(len(data)) or original(data)
+        return handle
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    store.put(session, "layers", "k", value)
+    monkeypatch.undo()
+    assert len(writes) == 1 and writes[0] > 200_000  # one file, one write (diskcache's own Disk: one per line)
+    stored = store.get(session, "layers", "k")
+    assert stored["newlines"] == value["newlines"] and all((m == 10).all() for m in stored["maps"])
+    with diskcache.Cache(str(tmp_path)) as plain:  # another process with diskcache's own Disk reads it
+        [key] = list(plain.iterkeys())
+        assert plain.get(key)["newlines"] == value["newlines"]
+    store.put(session, "layers", "small", 7)
+    assert store.get(session, "layers", "small") == 7
