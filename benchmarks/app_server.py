@@ -381,6 +381,7 @@ class Callback:
     background: Mapping[str, Any] | None
     running: Mapping[str, Any] | None
     clientside: bool
+    clientside_function: str | None = None  # its function name in the `segx` namespace (assets/dashboard.js)
 
     @property
     def multi(self) -> bool:
@@ -415,6 +416,7 @@ def parse_dependencies(deps: Sequence[Mapping[str, Any]]) -> list[Callback]:
                 background=dep.get("background"),
                 running=dep.get("running"),
                 clientside=bool(dep.get("clientside_function")),
+                clientside_function=(dep.get("clientside_function") or {}).get("function_name"),
             )
         )
     return callbacks
@@ -471,11 +473,12 @@ class Page:
         return changed
 
     def triggered(self, changed: Iterable[tuple[str, str]]) -> list[tuple[Callback, list[str]]]:
-        """The server-side callbacks that have one of the changed props as an input, with their changedPropIds."""
+        """The callbacks that have one of the changed props as an input, with their changedPropIds: the server-side
+        ones and the clientside event writers (`run_writer`); other clientside callbacks are not modelled."""
         changed = list(changed)
         found = []
         for cb in self.callbacks:
-            if cb.clientside:
+            if cb.clientside and cb.clientside_function != "writeEvents":
                 continue
             prop_ids: list[str] = []
             for spec_id, spec_prop in cb.inputs:
@@ -493,6 +496,21 @@ class Page:
             if prop_ids:
                 found.append((cb, prop_ids))
         return found
+
+    def run_writer(self, cb: Callback, prop_ids: Sequence[str]) -> list[tuple[str, str]]:
+        """Run a clientside event writer (`segx.writeEvents`, in the page) as the browser does, with its rule in
+        Python (`dashboard.callbacks.events.decide`); returns the (id, prop) pairs set."""
+        from dash import no_update
+
+        from dashboard.callbacks.events import decide
+
+        fired = {prop_id: self.get(*prop_id.rsplit(".", 1)) for prop_id in prop_ids}
+        values = decide([clean_property(prop) for _, prop in cb.outputs], list(prop_ids), fired)
+        changed: list[tuple[str, str]] = []
+        for (id_str, prop), value in zip(cb.outputs, values, strict=True):
+            if value is not no_update:
+                changed.extend(self.set_props(id_str, {prop: value}))
+        return changed
 
     def _resolve(self, spec_id: str, prop: str, with_value: bool) -> Any:
         def entry(id_str: str) -> dict[str, Any]:
@@ -719,6 +737,9 @@ class DashClient:
 
         def fire(triggered: list[tuple[Callback, list[str]]]) -> None:
             for cb, prop_ids in triggered:
+                if cb.clientside:  # an event writer: in the page, at once
+                    fire(page.triggered(page.run_writer(cb, prop_ids)))
+                    continue
                 payload = page.payload(cb, prop_ids)
                 if cb.background is not None:
                     if cb.running:

@@ -241,3 +241,22 @@ def test_prevented_update_answers_204(served) -> None:
     [(cb, prop_ids)] = page.triggered(changed)
     response = client.post(bench.update_url("", config["end_id"]), json=page.payload(cb, prop_ids))
     assert response.status_code == 204
+
+
+def test_the_event_writers_run_in_the_modelled_page_as_in_the_browser(served) -> None:
+    """The writers are clientside (`segx.writeEvents`): the benchmark's page runs them itself, so a region event
+    reaches the region store and, from it, the question callback, with no request of their own."""
+    page = _page(served)
+    event = {"set": {"data": {"key": "r1", "image": "k"}}, "at": 5}
+    changed = page.set_props("region-store--region-event", {"data": event})
+    [(writer, prop_ids)] = page.triggered(changed)
+    assert writer.clientside and writer.clientside_function == "writeEvents"
+    assert page.run_writer(writer, prop_ids) == [("region-store", "data")]
+    assert page.get("region-store", "data") == {"key": "r1", "image": "k"}
+    older = {"set": {"data": {"key": "old"}}, "at": 1}  # a second source firing with an older event loses
+    changed = page.set_props("region-store--image-event", {"data": older})
+    both = [*prop_ids, *[p for _, ids in page.triggered(changed) for p in ids]]
+    page.run_writer(writer, both)
+    assert page.get("region-store", "data") == {"key": "r1", "image": "k"}
+    downstream = {cb.outputs[0][0] for cb, _ in page.triggered([("region-store", "data")])}
+    assert "fast-grid" in downstream
