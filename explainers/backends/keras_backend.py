@@ -487,8 +487,8 @@ def combined_maps(combiners: Sequence[Combiner]) -> Callable[..., Any]:
 
     Per layer, not one function over all layers: a layer's maps are then computed as soon as its gradient exists,
     during the backward pass, and its activation and gradient can be freed at once. One function over every layer
-    needs all of them alive together: at 512x512 on DeepLabV3+ (88 layers) that raised the pass's peak memory by
-    about 0.7 GB (which TensorFlow's CPU allocator keeps), and it compiled 2x slower and ran ~15% slower."""
+    needs all of them alive together: at 512x512 on DeepLabV3+ (88 layers as listed then) that raised the pass's peak
+    memory by about 0.7 GB (which TensorFlow's CPU allocator keeps), and it compiled 2x slower and ran ~15% slower."""
     combine_layer = layer_maps_function(combiners)
 
     def combine_all(activations: list[tf.Tensor], grads: list[tf.Tensor]) -> list[tf.Tensor]:
