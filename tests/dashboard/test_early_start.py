@@ -17,24 +17,26 @@ from tests.dashboard.test_callbacks import box, card_methods
 
 
 def test_a_joined_run_has_finished_and_a_missing_one_is_not_waited_for():
-    early, done, gate = EarlyStarts(), [], threading.Event()
-    early.start("k", "s", lambda: gate.wait(5) and done.append(1))
+    early, done, started, gate = EarlyStarts(), [], threading.Event(), threading.Event()
+    early.start("k", "s", lambda: started.set() or (gate.wait(5) and done.append(1)))
+    assert started.wait(5)
     threading.Timer(0.1, gate.set).start()
-    assert early.join("k") is True and done == [1]  # waited for the run
+    assert early.join("k") is True and done == [1]  # waited for the running run
     assert early.join("k") is False and early.join("other") is False  # finished (forgotten) or never started
 
 
 def test_a_failed_run_is_joined_as_not_done():
-    early = EarlyStarts()
-    gate = threading.Event()
+    early, started, gate = EarlyStarts(), threading.Event(), threading.Event()
 
     def fail():
+        started.set()
         gate.wait(5)
         raise RuntimeError("boom")
 
     early.start("k", "s", fail)
-    gate.set()
-    assert early.join("k") is False
+    assert started.wait(5)
+    threading.Timer(0.1, gate.set).start()
+    assert early.join("k") is False  # waited for it (running), then saw it fail
 
 
 def test_a_newer_start_of_a_session_cancels_its_queued_one_and_leaves_others():
@@ -44,24 +46,34 @@ def test_a_newer_start_of_a_session_cancels_its_queued_one_and_leaves_others():
     early.start("second", "s", lambda: ran.append("second"))  # waits for its turn
     early.start("other", "t", lambda: ran.append("other"))  # another session: kept
     early.start("third", "s", lambda: ran.append("third"))  # cancels "second", still waiting
+    assert early.join("second") is False  # cancelled
+    assert early.join("other") is False  # queued: cancelled by its joiner, who computes itself
     gate.set()
-    assert early.join("second") is False
     deadline = time.monotonic() + 10
-    while len(ran) < 3 and time.monotonic() < deadline:
+    while len(ran) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert ran[0] == "first" and sorted(ran[1:]) == ["other", "third"]  # one at a time; "second" never ran
+    assert ran == ["first", "third"]  # one at a time; "second" and "other" never ran
 
 
-def test_a_run_stopped_from_outside_is_not_left_pending():
+def test_a_worker_stopped_from_outside_fails_its_run_and_is_replaced():
     """A harness that stops threads it did not start (dash's test runner raises SystemExit in them) must not leave a
-    run that a later join waits for forever."""
+    run that a later join waits for forever, nor a dead worker that later runs queue behind."""
     early = EarlyStarts()
 
+    started = threading.Event()
+
     def stopped():
+        started.set()
         raise SystemExit
 
     early.start("k", "s", stopped)
-    assert early.join("k") is False
+    assert started.wait(5) and early.join("k") is False
+    done = []
+    early.start("next", "s", lambda: done.append(1) or True)
+    deadline = time.monotonic() + 10
+    while not done and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert done == [1]  # a new worker ran it
 
 
 @pytest.fixture()
