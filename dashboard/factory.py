@@ -49,8 +49,7 @@ def cam_layer(config: AppConfig, adapter: Any) -> str | None:
     if config.cam_layer is None:
         return adapter.default_layer
     if config.cam_layer not in adapter.conv_layers:
-        raise ValueError(f"--cam-layer {config.cam_layer!r} is not a CAM layer of the model; choose one of "
-                         f"{list(adapter.conv_layers)}.")  # fmt: skip
+        raise ValueError(f"--cam-layer: {adapter.unknown_layer_message([config.cam_layer])}")
     return config.cam_layer
 
 

@@ -110,3 +110,18 @@ def test_load_adapter_refusals_are_model_refused(models):
     for name in ("classifier", "rank", "noconv", "h5", "garbage", "broken"):
         with pytest.raises(ModelRefused):
             load_adapter(models[name])
+
+
+def test_cam_layer_refuses_a_block_conv_and_names_its_rectified_output():
+    """--cam-layer with a conv -> BN -> ReLU block's raw conv (listed as the block's ReLU) says which name to use."""
+    from dashboard.config import AppConfig
+    from dashboard.factory import cam_layer
+    from explainers import SegmentationAdapter
+    from models import load_demo_model
+
+    adapter = SegmentationAdapter(load_demo_model())
+    conv, relu = next(iter(adapter.backend.listed_as.items()))
+    assert cam_layer(AppConfig(cam_layer=relu), adapter) == relu
+    with pytest.raises(ValueError, match=f"--cam-layer: '{conv}' is not a conv layer of the model \\('{conv}' is "
+                                         f"listed as its rectified output '{relu}'\\)"):  # fmt: skip
+        cam_layer(AppConfig(cam_layer=conv), adapter)
