@@ -142,10 +142,14 @@ def question_of(
             "label": str(region_ref.get("label") or region_ref.get("kind") or "region")}  # fmt: skip
 
 
-def fast_method_names(adapter: Any, infos: Sequence[MethodInfo], chosen: Sequence[str] | None) -> list[str]:
-    """The chosen methods computed inside the request (fast, and available for this model), in `infos` order."""
-    names = [info.name for info in infos if info.name in set(chosen or []) and not info.slow]
-    unavailable = unavailable_methods(adapter, names)
+def fast_method_names(
+    adapter: Any, infos: Sequence[MethodInfo], chosen: Sequence[str] | None, unavailable: Collection[str] | None = None
+) -> list[str]:
+    """The chosen methods computed inside the request (fast, and available for this model), in `infos` order;
+    `unavailable`: the chosen methods this model cannot run, when the caller already has them."""
+    wanted = set(chosen or [])
+    names = [info.name for info in infos if info.name in wanted and not info.slow]
+    unavailable = unavailable_methods(adapter, names) if unavailable is None else unavailable
     return [name for name in names if name not in unavailable]
 
 
@@ -228,7 +232,7 @@ def handle_explain(
         _, labels, _ = analysis.image_data(store, session, question["image"])
         size = labels.shape[:2]
         region = store.get(session, "region", question["region"])
-        fast = fast_method_names(adapter, infos, chosen)
+        fast = fast_method_names(adapter, infos, chosen, unavailable)
         summaries, failed = compute_fast(adapter, store, session, question, fast)
         failed.update(unavailable)
         cards = CardContext(store, session, question, adapter.conv_layers, adapter.layer_shapes, layer_index,
